@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets follow the one-way dependency chain in docs/architecture.md:
+// ProxyCore <- Isolation / Upstream <- Security / Gateway <- Commands <- mcpproxy.
+let package = Package(
+    name: "mcpproxy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mcpproxy", targets: ["mcpproxy"]),
+        .executable(name: "mcpproxy-sandbox", targets: ["mcpproxy-sandbox"]),
+        .executable(name: "mcpproxy-fixture", targets: ["mcpproxy-fixture"]),
+        .executable(name: "mcpproxy-probe", targets: ["mcpproxy-probe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // C: process spawning (own process group, parent-death signal from a dedicated thread).
+        .target(name: "CShim"),
+        // C: the sandbox launcher (Landlock, rlimits, seccomp, namespaces), linked into both
+        // the small `mcpproxy-sandbox` executable and `mcpproxy sandbox-exec`.
+        .target(name: "CSandbox"),
+        .executableTarget(name: "mcpproxy-sandbox", dependencies: ["CSandbox"]),
+
+        .target(name: "ProxyCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Isolation", dependencies: [
+            "ProxyCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Upstream", dependencies: [
+            "ProxyCore", "Isolation", "CShim",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        .target(name: "Security", dependencies: [
+            "ProxyCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Gateway", dependencies: [
+            "ProxyCore", "Isolation", "Upstream", "Security",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "Commands", dependencies: [
+            "ProxyCore", "Isolation", "Upstream", "Security", "Gateway", "CSandbox",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "mcpproxy", dependencies: ["Commands"]),
+        // A fixture MCP server (Foundation only, so it also builds as a static binary for images).
+        .executableTarget(name: "mcpproxy-fixture"),
+        // The sandbox escape-battery probe: an MCP stdio server whose tools try to break out.
+        .executableTarget(name: "mcpproxy-probe"),
+
+        .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
+        .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
+        .testTarget(name: "SecurityTests", dependencies: ["Security", "ProxyCore"],
+                    resources: [.copy("Corpus")]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "ProxyCore", "Upstream"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

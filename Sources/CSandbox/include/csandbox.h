@@ -1,0 +1,1 @@
+int mcpx_sandbox_main(int argc, char **argv);

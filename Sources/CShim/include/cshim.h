@@ -1,0 +1,1 @@
+int mcpx_shim_placeholder(void);

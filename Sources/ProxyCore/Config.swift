@@ -1,0 +1,149 @@
+import Foundation
+
+/// Isolation modes for stdio servers (seed 001).
+public enum IsolationMode: String, Sendable, Codable, CaseIterable, Equatable {
+    case docker, sandbox, none
+}
+
+/// Upstream transport protocols.
+public enum UpstreamProtocol: String, Sendable, Codable, CaseIterable, Equatable {
+    case stdio
+    /// Streamable HTTP (POST with JSON or SSE replies).
+    case http
+    /// Legacy HTTP+SSE (GET an event stream, POST to the announced endpoint).
+    case sse
+    /// Pick from the config: `command` → stdio, `url` → http.
+    case auto
+}
+
+/// How upstream tools are exposed to clients.
+public enum RoutingMode: String, Sendable, Codable, Equatable {
+    /// Only the built-in tools (`retrieve_tools`, `call_tool`, ...).
+    case retrieveTools = "retrieve_tools"
+    /// Every upstream tool as `server__tool`, plus the built-ins.
+    case direct
+}
+
+/// The whole configuration file, as parsed and validated.
+public struct ProxyConfig: Sendable, Equatable {
+    /// `host:port` for the HTTP endpoint.
+    public var listen: String = "127.0.0.1:8080"
+    public var routingMode: RoutingMode = .retrieveTools
+    /// Largest accepted request body, bytes.
+    public var maxRequestBodyBytes: Int = 4 * 1024 * 1024
+    /// Timeout of one tools/call to an upstream, seconds.
+    public var callTimeout: Double = 120
+    /// Origins allowed to call `/mcp` from a browser (besides localhost ones).
+    public var allowedOrigins: [String] = []
+    /// Whether the activity log records tool call arguments verbatim (default: size and hash only).
+    public var logCallArguments: Bool = false
+    public var dockerIsolation: DockerIsolationConfig = .init()
+    public var sandbox: SandboxGlobalConfig = .init()
+    public var servers: [ServerConfig] = []
+
+    public init() {}
+
+    /// The server with this name, if configured.
+    public func server(named name: String) -> ServerConfig? { servers.first { $0.name == name } }
+}
+
+/// `docker_isolation`: the global isolation settings (the key name is historical: `mode` selects
+/// any of the three modes).
+public struct DockerIsolationConfig: Sendable, Equatable {
+    public var mode: IsolationMode? = nil
+    /// Legacy switch: true → docker, false → none (only when `mode` is absent).
+    public var enabled: Bool? = nil
+    public var memoryLimit: String = "512m"
+    public var cpuLimit: String = "1.0"
+    /// Container start through `initialize`, seconds.
+    public var timeout: Double = 30
+    public var networkMode: String = "bridge"
+    public var registry: String = "docker.io"
+    public var defaultImages: [String: String] = DockerIsolationConfig.seedImages
+    public var extraArgs: [String] = []
+    /// Container user (uid:gid); non-root by default.
+    public var user: String = "65534:65534"
+    public var pidsLimit: Int = 256
+    /// Size of the `/tmp` tmpfs in the read-only container.
+    public var tmpfsSize: String = "64m"
+
+    public init() {}
+
+    /// The runtime-to-image table of seed 000.
+    public static let seedImages: [String: String] = [
+        "python": "python:3.11", "python3": "python:3.11", "uvx": "python:3.11",
+        "pip": "python:3.11", "pipx": "python:3.11",
+        "node": "node:20", "npm": "node:20", "npx": "node:20", "yarn": "node:20",
+        "go": "golang:1.21-alpine", "cargo": "rust:1.75-slim", "rustc": "rust:1.75-slim",
+        "ruby": "ruby:3.2-alpine", "gem": "ruby:3.2-alpine",
+        "php": "php:8.2-cli-alpine", "composer": "php:8.2-cli-alpine",
+        "binary": "alpine:3.18", "sh": "alpine:3.18", "bash": "alpine:3.18",
+    ]
+}
+
+/// `sandbox`: global settings of the native sandbox mode.
+public struct SandboxGlobalConfig: Sendable, Equatable {
+    /// Start servers even when the kernel cannot enforce the whole policy (logged at warn).
+    public var allowDegraded: Bool = false
+    public var readPaths: [String] = []
+    public var writePaths: [String] = []
+    /// Address-space cap, e.g. "4g" (the default leaves room for runtimes that reserve a lot).
+    public var memoryLimit: String? = nil
+    public var maxOpenFiles: Int = 1024
+    public var maxProcesses: Int = 256
+    /// CPU seconds (RLIMIT_CPU); nil = no cap.
+    public var cpuSeconds: Int? = nil
+
+    public init() {}
+}
+
+/// Per-server `isolation` block. Every field is optional: absent means "inherit".
+public struct ServerIsolationConfig: Sendable, Equatable {
+    public var mode: IsolationMode? = nil
+    public var enabled: Bool? = nil
+    // docker
+    public var image: String? = nil
+    public var memoryLimit: String? = nil
+    public var cpuLimit: String? = nil
+    public var networkMode: String? = nil
+    public var workingDir: String? = nil
+    public var extraArgs: [String]? = nil
+    public var volumes: [String]? = nil
+    public var user: String? = nil
+    public var pidsLimit: Int? = nil
+    /// Named, loudly-logged relaxations and opt-ins (e.g. "writable_rootfs", "privileged",
+    /// "docker_socket", "host_network"). See docs/configuration.md.
+    public var allow: [String] = []
+    // sandbox
+    public var readPaths: [String]? = nil
+    public var writePaths: [String]? = nil
+    public var allowTCPConnect: [Int]? = nil
+
+    public init() {}
+}
+
+/// One upstream server.
+public struct ServerConfig: Sendable, Equatable {
+    public var name: String
+    public var command: String? = nil
+    public var args: [String] = []
+    public var env: [String: String] = [:]
+    public var url: String? = nil
+    public var headers: [String: String] = [:]
+    public var protocolKind: UpstreamProtocol = .auto
+    public var enabled: Bool = true
+    public var workingDir: String? = nil
+    public var isolation: ServerIsolationConfig? = nil
+    /// nil: not stated in the file (a new server: quarantined). false: approved.
+    public var quarantined: Bool? = nil
+    /// Startup timeout (spawn through `initialize`), seconds; nil = the default.
+    public var startupTimeout: Double? = nil
+
+    public init(name: String) { self.name = name }
+
+    /// The protocol after resolving `auto`.
+    public var effectiveProtocol: UpstreamProtocol {
+        if protocolKind != .auto { return protocolKind }
+        return command != nil ? .stdio : .http
+    }
+}

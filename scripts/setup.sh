@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian machine of the project's kind, idempotently:
+# apt packages, the Docker engine (started if not running), the Python venv with the real MCP
+# peers from PyPI, and the locally built test images. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { echo "[setup] $*"; }
+
+need_apt=()
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Docker engine: start dockerd when no engine answers.
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  mkdir -p /var/log
+  (dockerd >/var/log/mcpproxy-dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/mcpproxy-dockerd.log" >&2; exit 1; }
+fi
+
+# Python venv with the real MCP client and servers from PyPI.
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest' >/dev/null 2>&1; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q -r tests/requirements.txt
+fi
+log "ready"
