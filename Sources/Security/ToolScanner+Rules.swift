@@ -21,6 +21,8 @@ struct Rule: Sendable {
         message: "private-use characters have no defined meaning and may carry hidden data")
     static let softHyphen = Rule(id: "unicode.soft-hyphen", severity: .soft,
         message: "soft hyphens are invisible and can split words to dodge review")
+    static let softHyphenInWord = Rule(id: "unicode.soft-hyphen-in-word", severity: .hard,
+        message: "a soft hyphen inside an English word is invisible and splits the word to dodge review")
 
     static func unicodeRule(for u: Unicode.Scalar, in s: [Unicode.Scalar], at i: Int) -> Rule? {
         if UnicodeRules.isTag(u) { return .tagCharacters }
@@ -28,7 +30,11 @@ struct Rule: Sendable {
         if UnicodeRules.isZeroWidth(u) && !UnicodeRules.isLegitimateJoiner(s, at: i) { return .zeroWidth }
         if UnicodeRules.isControl(u) { return .controlCharacters }
         if UnicodeRules.isPrivateUse(u) { return .privateUse }
-        if u.value == 0x00AD { return .softHyphen }
+        if u.value == 0x00AD {
+            // Inside an ASCII word a soft hyphen only hides the word from review.
+            func letter(_ k: Int) -> Bool { k >= 0 && k < s.count && s[k].isASCII && Character(s[k]).isLetter }
+            return letter(i - 1) && letter(i + 1) ? .softHyphenInWord : .softHyphen
+        }
         return nil
     }
 
@@ -126,7 +132,7 @@ struct Rule: Sendable {
 /// Word lists shared by the rules.
 enum Lexicon {
     /// Secret-bearing paths, credential stores and environment dumps.
-    static let sensitive = Pattern(#"(~|\$HOME|%USERPROFILE%|/home/\w+|/root|/Users/\w+)?/?\.ssh\b|\bid_(rsa|dsa|ecdsa|ed25519)\b|\bauthorized_keys\b|\.aws/(credentials|config)\b|\.azure/|gcloud/(credentials|application_default)|application_default_credentials\.json|\.kube/config\b|\.docker/config\.json|\.cursor/mcp\.json|\bmcp\.json\b|claude_desktop_config\.json|\.claude\.json|/etc/(passwd|shadow|sudoers)\b|\.netrc\b|\.npmrc\b|\.pypirc\b|\.git-credentials\b|\.gnupg\b|\.password-store\b|\bwallet\.dat\b|\b(keychain|login\.keychain)\b|\.bash_history\b|\.zsh_history\b|(^|[\s'"`(/])\.env(\.\w+)?\b|\b(all|every|the\s+full\s+list\s+of)\s+(the\s+)?environment\s+variables\b|\bprintenv\b|\bprocess\.env\b|\bos\.environ\b|\b(AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|GITHUB_TOKEN|OPENAI_API_KEY|ANTHROPIC_API_KEY)\b|\b(private\s+key|seed\s+phrase|recovery\s+phrase|mnemonic\s+phrase)s?\b"#)
+    static let sensitive = Pattern(#"(~|\$HOME|%USERPROFILE%|/home/\w+|/root|/Users/\w+)?/?\.ssh\b|\bid_(rsa|dsa|ecdsa|ed25519)\b|\bauthorized_keys\b|\.aws/(credentials|config)\b|\.azure/|gcloud/(credentials|application_default)|application_default_credentials\.json|\.kube/config\b|\.docker/config\.json|\.cursor/mcp\.json|\bmcp\.json\b|claude_desktop_config\.json|\.claude\.json|/etc/(passwd|shadow|sudoers)\b|\.netrc\b|\.npmrc\b|\.pypirc\b|\.git-credentials\b|\.gnupg\b|\.password-store\b|\bwallet\.dat\b|\b(keychain|login\.keychain)\b|\.bash_history\b|\.zsh_history\b|(^|[\s'"`(/])\.env(\.\w+)?\b|\b(all|every|the\s+full\s+list\s+of)\s+(the\s+)?environment\s+variables\b|\bprintenv\b|\bprocess\.env\b|\bos\.environ\b|\b(AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|GITHUB_TOKEN|OPENAI_API_KEY|ANTHROPIC_API_KEY)\b|\b(private\s+key|seed\s+phrase|recovery\s+phrase|mnemonic\s+phrase)s?\b|\bcookies\.sqlite\b|\blogin\s+data\b|\b(browser|cookie)\s+(cookie\s+)?(store|jar|database)\b|\bbrowser\s+cookies\b|\b(the\s+user'?s|your|saved|stored)\s+(passwords?|credentials|cookies|session\s+tokens?)\b"#)
     /// Verbs of reading something or handing it over.
     static let readOrTransfer = Pattern(#"\b(read|cat|open|load|fetch|get|retrieve|collect|grab|access|gather|extract|look\s+up|pass|include|send|provide|put|append|attach|insert|embed|supply|upload|post|copy|paste|forward|transmit|share)\b"#)
     static let transfer = Pattern(#"\b(pass|include|send|provide|put|append|attach|insert|embed|supply|upload|post|copy|paste|forward|transmit|share)\b"#)
@@ -139,6 +145,8 @@ enum Lexicon {
 
     /// A literal email address, URL or IPv4 address.
     static let address = Pattern(#"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b|\b(https?|ftp|wss?)://[^\s'"`<>)]+|\b(\d{1,3}\.){3}\d{1,3}(:\d+)?\b"#)
+    /// A literal payment destination: an IBAN or a crypto wallet address.
+    static let paymentDestination = Pattern(#"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b|\b0x[0-9a-fA-F]{40}\b|\b(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,39}\b"#, caseSensitive: true)
     static let redirectVerb = Pattern(#"\b(bcc|cc|forward|redirect|send|sent|copy|post|upload|report|transmit|mirror|sync|share|exfiltrate|notify|email|deliver|route)\b"#)
     static let insistence = Pattern(#"\b(always|must|make\s+sure|be\s+sure|remember\s+to|additionally|in\s+addition|every|whenever|also|secretly|important|all|each)\b"#)
     static let changeRecipient = Pattern(#"\b(change|replace|set|redirect|override|swap|substitute|rewrite)\b.{0,40}\b(recipient|recipients|to\s+address|destination|account\s+number|iban|wallet|payee|beneficiary|webhook)\b"#)
@@ -166,7 +174,7 @@ enum Lexicon {
     /// Naming other tools.
     static let otherTools = Pattern(#"\b(other|another|all|any|every|existing|remaining|additional|also\s+present|whichever)\s+([\w-]+\s+){0,2}(tools?|servers?|functions?|integrations?)\b"#)
     /// Changing how something else behaves.
-    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also))\b"#)
+    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also)|(after|before|whenever|each\s+time|every\s+time)\s+(any|every|each|all|another)\s+(other\s+)?(tools?|functions?)\b)\b"#)
     static let preference = Pattern(#"\b(instead\s+of|rather\s+than|prefer\w*|in\s+place\s+of|do\s+not\s+use|don'?t\s+use|never\s+use|avoid\s+using|superior\s+to|better\s+than)\b"#)
     /// Behaviour words near another server's tool name.
     static let behaviour = Pattern(#"\b(must|always|never|instead|before|after|whenever|should|do\s+not|don'?t|override|replace|also|first|side[\s-]effects?|make\s+sure|ensure|redirect|change)\b"#)

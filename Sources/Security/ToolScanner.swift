@@ -164,10 +164,13 @@ struct ToolContext {
 
             // Redirection: an instruction to send or copy data to a literal address.
             let addresses = Lexicon.address.matches(in: sentence).filter { !Lexicon.isDocumentationAddress(String(sentence[$0])) }
-            if let a = addresses.first {
-                let redirect = (Lexicon.redirectVerb.firstMatch(in: sentence) != nil && Lexicon.insistence.firstMatch(in: sentence) != nil)
-                    || Lexicon.changeRecipient.firstMatch(in: sentence) != nil
-                if redirect { add(.exfilRedirect, field, text, text.span(of: abs(a))) }
+            let insists = Lexicon.insistence.firstMatch(in: sentence) != nil
+            let destination = addresses.first ?? Lexicon.paymentDestination.firstMatch(in: sentence)
+            if let a = destination, Lexicon.redirectVerb.firstMatch(in: sentence) != nil && insists {
+                add(.exfilRedirect, field, text, text.span(of: abs(a)))
+            } else if let c = Lexicon.changeRecipient.firstMatch(in: sentence), insists || destination != nil {
+                // "change the recipient/IBAN/wallet to ..." with insistence or a literal destination.
+                add(.exfilRedirect, field, text, text.span(of: abs(destination ?? c)))
             }
 
             // Shadowing: naming another server's tool, or rewriting how other tools behave.

@@ -95,12 +95,12 @@ struct SecurityStoreTests {
             c = sqlite3.connect(sys.argv[1], isolation_level=None)
             c.execute("BEGIN EXCLUSIVE")
             print("locked", flush=True)
-            time.sleep(20)
+            time.sleep(30)
             """, path]
         let out = Pipe()
         holder.standardOutput = out
         try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
         let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
         #expect(line.contains("locked"))
         let error = try #require(throws: ProxyError.self) { try SecurityStore.open(path: path, busyTimeout: 0.2) }
