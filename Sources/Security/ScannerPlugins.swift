@@ -12,10 +12,10 @@ public enum ScannerPluginPlanner {
             return nil
         case .sandbox:
             return "isolation mode sandbox runs no Docker, so the Docker-based scanner \"\(plugin.name)\" was skipped and the scan is incomplete; "
-                + "use isolation mode docker on a host with a working Docker engine to run it"
+                + "use isolation mode docker on a host with a working Docker engine to run it (see MCPX_DOCKER_SNAP_APPARMOR for snap-docker hosts)"
         case .none:
             return "isolation mode none runs no Docker, so the Docker-based scanner \"\(plugin.name)\" was skipped and the scan is incomplete; "
-                + "use isolation mode docker on a host with a working Docker engine to run it"
+                + "use isolation mode docker on a host with a working Docker engine to run it (see MCPX_DOCKER_SNAP_APPARMOR for snap-docker hosts)"
         }
     }
 

@@ -33,6 +33,20 @@ public struct ServerVerdict: Sendable, Equatable {
 
     /// Names of the visible tools.
     public var visibleToolNames: [String] { visibleTools.map(\.name) }
+
+    /// Why each held tool is held, by tool name; `"*"` holds the whole server (quarantine or a
+    /// failed database). The messages say how to approve. Empty when everything is visible.
+    public var refusals: [String: String] {
+        if let storeError {
+            return ["*": "server \"\(server)\": the security database failed, so its tools are held (\(storeError))"]
+        }
+        if quarantined { return ["*": SecurityGate.quarantineMessage(server)] }
+        var out: [String: String] = [:]
+        for (tool, status) in tools where status != .approved {
+            out[tool] = SecurityGate.heldMessage(server: server, tool: tool, status: status, scan: scan)
+        }
+        return out
+    }
 }
 
 /// Old versus new definition of a held tool, for review before approval.
@@ -119,6 +133,7 @@ public actor SecurityGate {
     private let scanner: ToolScanner
     private let plugins: [ScannerPluginConfig]
     private let runner: ScannerPluginRunning
+    private let logCallArguments: Bool
 
     /// The last tool list and verdict per server (the hot path reads only these).
     private var current: [String: (tools: [ToolDefinition], verdict: ServerVerdict)] = [:]
@@ -126,8 +141,12 @@ public actor SecurityGate {
     /// - Parameters:
     ///   - plugins: Docker-based scanner plugins (`security.scanners`).
     ///   - runner: runs a plugin; the default uses the Docker CLI.
+    ///   - logCallArguments: the `log_call_arguments` config key, used by
+    ///     `recordCall(server:tool:durationMs:outcome:requestID:arguments:)`.
     public init(store: SecurityStore, log: Logger, plugins: [ScannerPluginConfig] = [],
-                runner: ScannerPluginRunning = DockerScannerRunner(), scanner: ToolScanner = ToolScanner()) {
+                runner: ScannerPluginRunning = DockerScannerRunner(), scanner: ToolScanner = ToolScanner(),
+                logCallArguments: Bool = false) {
+        self.logCallArguments = logCallArguments
         self.store = store
         self.log = log
         self.plugins = plugins
@@ -247,26 +266,33 @@ public actor SecurityGate {
         if let e = v.storeError {
             return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", cause: e))
         }
-        if v.quarantined {
-            return .failure(ProxyError(.refused, "server \"\(server)\" is quarantined: its tools are held until a person reviews and approves it. "
-                + "Review: \(SecurityRoutes.security(server)). Approve: `\(SecurityRoutes.cliApprove(server))` or \(SecurityRoutes.unquarantine(server))"))
-        }
+        if v.quarantined { return .failure(ProxyError(.refused, SecurityGate.quarantineMessage(server))) }
         guard let status = v.tools[tool] else {
             return .failure(ProxyError(.notFound, "server \"\(server)\" has no tool \"\(tool)\""))
         }
+        if status == .approved { return .success(()) }
+        return .failure(ProxyError(.refused, SecurityGate.heldMessage(server: server, tool: tool, status: status, scan: v.scan)))
+    }
+
+    static func quarantineMessage(_ server: String) -> String {
+        "server \"\(server)\" is quarantined: its tools are held until a person reviews and approves it. "
+            + "Review: \(SecurityRoutes.security(server)). Approve: `\(SecurityRoutes.cliApprove(server))` or \(SecurityRoutes.unquarantine(server))"
+    }
+
+    static func heldMessage(server: String, tool: String, status: ToolStatus, scan: ScanReport) -> String {
         switch status {
         case .approved:
-            return .success(())
+            return "tool \"\(tool)\" of server \"\(server)\" is approved"
         case .changed:
-            return .failure(ProxyError(.refused, "tool \"\(tool)\" of server \"\(server)\" changed since it was approved (possible rug pull) and is held. "
-                + "Review the diff: \(SecurityRoutes.diff(server)). Approve: `\(SecurityRoutes.cliApproveTool(server, tool))` or \(SecurityRoutes.approveTool(server, tool))"))
+            return "tool \"\(tool)\" of server \"\(server)\" changed since it was approved (possible rug pull) and is held. "
+                + "Review the diff: \(SecurityRoutes.diff(server)). Approve: `\(SecurityRoutes.cliApproveTool(server, tool))` or \(SecurityRoutes.approveTool(server, tool))"
         case .pending:
-            return .failure(ProxyError(.refused, "tool \"\(tool)\" of server \"\(server)\" is new since the server was approved and is held. "
-                + "Review: \(SecurityRoutes.diff(server)). Approve: `\(SecurityRoutes.cliApproveTool(server, tool))` or \(SecurityRoutes.approveTool(server, tool))"))
+            return "tool \"\(tool)\" of server \"\(server)\" is new since the server was approved and is held. "
+                + "Review: \(SecurityRoutes.diff(server)). Approve: `\(SecurityRoutes.cliApproveTool(server, tool))` or \(SecurityRoutes.approveTool(server, tool))"
         case .blocked:
-            let rules = Set(v.scan.findings(forTool: tool).filter { $0.severity == .hard }.map(\.ruleID)).sorted().joined(separator: ", ")
-            return .failure(ProxyError(.refused, "tool \"\(tool)\" of server \"\(server)\" is blocked: the scanner found \(rules). "
-                + "Review: \(SecurityRoutes.security(server)). To approve it anyway: `\(SecurityRoutes.cliApproveTool(server, tool)) --force` or \(SecurityRoutes.approveTool(server, tool))?force=true"))
+            let rules = Set(scan.findings(forTool: tool).filter { $0.severity == .hard }.map(\.ruleID)).sorted().joined(separator: ", ")
+            return "tool \"\(tool)\" of server \"\(server)\" is blocked: the scanner found \(rules). "
+                + "Review: \(SecurityRoutes.security(server)). To approve it anyway: `\(SecurityRoutes.cliApproveTool(server, tool)) --force` or \(SecurityRoutes.approveTool(server, tool))?force=true"
         }
     }
 
@@ -391,6 +417,13 @@ public actor SecurityGate {
         do { try store.appendActivity(record) } catch {
             log.error("activity log write failed", metadata: ["server": "\(server)", "tool": "\(tool)", "error": "\(error)"])
         }
+    }
+
+    /// `recordCall` with the arguments' raw bytes and the `logCallArguments` given at init.
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+                           arguments: [UInt8]?) {
+        recordCall(server: server, tool: tool, durationMs: durationMs, outcome: outcome, requestID: requestID,
+                   argumentsBytes: arguments.map { Data($0) }, logArguments: logCallArguments)
     }
 
     /// The newest activity entries, newest first.

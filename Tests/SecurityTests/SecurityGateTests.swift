@@ -205,3 +205,24 @@ extension ToolDefinition {
         ToolDefinition(name: name, description: description, inputSchema: inputSchema)
     }
 }
+
+@Suite("Security gate refusals")
+struct SecurityGateRefusalTests {
+    @Test("refusals: '*' for a quarantined server, per tool for held tools, none when all are approved")
+    func refusals() async throws {
+        let dir = TempDir()
+        let g = SecurityGate(store: try SecurityStore.open(dataDir: dir.path), log: Logger(label: "test"), logCallArguments: true)
+        let q = await g.evaluate(server: "fx", configQuarantined: nil, tools: [echo], isolationMode: .none, otherServers: [:])
+        #expect(q.refusals.keys.sorted() == ["*"])
+        #expect(q.refusals["*"]?.contains("mcpproxy upstream approve fx") == true)
+        let a = try #require(try await g.approveServer("fx"))
+        #expect(a.refusals.isEmpty)
+        var changed = echo
+        changed.description = "Echo it."
+        let c = await g.evaluate(server: "fx", configQuarantined: false, tools: [changed], isolationMode: .none, otherServers: [:])
+        #expect(c.refusals.keys.sorted() == ["echo"])
+        #expect(c.refusals["echo"]?.contains("changed since it was approved") == true)
+        await g.recordCall(server: "fx", tool: "echo", durationMs: 1, outcome: "ok", requestID: "7", arguments: Array("{}".utf8))
+        #expect(try await g.activity(server: "fx").get().first?.arguments == "{}")
+    }
+}
