@@ -74,7 +74,11 @@ let package = Package(
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
         .testTarget(name: "SecurityTests", dependencies: ["Security", "ProxyCore"],
                     resources: [.copy("Corpus")]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "ProxyCore", "Upstream"]),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "ProxyCore", "Upstream",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
