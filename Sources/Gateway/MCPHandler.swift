@@ -305,7 +305,7 @@ public final class MCPHandler: Sendable {
         if let conflict = intent.conflict(with: ct.tool) {
             throw ProxyError(.refused, "call_tool_\(intent.rawValue) refused for \"\(qualified)\": \(conflict)")
         }
-        guard let server = await manager.server(named: ct.server) else { throw unknownTool(qualified, builtins: false) }
+        guard let server = catalog.servers[ct.server] else { throw unknownTool(qualified, builtins: false) }
         var params = Array(#"{"name":"#.utf8)
         params += Array(JSONValue.quoted(ct.tool.name).utf8)
         params += Array(#","arguments":"#.utf8)

@@ -43,6 +43,8 @@ public struct Catalog: Sendable {
     public var index = ToolIndex(tools: [])
     public var refusals: [String: String] = [:]            // server:tool or server:* → message
     public var serverNames: Set<String> = []
+    /// The live servers by name, so calls route without a hop onto the manager actor.
+    public var servers: [String: UpstreamServer] = [:]
 
     public func lookup(_ qualified: String) -> CatalogTool? { tools[qualified] }
 }
@@ -118,6 +120,7 @@ public actor ServerManager {
     private func rebuildCatalog() {
         var c = Catalog()
         c.serverNames = Set(config.servers.map(\.name))
+        c.servers = servers
         var list: [CatalogTool] = []
         for s in config.servers where s.enabled {
             guard let server = servers[s.name], server.state == .ready else { continue }

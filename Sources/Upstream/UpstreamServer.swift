@@ -104,6 +104,10 @@ public actor UpstreamServer {
     private var serverInfo: JSONValue?
     private var launchTask: Task<Void, Never>?
     private var restartTask: Task<Void, Never>?
+    private var healthTask: Task<Void, Never>?
+    /// Seconds between health pings of a ready server, and how many may fail in a row.
+    private let pingInterval: Double = 30
+    private let pingFailuresAllowed = 3
     private var stopping = false
 
     public init(config: ServerConfig, proxyConfig: ProxyConfig, environment: UpstreamEnvironment,
@@ -184,6 +188,7 @@ public actor UpstreamServer {
             setState(.ready)
             log.info("server ready", metadata: ["tools": "\(tools.count)", "isolation": "\(decision.mode.rawValue)"])
             onEvent(.toolsChanged(name))
+            startHealthPings(gen)
         } catch {
             guard gen == generation, !stopping else { return }
             let e = error as? ProxyError ?? ProxyError(.upstreamFailed, "\(error)")
@@ -361,6 +366,40 @@ public actor UpstreamServer {
         scheduleRestart()
     }
 
+    /// Pings a ready server periodically; a server that stops answering is restarted like one
+    /// that crashed (a hung process holds calls forever otherwise).
+    private func startHealthPings(_ gen: Int) {
+        healthTask?.cancel()
+        let interval = pingInterval
+        healthTask = Task {
+            var failures = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                guard !Task.isCancelled, let peer = self.live.withLockedValue({ $0.peer }) else { return }
+                do {
+                    _ = try await peer.request(method: "ping", params: nil, timeout: 10)
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures >= self.pingFailuresAllowed {
+                        await self.unresponsive(gen, "\(error)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    private func unresponsive(_ gen: Int, _ why: String) async {
+        guard gen == generation, !stopping else { return }
+        let message = "upstream server \"\(name)\" stopped answering pings (\(why)); restarting it"
+        log.error("\(message)")
+        lastError = message
+        live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
+        await teardown()
+        scheduleRestart()
+    }
+
     private func scheduleRestart() {
         if let since = readySince, Date().timeIntervalSince(since) >= 60 { consecutiveFailures = 0 }
         readySince = nil
@@ -385,6 +424,8 @@ public actor UpstreamServer {
 
     /// Tears down the current process/transport (stop ladder for stdio, docker stop for containers).
     private func teardown() async {
+        healthTask?.cancel()
+        healthTask = nil
         let peer = live.withLockedValue { l -> JSONRPCPeer? in
             defer { l.peer = nil; l.tools = [] }
             return l.peer
