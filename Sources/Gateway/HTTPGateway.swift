@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOConcurrencyHelpers
 import NIOCore
 import ProxyCore
@@ -28,8 +29,18 @@ final class SessionStore: Sendable {
         return s
     }
     func get(_ id: String) -> MCPSession? { sessions.withLockedValue { $0[id] } }
-    @discardableResult func remove(_ id: String) -> Bool { sessions.withLockedValue { $0.removeValue(forKey: id) != nil } }
-    func removeAll() { sessions.withLockedValue { $0.removeAll() } }
+    @discardableResult func remove(_ id: String) -> Bool {
+        let s = sessions.withLockedValue { $0.removeValue(forKey: id) }
+        s?.closeStreams()
+        return s != nil
+    }
+    func removeAll() {
+        let all = sessions.withLockedValue { all in defer { all.removeAll() }; return Array(all.values) }
+        all.forEach { $0.closeStreams() }
+    }
+    func broadcast(_ bytes: [UInt8]) {
+        for s in sessions.withLockedValue({ Array($0.values) }) { s.send(bytes) }
+    }
     var count: Int { sessions.withLockedValue { $0.count } }
 }
 
@@ -48,6 +59,10 @@ public struct HTTPGateway: Sendable {
         self.maxBody = NIOLockedValueBox(config.maxRequestBodyBytes)
         self.allowedOrigins = NIOLockedValueBox(config.allowedOrigins)
         self.log = logger
+        let sessions = self.sessions
+        handler.manager.onCatalogChange {
+            sessions.broadcast(JSONRPC.notification(method: "notifications/tools/list_changed"))
+        }
     }
 
     public func updateConfig(_ c: ProxyConfig) {
@@ -66,12 +81,7 @@ public struct HTTPGateway: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
         router.post("/mcp") { request, _ in await self.post(request) }
-        router.get("/mcp") { request, _ in
-            if let r = self.originCheck(request) { return r }
-            var headers = HTTPFields()
-            headers[.allow] = "POST, DELETE"
-            return Response(status: .methodNotAllowed, headers: headers)
-        }
+        router.get("/mcp") { request, _ in self.notificationStream(request) }
         router.delete("/mcp") { request, _ in
             if let r = self.originCheck(request) { return r }
             guard let id = request.headers[Self.sessionHeader] else {
@@ -157,6 +167,46 @@ public struct HTTPGateway: Sendable {
             }
             return Self.json(.ok, bytes, headers: extra)
         }
+    }
+
+    /// `GET /mcp`: the server-to-client event stream of a session. Carries
+    /// `notifications/tools/list_changed` when the visible tools change, and a comment every 15 s
+    /// so dead connections are noticed. Ends when the session ends or the proxy shuts down.
+    func notificationStream(_ request: Request) -> Response {
+        if let r = originCheck(request) { return r }
+        guard (request.headers[.accept] ?? "").contains("text/event-stream") else {
+            var headers = HTTPFields()
+            headers[.allow] = "POST, DELETE"
+            return Self.json(.notAcceptable, Self.jsonRPCError(-32600, "GET /mcp needs Accept: text/event-stream"), headers: headers)
+        }
+        guard let id = request.headers[Self.sessionHeader] else {
+            return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header"))
+        }
+        guard let session = sessions.get(id) else {
+            return Self.json(.notFound, Self.jsonRPCError(-32001, "unknown or expired session; initialize again"))
+        }
+        let stream = session.openStream()
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let body = ResponseBody { writer in
+            let keepalive = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: 15_000_000_000)
+                    session.sendRaw(Array(": keepalive\n\n".utf8), to: stream.id)
+                }
+            }
+            defer { keepalive.cancel(); session.closeStream(stream.id) }
+            try await withGracefulShutdownHandler {
+                for await chunk in stream.events {
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                }
+            } onGracefulShutdown: {
+                session.closeStream(stream.id)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// True when the body is an initialize request (or a batch containing one).

@@ -12,7 +12,28 @@ public final class MCPSession: @unchecked Sendable {
     private var _clientName: String = ""
     public var lastSeen: Date = Date()
 
+    private var streams: [UUID: AsyncStream<[UInt8]>.Continuation] = [:]
+
     public init(id: String) { self.id = id }
+
+    /// Opens a server-to-client event stream (GET /mcp).
+    func openStream() -> (id: UUID, events: AsyncStream<[UInt8]>) {
+        let id = UUID()
+        let (stream, cont) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        lock.withLock { streams[id] = cont }
+        return (id, stream)
+    }
+    func closeStream(_ id: UUID) { lock.withLock { streams.removeValue(forKey: id) }?.finish() }
+    func closeStreams() {
+        let all = lock.withLock { () -> [AsyncStream<[UInt8]>.Continuation] in defer { streams.removeAll() }; return Array(streams.values) }
+        all.forEach { $0.finish() }
+    }
+    /// Sends one JSON-RPC message as an SSE event on every open stream of this session.
+    func send(_ message: [UInt8]) {
+        let event = Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
+        for c in lock.withLock({ Array(streams.values) }) { c.yield(event) }
+    }
+    func sendRaw(_ bytes: [UInt8], to id: UUID) { _ = lock.withLock { streams[id] }?.yield(bytes) }
     public var protocolVersion: String {
         get { lock.withLock { _protocolVersion } }
         set { lock.withLock { _protocolVersion = newValue } }
@@ -32,6 +53,7 @@ public final class MCPHandler: Sendable {
     let gate: ToolGate
     let settings: NIOLockedValueBox<ProxyConfig>
     let log: Logger
+    let startedAt = Date()
 
     public init(manager: ServerManager, gate: ToolGate, config: ProxyConfig, logger: Logger) {
         self.manager = manager
@@ -194,7 +216,7 @@ public final class MCPHandler: Sendable {
         }
         guard let name else { throw ProxyError(.invalidArgument, "tools/call needs a string \"name\"") }
         switch name {
-        case "retrieve_tools": return JSONRPC.result(id: id, json: try retrieveTools(body, argsRange))
+        case "retrieve_tools": return JSONRPC.result(id: id, json: try await retrieveTools(body, argsRange))
         case "call_tool": return try await callTool(id: id, body, argsRange, intent: .any)
         case "call_tool_read": return try await callTool(id: id, body, argsRange, intent: .read)
         case "call_tool_write": return try await callTool(id: id, body, argsRange, intent: .write)
@@ -218,12 +240,13 @@ public final class MCPHandler: Sendable {
         return v
     }
 
-    func retrieveTools(_ body: [UInt8], _ range: Range<Int>?) throws -> String {
+    func retrieveTools(_ body: [UInt8], _ range: Range<Int>?) async throws -> String {
         let args = try arguments(body, range)
         guard let query = args["query"]?.stringValue, !query.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw ProxyError(.invalidArgument, "retrieve_tools needs a non-empty \"query\"")
         }
         let limit = min(50, max(1, args["limit"]?.intValue ?? 10))
+        if Date().timeIntervalSince(startedAt) < 120 { await manager.waitForStartup(timeout: 15) }
         let hits = manager.catalog.index.search(query, limit: limit)
         let tools: [JSONValue] = hits.map { h in
             [
@@ -287,7 +310,12 @@ public final class MCPHandler: Sendable {
 
     /// Routes a call to `server:tool`, forwarding the upstream's result (or error) byte-exact.
     func route(id: [UInt8], qualified: String, rawArgs: [UInt8], intent: CallIntent) async throws -> [UInt8] {
-        let catalog = manager.catalog
+        var catalog = manager.catalog
+        if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < 120 {
+            // Right after start, servers may still be coming up: wait for them once.
+            await manager.waitForStartup(timeout: 15)
+            catalog = manager.catalog
+        }
         guard let ct = catalog.lookup(qualified) else {
             if let why = catalog.refusals[qualified] { throw ProxyError(.refused, why) }
             if let colon = qualified.firstIndex(of: ":") {

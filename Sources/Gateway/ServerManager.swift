@@ -45,6 +45,8 @@ public struct Catalog: Sendable {
     public var serverNames: Set<String> = []
     /// The live servers by name, so calls route without a hop onto the manager actor.
     public var servers: [String: UpstreamServer] = [:]
+    /// A hash of the visible tools, to notify clients only on real changes.
+    public var signature: Int = 0
 
     public func lookup(_ qualified: String) -> CatalogTool? { tools[qualified] }
 }
@@ -138,8 +140,15 @@ public actor ServerManager {
             if let star = verdict?.refusals["*"] { c.refusals["\(s.name):*"] = star }
         }
         c.index = ToolIndex(tools: list)
-        catalogBox.withLockedValue { $0 = c }
-        for f in listeners.withLockedValue({ $0 }) { f() }
+        // Clients are told only when what they can see changed (names, descriptions, schemas).
+        var h = Hasher()
+        for t in list.sorted(by: { $0.qualifiedName < $1.qualifiedName }) { h.combine(t.qualifiedName); h.combine(t.tool.raw) }
+        c.signature = h.finalize()
+        let changed = catalogBox.withLockedValue { old -> Bool in
+            defer { old = c }
+            return old.signature != c.signature
+        }
+        if changed { for f in listeners.withLockedValue({ $0 }) { f() } }
     }
 
     /// Applies a new config: removed servers stop, new ones start, changed ones restart, and
@@ -165,6 +174,17 @@ public actor ServerManager {
             }
         }
         rebuildCatalog()
+    }
+
+    /// Waits (up to `timeout` seconds) until no enabled server is still starting, so that the
+    /// first search or call after the proxy starts sees every server that will come up.
+    public nonisolated func waitForStartup(timeout: Double) async {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let servers = catalog.servers.values
+            if !servers.contains(where: { $0.state == .starting }) { return }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
     }
 
     /// Stops every server (shutdown).
