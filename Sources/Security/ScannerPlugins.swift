@@ -72,7 +72,15 @@ public struct DockerScannerRunner: ScannerPluginRunning {
     /// The docker executable.
     public var docker: String
 
-    public init(docker: String = "/usr/bin/docker") { self.docker = docker }
+    public init(docker: String = DockerScannerRunner.defaultDocker()) { self.docker = docker }
+
+    /// The first Docker CLI found in the usual places (the environment's PATH is not trusted).
+    public static func defaultDocker() -> String {
+        for p in ["/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker"] where FileManager.default.isExecutableFile(atPath: p) {
+            return p
+        }
+        return "/usr/bin/docker"
+    }
 
     public func run(_ plugin: ScannerPluginConfig, input: Data) async throws -> Data {
         let name = "mcpproxy-scan-\(plugin.name.filter { $0.isLetter || $0.isNumber || $0 == "-" })-\(UUID().uuidString.prefix(8).lowercased())"
