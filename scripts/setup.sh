@@ -11,6 +11,9 @@ need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+# gcc and the static libc build the scanner-plugin probe image of the security tests.
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

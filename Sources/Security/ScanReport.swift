@@ -106,3 +106,22 @@ public struct ScanReport: Sendable, Codable, Equatable {
         case server, status, findings, skippedScanners = "skipped_scanners", scanners, scannedAt = "scanned_at"
     }
 }
+
+extension ScanReport {
+    /// The report as text for a terminal (`mcpproxy scan NAME`): status, scanners, skipped
+    /// scanners with their reasons, then findings grouped by tool, hard first.
+    public func renderText() -> String {
+        var lines = ["server \(server): scan \(status.rawValue) (\(hardFindings.count) hard, \(findings.count - hardFindings.count) soft; scanners: \(scanners.joined(separator: ", ")))"]
+        for s in skippedScanners { lines.append("  skipped \(s.name): \(s.reason)") }
+        let tools = findings.map(\.tool).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        for tool in tools {
+            lines.append("  tool \(tool):")
+            let mine = findings(forTool: tool).sorted { ($0.severity == .hard ? 0 : 1) < ($1.severity == .hard ? 0 : 1) }
+            for f in mine {
+                lines.append("    \(f.severity.rawValue.uppercased()) \(f.ruleID) in \(f.field) [\(f.span.start)..<\(f.span.end)]: \(f.excerpt)")
+                lines.append("      \(f.message)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
