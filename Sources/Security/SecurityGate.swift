@@ -30,6 +30,8 @@ public struct ServerVerdict: Sendable, Equatable {
     public var configQuarantined: Bool { quarantined }
     /// Set when the security database failed: the server is then treated as quarantined.
     public var storeError: String?
+    /// Why the server is quarantined when it is not simply unapproved (e.g. its command changed).
+    public var quarantineReason: String?
 
     /// Names of the visible tools.
     public var visibleToolNames: [String] { visibleTools.map(\.name) }
@@ -40,7 +42,7 @@ public struct ServerVerdict: Sendable, Equatable {
         if let storeError {
             return ["*": "server \"\(server)\": the security database failed, so its tools are held (\(storeError))"]
         }
-        if quarantined { return ["*": SecurityGate.quarantineMessage(server)] }
+        if quarantined { return ["*": SecurityGate.quarantineMessage(server, reason: quarantineReason)] }
         var out: [String: String] = [:]
         for (tool, status) in tools where status != .approved {
             out[tool] = SecurityGate.heldMessage(server: server, tool: tool, status: status, scan: scan)
@@ -137,6 +139,8 @@ public actor SecurityGate {
 
     /// The last tool list and verdict per server (the hot path reads only these).
     private var current: [String: (tools: [ToolDefinition], verdict: ServerVerdict)] = [:]
+    /// The identity each server had at its last `evaluate`, recorded at approval.
+    private var identities: [String: String] = [:]
 
     /// - Parameters:
     ///   - plugins: Docker-based scanner plugins (`security.scanners`).
@@ -165,6 +169,22 @@ public actor SecurityGate {
     ///   - otherServers: every other server's tool names, for the shadowing rules.
     public func evaluate(server: String, configQuarantined: Bool?, tools: [ToolDefinition],
                          isolationMode: IsolationMode, otherServers: [String: [String]]) async -> ServerVerdict {
+        await evaluate(server: server, configQuarantined: configQuarantined, identity: nil, tools: tools,
+                       isolationMode: isolationMode, otherServers: otherServers)
+    }
+
+    /// `evaluate` from the server's config: also binds the approval to `ServerIdentity.of(config)`,
+    /// so a server whose command, arguments, URL or image changed is quarantined again until a
+    /// person approves it (whatever the config's `quarantined` says). Prefer this form.
+    public func evaluate(server config: ServerConfig, tools: [ToolDefinition], isolationMode: IsolationMode,
+                         otherServers: [String: [String]]) async -> ServerVerdict {
+        await evaluate(server: config.name, configQuarantined: config.quarantined, identity: ServerIdentity.of(config),
+                       tools: tools, isolationMode: isolationMode, otherServers: otherServers)
+    }
+
+    /// The general form; `identity` nil skips the identity check.
+    public func evaluate(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
+                         isolationMode: IsolationMode, otherServers: [String: [String]]) async -> ServerVerdict {
         var report = scanner.scan(server: server, tools: tools, otherServers: otherServers)
         for plugin in plugins {
             if let reason = ScannerPluginPlanner.skipReason(plugin, mode: isolationMode) {
@@ -184,7 +204,7 @@ public actor SecurityGate {
         // No await below this line: the state update is atomic with respect to other callers.
         let verdict: ServerVerdict
         do {
-            verdict = try update(server: server, configQuarantined: configQuarantined, tools: tools, report: report)
+            verdict = try update(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools, report: report)
         } catch {
             log.error("security database failed; server held in quarantine", metadata: ["server": "\(server)", "error": "\(error)"])
             verdict = ServerVerdict(server: server, quarantined: true,
@@ -192,6 +212,7 @@ public actor SecurityGate {
                                     scan: report, visibleTools: [], storeError: "\(error)")
         }
         current[server] = (tools, verdict)
+        if let identity { identities[server] = identity }
         if verdict.quarantined {
             log.info("server quarantined: tools hidden until approved", metadata: ["server": "\(server)", "tools": "\(tools.count)",
                                                                                  "hard_findings": "\(report.hardFindings.count)"])
@@ -205,12 +226,17 @@ public actor SecurityGate {
         return verdict
     }
 
-    private func update(server: String, configQuarantined: Bool?, tools: [ToolDefinition], report: ScanReport) throws -> ServerVerdict {
+    private func update(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
+                        report: ScanReport) throws -> ServerVerdict {
         let stored = try store.server(server)
         var pins = try store.pins(server: server)
         let quarantined: Bool
         var pinNow: Bool
-        switch configQuarantined {
+        // The identity recorded at approval differs: a different program now answers to this
+        // name (an edited command, a swapped image). Quarantine, whatever the config says, until
+        // a person approves it; the recorded identity changes only at approval.
+        let identityChanged = identity != nil && stored?.identity != nil && stored?.identity != identity
+        switch identityChanged ? true : configQuarantined {
         case true?:
             quarantined = true
             pinNow = false
@@ -229,12 +255,18 @@ public actor SecurityGate {
             pins = try store.pins(server: server)
             pinNow = false
         }
-        if stored?.quarantined != quarantined || stored?.pinOnNextSight != pinNow {
-            try store.setServer(server, quarantined: quarantined, pinOnNextSight: pinNow)
+        let adoptIdentity = identity != nil && stored?.identity == nil
+        if stored?.quarantined != quarantined || stored?.pinOnNextSight != pinNow || adoptIdentity {
+            try store.setServer(server, quarantined: quarantined, pinOnNextSight: pinNow, identity: adoptIdentity ? identity : nil)
         }
         try store.replaceObserved(server: server, tools: tools)
         try store.saveScan(report)
-        return SecurityGate.verdict(server: server, quarantined: quarantined, tools: tools, pins: pins, report: report)
+        var v = SecurityGate.verdict(server: server, quarantined: quarantined, tools: tools, pins: pins, report: report)
+        if identityChanged {
+            v.quarantineReason = "its command, arguments, URL or image changed since it was approved"
+            log.warning("server identity changed since approval; quarantined", metadata: ["server": "\(server)"])
+        }
+        return v
     }
 
     /// The pure part: tool statuses and visibility from pins and the scan.
@@ -266,7 +298,7 @@ public actor SecurityGate {
         if let e = v.storeError {
             return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", cause: e))
         }
-        if v.quarantined { return .failure(ProxyError(.refused, SecurityGate.quarantineMessage(server))) }
+        if v.quarantined { return .failure(ProxyError(.refused, SecurityGate.quarantineMessage(server, reason: v.quarantineReason))) }
         guard let status = v.tools[tool] else {
             return .failure(ProxyError(.notFound, "server \"\(server)\" has no tool \"\(tool)\""))
         }
@@ -274,8 +306,8 @@ public actor SecurityGate {
         return .failure(ProxyError(.refused, SecurityGate.heldMessage(server: server, tool: tool, status: status, scan: v.scan)))
     }
 
-    static func quarantineMessage(_ server: String) -> String {
-        "server \"\(server)\" is quarantined: its tools are held until a person reviews and approves it. "
+    static func quarantineMessage(_ server: String, reason: String? = nil) -> String {
+        "server \"\(server)\" is quarantined\(reason.map { " (\($0))" } ?? ""): its tools are held until a person reviews and approves it. "
             + "Review: \(SecurityRoutes.security(server)). Approve: `\(SecurityRoutes.cliApprove(server))` or \(SecurityRoutes.unquarantine(server))"
     }
 
@@ -312,9 +344,9 @@ public actor SecurityGate {
             let hardTools = Set(hard.map(\.tool))
             try store.pin(server: name, tools: tools.filter { !hardTools.contains($0.name) })
             try store.pin(server: name, tools: tools.filter { hardTools.contains($0.name) }, forced: true)
-            try store.setServer(name, quarantined: false, pinOnNextSight: false)
+            try store.setServer(name, quarantined: false, pinOnNextSight: false, identity: identities[name])
         } else {
-            try store.setServer(name, quarantined: false, pinOnNextSight: true)
+            try store.setServer(name, quarantined: false, pinOnNextSight: true, identity: identities[name])
         }
         log.notice("server approved", metadata: ["server": "\(name)", "forced": "\(force)", "tools": "\(tools?.count ?? 0)"])
         return try refresh(name)

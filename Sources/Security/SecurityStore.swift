@@ -9,6 +9,9 @@ public struct StoredServer: Sendable, Codable, Equatable {
     /// Set by an approval made before any tools were seen (or by a config that marks the server
     /// trusted): the next tool list seen is pinned as approved (trust on first use).
     public var pinOnNextSight: Bool
+    /// `ServerIdentity.of` the server as approved (or as first seen): a server whose command, URL
+    /// or image changed is a different server and goes back to quarantine.
+    public var identity: String?
     public var updatedAt: Double
 }
 
@@ -176,6 +179,9 @@ public final class SecurityStore: Sendable {
                 CREATE INDEX activity_by_server ON activity (server, at);
                 """)
         }
+        m.registerMigration("v2: server identity") { db in
+            try db.execute(sql: "ALTER TABLE servers ADD COLUMN identity TEXT")
+        }
         return m
     }
 
@@ -205,17 +211,18 @@ public final class SecurityStore: Sendable {
 
     private static func server(from row: Row) -> StoredServer {
         StoredServer(name: row["name"], quarantined: row["quarantined"], pinOnNextSight: row["pin_on_next_sight"],
-                     updatedAt: row["updated_at"])
+                     identity: row["identity"], updatedAt: row["updated_at"])
     }
 
-    /// Creates or updates a server's state.
-    public func setServer(_ name: String, quarantined: Bool, pinOnNextSight: Bool) throws {
+    /// Creates or updates a server's state; a nil `identity` keeps the stored one.
+    public func setServer(_ name: String, quarantined: Bool, pinOnNextSight: Bool, identity: String? = nil) throws {
         try write("save server state") { db in
             try db.execute(sql: """
-                INSERT INTO servers (name, quarantined, pin_on_next_sight, updated_at) VALUES (?, ?, ?, ?)
+                INSERT INTO servers (name, quarantined, pin_on_next_sight, identity, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET quarantined = excluded.quarantined,
-                    pin_on_next_sight = excluded.pin_on_next_sight, updated_at = excluded.updated_at
-                """, arguments: [name, quarantined, pinOnNextSight, Date().timeIntervalSince1970])
+                    pin_on_next_sight = excluded.pin_on_next_sight,
+                    identity = COALESCE(excluded.identity, servers.identity), updated_at = excluded.updated_at
+                """, arguments: [name, quarantined, pinOnNextSight, identity, Date().timeIntervalSince1970])
         }
     }
 

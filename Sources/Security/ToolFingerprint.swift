@@ -44,3 +44,19 @@ public enum ToolFingerprint {
         SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// What makes a server the server that was approved: how it is started or reached.
+public enum ServerIdentity {
+    /// Hex SHA-256 of the canonical JSON of `{command, args, url, protocol, image}`. Environment
+    /// values (tokens rotate) and the working directory are left out.
+    public static func of(_ server: ServerConfig) -> String {
+        let o: JSONValue = .object([
+            "command": server.command.map { .string($0) } ?? .null,
+            "args": .array(server.args.map { .string($0) }),
+            "url": server.url.map { .string($0) } ?? .null,
+            "protocol": .string(server.effectiveProtocol.rawValue),
+            "image": server.isolation?.image.map { .string($0) } ?? .null,
+        ])
+        return ToolFingerprint.sha256Hex(o.serialized())
+    }
+}

@@ -226,3 +226,36 @@ struct SecurityGateRefusalTests {
         #expect(try await g.activity(server: "fx").get().first?.arguments == "{}")
     }
 }
+
+@Suite("Security gate server identity")
+struct SecurityGateIdentityTests {
+    @Test("a server whose command changes after approval is quarantined again, even with \"quarantined\": false")
+    func identityChange() async throws {
+        let dir = TempDir()
+        let g = SecurityGate(store: try SecurityStore.open(dataDir: dir.path), log: Logger(label: "test"))
+        var cfg = ServerConfig(name: "fx")
+        cfg.command = "/usr/bin/fixture"
+        cfg.args = ["--name", "fx"]
+        let first = await g.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:])
+        #expect(first.quarantined)
+        try await g.approveServer("fx")
+        cfg.quarantined = false
+        #expect(await g.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).visibleToolNames == ["echo"])
+        // Environment values are not part of the identity (tokens rotate).
+        cfg.env = ["TOKEN": "rotated"]
+        #expect(await g.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).visibleToolNames == ["echo"])
+
+        cfg.command = "/tmp/other-program"
+        let swapped = await g.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:])
+        #expect(swapped.quarantined)
+        #expect(swapped.visibleTools.isEmpty)
+        #expect(swapped.refusals["*"]?.contains("command, arguments, URL or image changed") == true)
+        // Still quarantined on the next refresh, and after a restart.
+        #expect(await g.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).quarantined)
+        let g2 = SecurityGate(store: try SecurityStore.open(dataDir: dir.path), log: Logger(label: "test"))
+        #expect(await g2.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).quarantined)
+        // Approval records the new identity.
+        try await g2.approveServer("fx")
+        #expect(await g2.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).visibleToolNames == ["echo"])
+    }
+}
