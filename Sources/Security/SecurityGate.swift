@@ -248,8 +248,9 @@ public actor SecurityGate {
             quarantined = stored?.quarantined ?? true
             pinNow = !quarantined && (stored?.pinOnNextSight ?? false)
         }
-        if pinNow {
-            // Trust on first use, but never for tools the scanner blocks.
+        if pinNow && !tools.isEmpty {
+            // Trust on first use, but never for tools the scanner blocks. An empty list (a server
+            // still starting or restarting) keeps the pending pin for the first real list.
             let hard = Set(report.hardFindings.map(\.tool))
             try store.pin(server: server, tools: tools.filter { !hard.contains($0.name) })
             pins = try store.pins(server: server)
@@ -333,7 +334,8 @@ public actor SecurityGate {
     /// list seen is pinned. The gateway then writes `"quarantined": false` to the config.
     @discardableResult
     public func approveServer(_ name: String, force: Bool = false) throws -> ServerVerdict? {
-        let tools = try currentTools(name)
+        let seen = try currentTools(name)
+        let tools = seen?.isEmpty == false ? seen : nil  // an empty list: pin the first real one
         let report = try current[name]?.verdict.scan ?? store.scan(server: name)
         if let tools {
             let hard = report?.hardFindings ?? []

@@ -259,3 +259,23 @@ struct SecurityGateIdentityTests {
         #expect(await g2.evaluate(server: cfg, tools: [echo], isolationMode: .none, otherServers: [:]).visibleToolNames == ["echo"])
     }
 }
+
+@Suite("Security gate while a server restarts")
+struct SecurityGateEmptyListTests {
+    @Test("an approval seen with an empty tool list (server restarting) pins the first real list")
+    func emptyListKeepsPendingPin() async throws {
+        let dir = TempDir()
+        let g = SecurityGate(store: try SecurityStore.open(dataDir: dir.path), log: Logger(label: "test"))
+        _ = await g.evaluate(server: "x", configQuarantined: nil, tools: [echo], isolationMode: .none, otherServers: [:])
+        // The config now says "quarantined": false, but the server is restarting.
+        let restarting = await g.evaluate(server: "x", configQuarantined: false, tools: [], isolationMode: .none, otherServers: [:])
+        #expect(!restarting.quarantined)
+        let up = await g.evaluate(server: "x", configQuarantined: false, tools: [echo, add], isolationMode: .none, otherServers: [:])
+        #expect(up.visibleToolNames == ["echo", "add"])
+        // Approval by REST while the list is empty behaves the same.
+        _ = await g.evaluate(server: "y", configQuarantined: nil, tools: [], isolationMode: .none, otherServers: [:])
+        try await g.approveServer("y")
+        let y = await g.evaluate(server: "y", configQuarantined: nil, tools: [add], isolationMode: .none, otherServers: [:])
+        #expect(y.visibleToolNames == ["add"])
+    }
+}

@@ -198,3 +198,48 @@ def test_audit_exit_codes(tmp_path, binaries):
                                  "mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}})
     assert clean.returncode == 0, clean
     assert json.loads(clean.stdout)["findings"] == []
+
+
+def test_direct_mode_lists_only_approved_tools(proxy, tmp_path, python_bin):
+    tools_file = tmp_path / "tools.json"
+    write_tools(tools_file, [WEATHER])
+    p = proxy(make_config([new_fixture("fx", tools_file)], routing_mode="direct"))
+
+    async def listed():
+        async with mcp_client_session(p.mcp_url) as s:
+            return {t.name for t in (await s.list_tools()).tools}
+    names = run_async(listed)
+    assert not [n for n in names if n.startswith("fx__")], f"quarantined tools listed in direct mode: {names}"
+    r = p.rest("POST", "/api/v1/servers/fx/unquarantine")
+    assert r.status == 200, r  # no hard findings: no force needed
+    wait_until(lambda: "fx__weather" in run_async(listed), 20, 0.3, "fx__weather to be listed")
+    assert "fx__echo" in run_async(listed)
+
+
+def test_server_added_through_mcp_starts_quarantined(proxy, tmp_path, python_bin):
+    p = proxy(make_config([fixture_server("base")]))
+    async def add():
+        async with mcp_client_session(p.mcp_url) as s:
+            return await s.call_tool("upstream_servers", {
+                "operation": "add", "name": "newbie", "command": str(bin_dir() / "mcpproxy-fixture"),
+                "args": ["--name", "newbie"], "protocol": "stdio"})
+    r = run_async(add)
+    assert not r.is_error, _text(r)
+    p.wait_ready(["newbie"])
+    sec = p.rest("GET", "/api/v1/servers/newbie/security")
+    assert sec.status == 200, sec
+    assert sec.json()["quarantined"] is True
+    assert not [n for n in sdk_retrieve(p, "echo text back") if n.startswith("newbie:")]
+    ok, why = sdk_call(p, "newbie:echo", {"text": "x"})
+    assert not ok and "quarantined" in why, why
+    # Approval is not reachable through MCP: the built-in tools have no approve operation.
+    async def try_approve():
+        async with mcp_client_session(p.mcp_url) as s:
+            try:
+                res = await s.call_tool("upstream_servers", {"operation": "approve", "name": "newbie"})
+            except Exception as exc:  # noqa: BLE001
+                return False, str(exc)
+            return (not res.is_error), _text(res)
+    ok, _ = run_async(try_approve)
+    assert not ok
+    assert p.rest("GET", "/api/v1/servers/newbie/security").json()["quarantined"] is True
