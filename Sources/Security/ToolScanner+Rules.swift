@@ -179,11 +179,6 @@ enum Lexicon {
     /// Behaviour words near another server's tool name.
     static let behaviour = Pattern(#"\b(must|always|never|instead|before|after|whenever|should|do\s+not|don'?t|override|replace|also|first|side[\s-]effects?|make\s+sure|ensure|redirect|change)\b"#)
 
-    /// `name` as a whole word.
-    static func word(_ name: String) -> Pattern {
-        Pattern(#"(?<![A-Za-z0-9_])"# + NSRegularExpression.escapedPattern(for: name) + #"(?![A-Za-z0-9_])"#, caseSensitive: true)
-    }
-
     /// Download-and-run pipelines, reverse shells, destructive commands.
     static let shellish = Pattern(#"\b(curl|wget|fetch)\b[^|\n]{0,200}\|\s*(sudo\s+)?(ba|z|da|k)?sh\b|\b(curl|wget)\b[^|\n]{0,200}\|\s*(sudo\s+)?(python3?|perl|ruby|node)\b|/dev/(tcp|udp)/|\b(nc|ncat|netcat)\s+(-\w+\s+)*-(e|c)\s|\bbase64\s+(-d|--decode)\b[^\n]{0,40}\|\s*(ba)?sh\b|\brm\s+-(rf|fr)\s+(/|~|\$HOME)|\bchmod\s+\+x\b[^\n]{0,80}&&|\b(powershell|pwsh)\b[^\n]{0,40}(-enc|-encodedcommand|iex|invoke-expression)|\bmkfifo\b[^\n]{0,60}\bnc\b|\b(bash|sh)\s+-i\s*>&|\bcurl\b[^\n]{0,120}(-d|--data|-F|--upload-file|-T)\s+[@'"]?[^\s]*(\.ssh|\.env|\.aws|/etc/passwd|mcp\.json)"#)
 

@@ -143,6 +143,16 @@ struct ToolContext {
 
     mutating func scanSentences(_ field: String, _ text: ScannedText) {
         let clean = text.clean
+        // Other servers' tool names that occur in this field at all (one search per name per field).
+        // Tokens keep "-", "." and "_" so names like "fs.read_file" stay whole.
+        var tokens = Set<Substring>()
+        for t in clean.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) {
+            tokens.insert(t)
+            var trimmed = t
+            while let last = trimmed.last, last == "." || last == "-" { trimmed = trimmed.dropLast() }
+            tokens.insert(trimmed)
+        }
+        let mentioned = others.filter { tokens.contains(Substring($0.tool)) && ToolContext.isDistinctive($0.tool) }
         for range in text.sentences {
             let sentence = String(clean[range])
             let offset = range.lowerBound
@@ -174,8 +184,8 @@ struct ToolContext {
             }
 
             // Shadowing: naming another server's tool, or rewriting how other tools behave.
-            for (server, name) in others where ToolContext.isDistinctive(name) {
-                for r in Lexicon.word(name).matches(in: sentence) {
+            for (server, name) in mentioned {
+                for r in ToolContext.wordRanges(of: name, in: sentence) {
                     let hard = Lexicon.behaviour.firstMatch(in: sentence) != nil
                     add(hard ? .shadowingCrossServer : .mentionsOtherServerTool, field, text, text.span(of: abs(r)),
                         excerpt: "\(text.excerpt(text.span(of: abs(r)), context: 60)) (tool of server \"\(server)\")")
@@ -189,6 +199,22 @@ struct ToolContext {
                 }
             }
         }
+    }
+
+    /// Whole-word occurrences of `word` in `text` (case-sensitive; a word character is a letter,
+    /// digit or underscore). Plain substring search: this runs for every other server's tool in
+    /// every sentence, so no regular expression is compiled here.
+    static func wordRanges(of word: String, in text: String) -> [Range<String.Index>] {
+        var out: [Range<String.Index>] = []
+        var from = text.startIndex
+        func isWordChar(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" }
+        while from < text.endIndex, let r = text.range(of: word, range: from..<text.endIndex) {
+            let beforeOK = r.lowerBound == text.startIndex || !isWordChar(text[text.index(before: r.lowerBound)])
+            let afterOK = r.upperBound == text.endIndex || !isWordChar(text[r.upperBound])
+            if beforeOK && afterOK { out.append(r) }
+            from = r.upperBound
+        }
+        return out
     }
 
     /// A tool name distinctive enough that a mention is a reference to it, not an English word.
