@@ -213,7 +213,7 @@ public struct ConfigAuditor: Sendable {
                 "remove --device unless the server exists to use that device")
         }
         for spec in run.mounts {
-            checkMount(spec, evidence: "\(sourceName): \(spec.raw)", add: add)
+            checkMount(spec, evidence: "\(sourceName): \(spec.flag) \(spec.raw)", add: add)
         }
     }
 
@@ -352,6 +352,8 @@ enum Rules {
 /// A volume or mount specification.
 struct MountSpec {
     var raw: String
+    /// The docker flag the spec came with, for evidence.
+    var flag = "-v"
     var source: String?
     var readOnly: Bool
     var isBind: Bool
@@ -376,6 +378,7 @@ struct MountSpec {
     /// `--mount type=bind,source=...,target=...,readonly` form.
     init(mount: String) {
         raw = mount
+        flag = "--mount"
         var kv: [String: String] = [:]
         var flags = Set<String>()
         for item in mount.split(separator: ",") {

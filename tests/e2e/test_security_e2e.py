@@ -243,3 +243,26 @@ def test_server_added_through_mcp_starts_quarantined(proxy, tmp_path, python_bin
     ok, _ = run_async(try_approve)
     assert not ok
     assert p.rest("GET", "/api/v1/servers/newbie/security").json()["quarantined"] is True
+
+
+def _docker_build(tmp_path, tag: str, user: str | None) -> None:
+    ctx = tmp_path / f"ctx-{tag.replace(':', '-')}"
+    ctx.mkdir()
+    (ctx / "marker").write_text("audit test image\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY marker /marker\n" + (f"USER {user}\n" if user else ""))
+    r = subprocess.run(["docker", "build", "-q", "-t", tag, str(ctx)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"docker build failed (run scripts/setup.sh): {r.stderr}"
+
+
+def test_audit_inspects_the_image_user(tmp_path, binaries):
+    _docker_build(tmp_path, "mcpproxy-audit-root:test", None)
+    _docker_build(tmp_path, "mcpproxy-audit-user:test", "1000:1000")
+    limits = ["--memory", "256m", "--cpus", "1", "--pids-limit", "64"]
+    root = run_audit(tmp_path, {"mcpServers": {"r": {"command": "docker", "args": ["run", "-i", *limits, "mcpproxy-audit-root:test"]}}})
+    assert root.returncode == 1, root
+    findings = json.loads(root.stdout)["findings"]
+    assert [(f["rule_id"], f["severity"]) for f in findings] == [("root-user", "high")], findings
+    assert "runs as root" in findings[0]["evidence"]
+    user = run_audit(tmp_path, {"mcpServers": {"u": {"command": "docker", "args": ["run", "-i", *limits, "mcpproxy-audit-user:test"]}}})
+    assert user.returncode == 0, user
+    assert json.loads(user.stdout)["findings"] == []
