@@ -12,7 +12,7 @@ public struct AuditCommand: AsyncParsableCommand {
         abstract: "Check the config for container misconfigurations (root user, privileged, Docker socket, broad mounts, no limits, ...).",
         discussion: "Exit status: 0 no high findings, 1 at least one high finding, 2 the config could not be read.")
 
-    @Option(name: .long, help: "Config file (default: ~/.mcpproxy/mcp_config.json).")
+    @Option(name: .long, help: "Config file (default: $MCPPROXY_CONFIG or ~/.mcpproxy/mcp_config.json).")
     public var config: String?
 
     @Flag(name: .long, help: "Print the report as JSON.")
@@ -21,14 +21,16 @@ public struct AuditCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let path = config ?? (NSHomeDirectory() as NSString).appendingPathComponent(".mcpproxy/mcp_config.json")
+        let env = ProcessInfo.processInfo.environment
+        let home = env["HOME"] ?? NSHomeDirectory()
+        let path = config ?? env["MCPPROXY_CONFIG"] ?? "\(home)/.mcpproxy/mcp_config.json"
         let loaded: ConfigLoader.Loaded
         do { loaded = try ConfigLoader.load(path: path) } catch {
             FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
             throw ExitCode(2)
         }
         let docker = AuditCommand.dockerExecutable()
-        let auditor = ConfigAuditor(imageUser: { image in docker.flatMap { AuditCommand.imageUser(image, docker: $0) } })
+        let auditor = ConfigAuditor(home: home, imageUser: { image in docker.flatMap { AuditCommand.imageUser(image, docker: $0) } })
         let report = auditor.audit(loaded.config)
         if json {
             let encoder = JSONEncoder()
