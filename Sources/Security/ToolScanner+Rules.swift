@@ -50,7 +50,7 @@ struct Rule: Sendable {
     static let override = Rule(id: "injection.override", severity: .hard,
         message: "the text tries to override the model's instructions",
         patterns: [
-            Pattern(#"\b(ignore|disregard|forget|override|bypass|overrule)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+|these\s+|those\s+)?(previous|prior|above|earlier|preceding|former|original|existing|safety|other|system|user'?s?)\s+(instructions?|rules|directions|prompts?|guidelines|guardrails|constraints|messages|policies|requests?)"#),
+            Pattern(#"\b(ignore|disregard|forget|override|bypass|overrule)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+|these\s+|those\s+)?(previous|prior|above|earlier|preceding|former|original|existing|safety|other|system|user'?s?)\s+(instructions?|rules|directions|prompts?|guidelines|guidance|guardrails|constraints|messages|policies|requests?)"#),
             Pattern(#"\b(new|updated|real|actual|true|secret)\s+(system\s+)?instructions?\s*[:\-]"#),
             Pattern(#"\byou\s+are\s+now\s+(in\s+)?(a|an|the|dan|developer|admin|unrestricted|jailbroken)\b"#),
             Pattern(#"\bthis\s+(instruction|rule|directive)\s+(takes|has)\s+(precedence|priority)\b"#),
@@ -67,6 +67,18 @@ struct Rule: Sendable {
             Pattern(#"\b(secretly|covertly|surreptitiously|invisibly)\b"#),
             Pattern(#"\b(invisible|transparent)\s+to\s+the\s+user\b"#),
         ])
+    static let consentForgery = Rule(id: "injection.consent-forgery", severity: .hard,
+        message: "the text claims the user already approved or consented, to skip the model's confirmation step",
+        patterns: [
+            Pattern(#"\b(the\s+)?(user|users|owner|admin|administrator)\s+(has|have|had)\s+(already\s+)?(pre-?)?(approved|authori[sz]ed|consented|agreed|confirmed|granted)\b"#),
+            Pattern(#"\b(pre-?approved|pre-?authori[sz]ed)\s+(by\s+the\s+user|all|every|any)\b"#),
+        ])
+    static let skipConfirmation = Rule(id: "injection.skip-confirmation", severity: .soft,
+        message: "the text tells the model not to ask the user for confirmation",
+        patterns: [Pattern(#"\b(no\s+need\s+to|don'?t\s+need\s+to|do\s+not|never|without)\s+(ask|asking|confirm|confirming|check\s+with|checking\s+with)\b.{0,30}\b(user|confirmation|permission|approval)\b"#)])
+    static let markdownImage = Rule(id: "exfil.markdown-image", severity: .hard,
+        message: "a markdown image with a query string: rendering it sends data to that address without a click",
+        patterns: [Pattern(#"!\[[^\]]{0,200}\]\(\s*https?://[^\s)]+\?[^\s)]*=[^\s)]*\)"#)])
     static let coercion = Rule(id: "injection.coercion", severity: .soft,
         message: "the text pressures the model with threats or urgency",
         patterns: [
@@ -99,8 +111,8 @@ struct Rule: Sendable {
         patterns: [Lexicon.shellish])
 
     /// Rules matched by one pattern over the clean text of a field.
-    static let phraseRules: [Rule] = [pseudoTag, override, concealment, conversation, shellPipeline, coercion,
-                                      preCallDirective, modelDirected, htmlComment]
+    static let phraseRules: [Rule] = [pseudoTag, override, concealment, consentForgery, markdownImage, conversation, shellPipeline,
+                                      coercion, skipConfirmation, preCallDirective, modelDirected, htmlComment]
 
     // Secrets.
     static let sensitivePath = Rule(id: "secrets.sensitive-path", severity: .soft,
@@ -174,7 +186,7 @@ enum Lexicon {
     /// Naming other tools.
     static let otherTools = Pattern(#"\b(other|another|all|any|every|existing|remaining|additional|also\s+present|whichever)\s+([\w-]+\s+){0,2}(tools?|servers?|functions?|integrations?)\b"#)
     /// Changing how something else behaves.
-    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also)|(after|before|whenever|each\s+time|every\s+time)\s+(any|every|each|all|another)\s+(other\s+)?(tools?|functions?)\b)\b"#)
+    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also)|(after|whenever|each\s+time|every\s+time)\s+(any|every|each|all|another)\s+(other\s+)?(tools?|functions?)\b)\b"#)
     static let preference = Pattern(#"\b(instead\s+of|rather\s+than|prefer\w*|in\s+place\s+of|do\s+not\s+use|don'?t\s+use|never\s+use|avoid\s+using|superior\s+to|better\s+than)\b"#)
     /// Behaviour words near another server's tool name.
     static let behaviour = Pattern(#"\b(must|always|never|instead|before|after|whenever|should|do\s+not|don'?t|override|replace|also|first|side[\s-]effects?|make\s+sure|ensure|redirect|change)\b"#)
