@@ -211,8 +211,10 @@ public struct HTTPGateway: Sendable {
 
     /// True when the body is an initialize request (or a batch containing one).
     static func isInitialize(_ body: [UInt8]) -> Bool {
-        // Cheap pre-check before parsing.
-        guard body.count < 1 << 20, let s = String(bytes: body.prefix(4096), encoding: .utf8), s.contains("initialize") else { return false }
+        // Cheap pre-check on the hot path: most bodies do not contain the word at all.
+        let needle = Array("\"initialize\"".utf8)
+        let found = body.withUnsafeBytes { b in needle.withUnsafeBytes { n in memmem(b.baseAddress, b.count, n.baseAddress, n.count) != nil } }
+        guard found else { return false }
         if let env = try? JSONRPCEnvelope.parse(body) { return env.method == "initialize" }
         return false
     }
