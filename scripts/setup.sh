@@ -35,4 +35,6 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp, mcp_serve
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi
+# Local test images (no registry here): the static fixture server in a FROM-scratch image.
+scripts/build-test-images.sh
 log "ready"
