@@ -1,7 +1,40 @@
 import ArgumentParser
 import Foundation
+import Gateway
 import Isolation
+import Logging
 import ProxyCore
+import Upstream
+
+/// The container hooks of docker isolation for the Upstream layer: each call goes to
+/// `ContainerLifecycle` (prepare before the startup timer, container id after spawn, the stop
+/// ladder, exit diagnosis). Plans of other modes carry no container and pass through untouched.
+public struct DockerContainerHooks: ContainerHooks {
+    public init() {}
+    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws {
+        try await ContainerLifecycle.prepare(plan, log: log)
+    }
+    public func containerID(_ plan: LaunchPlan, timeout: Double) async -> String? {
+        await ContainerLifecycle.containerID(plan, timeout: timeout)
+    }
+    public func stop(_ plan: LaunchPlan, containerID: String?, grace: Double) async {
+        await ContainerLifecycle.stop(plan, containerID: containerID, grace: grace)
+    }
+    public func diagnose(_ plan: LaunchPlan, containerID: String?, exitStatus: Int32, stderrTail: [String]) async -> String? {
+        await ContainerLifecycle.diagnose(plan, containerID: containerID, exitStatus: exitStatus, stderrTail: stderrTail)
+    }
+
+    /// A `beforeStart` hook: removes orphaned mcpproxy containers (this instance's, or those of a
+    /// dead proxy on this host) before any server starts. Silent when no docker CLI is installed.
+    public static let cleanupAtStart: @Sendable (ProxyRuntime) async -> Void = { runtime in
+        let env = ProcessInfo.processInfo.environment
+        guard ContainerLifecycle.resolveExecutable("docker", path: env["PATH"]) != nil else { return }
+        let logger = runtime.logger
+        let removed = await ContainerLifecycle.cleanupOrphans(instanceID: runtime.instanceID, environment: env,
+                                                              log: { logger.info("container cleanup: \($0)") })
+        if !removed.isEmpty { logger.warning("removed \(removed.count) orphaned mcpproxy container(s) left by a proxy that is gone") }
+    }
+}
 
 /// `mcpproxy containers`: inspect and clean up the containers docker isolation started.
 public struct ContainersCommand: AsyncParsableCommand {
