@@ -288,6 +288,49 @@ struct DockerEngineTests {
         #expect(diagnosis.contains("not a TTY"))
     }
 
+    @Test("the user's Docker context is honoured: DOCKER_CONTEXT and `docker context use`")
+    func dockerContextHonoured() async throws {
+        // A private DOCKER_CONFIG so the user's own contexts are untouched.
+        let config = NSTemporaryDirectory() + "mcpproxy-docker-config-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "DOCKER_HOST")
+        env.removeValue(forKey: "DOCKER_CONTEXT")
+        env["DOCKER_CONFIG"] = config
+        for (name, host) in [("good", "unix:///var/run/docker.sock"), ("bad", "unix:///nonexistent/mcpproxy-ctx.sock")] {
+            let r = E.docker(["context", "create", name, "--docker", "host=\(host)"], env: env)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+
+        var bad = env
+        bad["DOCKER_CONTEXT"] = "bad"
+        let badPlan = try E.plan(E.server("ctxbad"), context: E.context(hostEnv: bad))
+        #expect(badPlan.environment["DOCKER_CONTEXT"] == "bad" && badPlan.environment["DOCKER_CONFIG"] == config)
+        let error = try await #require(throws: ProxyError.self) { try await ContainerLifecycle.prepare(badPlan, log: { _ in }) }
+        #expect(error.code == .unavailable && error.message.contains("DOCKER_CONTEXT=bad"))
+
+        var good = env
+        good["DOCKER_CONTEXT"] = "good"
+        try await ContainerLifecycle.prepare(try E.plan(E.server("ctxgood"), context: E.context(hostEnv: good)), log: { _ in })
+
+        // No variable: the context chosen with `docker context use` applies.
+        #expect(E.docker(["context", "use", "bad"], env: env).status == 0)
+        let usePlan = try E.plan(E.server("ctxuse"), context: E.context(hostEnv: env))
+        let e2 = try await #require(throws: ProxyError.self) { try await ContainerLifecycle.prepare(usePlan, log: { _ in }) }
+        #expect(e2.code == .unavailable)
+        #expect(E.docker(["context", "use", "good"], env: env).status == 0)
+        let ctx = E.context(hostEnv: env)
+        let plan = try E.plan(E.server("ctxuse2"), context: ctx)
+        try await ContainerLifecycle.prepare(plan, log: { _ in })
+        let session = try DockerStdioSession(plan)
+        defer { session.terminate() }
+        let id = try #require(await ContainerLifecycle.containerID(plan, timeout: 20))
+        #expect(try session.callTool(2, "echo", ["text": "via context"]).text == "via context")
+        await ContainerLifecycle.stop(plan, containerID: id, grace: 5)
+        #expect(E.containers(label: "mcpproxy.instance=\(ctx.instanceID)").isEmpty)
+    }
+
     @Test("DOCKER_HOST pointing at the running engine is honoured by the plan and the lifecycle")
     func dockerHostHonoured() async throws {
         var env = ProcessInfo.processInfo.environment
