@@ -90,16 +90,21 @@ public enum DockerPlanner {
 
     /// Plans the `docker run` for `server`. `owner` identifies this proxy in the container labels;
     /// nil probes the running process (`ContainerOwner.probe(pid: context.proxyPID)`).
+    /// `resolveSymlinks` maps a host path to its real path (nil: the real file system, via
+    /// `resolveExistingPrefix`), so a mount source that is a symlink to a refused path is
+    /// refused too; tests pass their own mapping.
     /// Throws `.refused` (listing every refused option and the `allow` name that would permit it)
     /// or `.invalidConfig` (a malformed volume, working dir or env value).
     public static func plan(server: ServerConfig, command: String, config: ProxyConfig,
                             decision: IsolationDecision, context: LaunchContext,
-                            owner: ContainerOwner? = nil) throws -> LaunchPlan {
+                            owner: ContainerOwner? = nil,
+                            resolveSymlinks: ((String) -> String?)? = nil) throws -> LaunchPlan {
         let global = config.dockerIsolation
         let iso = server.isolation ?? ServerIsolationConfig()
         let owner = owner ?? ContainerOwner.probe(pid: context.proxyPID)
         let where_ = "mcpServers[\"\(server.name)\"].isolation"
-        var ctx = Checks(server: server.name, where_: where_, allow: Set(iso.allow), context: context)
+        var ctx = Checks(server: server.name, where_: where_, allow: Set(iso.allow), context: context,
+                         resolve: resolveSymlinks ?? { resolveExistingPrefix($0) })
 
         for name in iso.allow.sorted() where Allowance(rawValue: name) == nil {
             ctx.warnings.append("server \"\(server.name)\": \(where_).allow entry \"\(name)\" is not a docker-mode name; ignored (known: \(Allowance.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -318,15 +323,18 @@ public enum DockerPlanner {
         let where_: String
         let allow: Set<String>
         let context: LaunchContext
+        let resolve: (String) -> String?
         var warnings: [String] = []
         var refusals: [String] = []
         var invalids: [String] = []
 
-        init(server: String, where_: String, allow: Set<String>, context: LaunchContext) {
+        init(server: String, where_: String, allow: Set<String>, context: LaunchContext,
+             resolve: @escaping (String) -> String? = { _ in nil }) {
             self.server = server
             self.where_ = where_
             self.allow = allow
             self.context = context
+            self.resolve = resolve
         }
 
         func allows(_ a: Allowance) -> Bool { allow.contains(a.rawValue) }
@@ -382,23 +390,51 @@ public enum DockerPlanner {
             return nil
         }
         let source = normalizePath(expanded)
+        let before = ctx.refusals.count
+        checkHostPath(source, shown: "\"\(source)\"", &ctx, origin: origin)
+        // Docker follows symlinks in bind sources: check where the path really leads as well.
+        if ctx.refusals.count == before, let real = ctx.resolve(source).map(normalizePath), real != source {
+            checkHostPath(real, shown: "\"\(source)\" (a symlink to \"\(real)\")", &ctx, origin: origin)
+        }
+        return source
+    }
+
+    /// The dangerous-mount checks of one normalized absolute host path.
+    static func checkHostPath(_ source: String, shown: String, _ ctx: inout Checks, origin: String) {
         let home = normalizePath(ctx.context.homeDir)
         let dataDir = normalizePath(expandTilde(ctx.context.dataDir, home: ctx.context.homeDir))
         if dockerSocketPaths(ctx.context).contains(where: { isAncestorOrSame(source, of: $0) }) || source.hasSuffix("docker.sock") {
-            ctx.optIn(.dockerSocket, "\(origin): mount of \"\(source)\" exposes the Docker socket",
+            ctx.optIn(.dockerSocket, "\(origin): mount of \(shown) exposes the Docker socket",
                       granted: "whoever controls the server controls the Docker engine, which is root on the host")
         }
         if source == "/" || isAncestorOrSame(source, of: home) {
-            ctx.optIn(.broadMount, "\(origin): mount of \"\(source)\" covers the home directory \(home)",
+            ctx.optIn(.broadMount, "\(origin): mount of \(shown) covers the home directory \(home)",
                       granted: "the server can read every file of the user, including credentials")
         } else if isAncestorOrSame(source, of: dataDir) || isAncestorOrSame(dataDir, of: source) {
-            ctx.optIn(.broadMount, "\(origin): mount of \"\(source)\" overlaps the proxy's data directory \(dataDir)",
+            ctx.optIn(.broadMount, "\(origin): mount of \(shown) overlaps the proxy's data directory \(dataDir)",
                       granted: "the server can read the proxy's own state and keys")
         } else if let sys = systemDirectories.first(where: { isAncestorOrSame($0, of: source) }) {
-            ctx.optIn(.broadMount, "\(origin): mount of \"\(source)\" exposes the system directory \(sys)",
+            ctx.optIn(.broadMount, "\(origin): mount of \(shown) exposes the system directory \(sys)",
                       granted: "the server can read host system configuration or kernel interfaces")
         }
-        return source
+    }
+
+    /// The real path of `path`: symlinks resolved in its longest existing prefix, the rest
+    /// appended (a mount source may not exist yet). Nil when nothing of it resolves.
+    public static func resolveExistingPrefix(_ path: String) -> String? {
+        var head = normalizePath(path)
+        var tail: [String] = []
+        while true {
+            if let real = realpath(head, nil) {
+                defer { free(real) }
+                let resolved = String(cString: real)
+                return tail.isEmpty ? resolved : normalizePath(resolved + "/" + tail.reversed().joined(separator: "/"))
+            }
+            if head == "/" { return nil }
+            tail.append((head as NSString).lastPathComponent)
+            head = (head as NSString).deletingLastPathComponent
+            if head.isEmpty { head = "/" }
+        }
     }
 
     /// Checks and normalizes one `-v` spec `source:target[:options]`: host paths expanded and

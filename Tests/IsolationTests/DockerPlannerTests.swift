@@ -240,6 +240,47 @@ struct DockerPlannerTests {
         #expect(plan.warnings.contains { $0.contains("read-write") } == v.planned.hasSuffix(":rw"))
     }
 
+    @Test("a mount source that is a symlink to a refused path is refused, naming both")
+    func symlinkedSources() throws {
+        let links = ["/srv/innocent": "/var/run/docker.sock", "/srv/docs": "/home/u", "/srv/data": "/data/real"]
+        let sock = try #require(throws: ProxyError.self) {
+            try F.plan(F.server { $0.volumes = ["/srv/innocent:/x"] }, symlinks: links)
+        }
+        #expect(sock.code == .refused)
+        #expect(sock.message.contains("\"/srv/innocent\" (a symlink to \"/var/run/docker.sock\")"))
+        #expect(sock.message.contains("docker_socket"))
+        let home = try #require(throws: ProxyError.self) {
+            try F.plan(F.server { $0.extraArgs = ["--mount", "type=bind,source=/srv/docs,target=/d"] }, symlinks: links)
+        }
+        #expect(home.message.contains("broad_mount"))
+        // A harmless target is fine, and the planned source stays the configured path.
+        let ok = try F.plan(F.server { $0.volumes = ["/srv/data:/d"] }, symlinks: links)
+        #expect(F.value(after: "--volume", in: ok.arguments) == "/srv/data:/d:ro")
+        // Allowed: planned, with the symlink named in the warning.
+        let allowed = try F.plan(F.server { $0.volumes = ["/srv/innocent:/x"]; $0.allow = ["docker_socket"] }, symlinks: links)
+        #expect(allowed.warnings.contains { $0.contains("a symlink to") })
+    }
+
+    @Test("real symlinks are resolved through the longest existing prefix")
+    func realSymlinks() throws {
+        let dir = NSTemporaryDirectory() + "mcpproxy-symlink-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/sock", withDestinationPath: "/var/run/docker.sock")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/etcdir", withDestinationPath: "/etc")
+        let real = try #require(DockerPlanner.resolveExistingPrefix(dir))
+        #expect(DockerPlanner.resolveExistingPrefix(dir + "/etcdir/not-there/x") == "/etc/not-there/x")
+        #expect(DockerPlanner.resolveExistingPrefix(dir + "/plain/missing") == real + "/plain/missing")
+        // The planner's default resolver is the real file system.
+        let s = F.server { $0.volumes = ["\(dir)/etcdir/ssl:/ssl"] }
+        let error = try #require(throws: ProxyError.self) {
+            try DockerPlanner.plan(server: s, command: "/fixture", config: F.config(),
+                                   decision: IsolationDecision(mode: .docker, source: .perServerMode),
+                                   context: F.context(), owner: F.owner)
+        }
+        #expect(error.message.contains("a symlink to \"/etc/ssl\""))
+    }
+
     @Test("--mount in extra args becomes read-only unless readonly is stated")
     func mounts() throws {
         let a = try F.plan(F.server { $0.extraArgs = ["--mount", "type=bind,source=/data,target=/d"] }).arguments

@@ -33,10 +33,12 @@ enum DockerFixture {
         return c
     }
 
-    static func plan(_ server: ServerConfig, config: ProxyConfig = config(), context: LaunchContext = context()) throws -> LaunchPlan {
+    /// Plans with a fixed owner and, by default, no symlinks anywhere (deterministic).
+    static func plan(_ server: ServerConfig, config: ProxyConfig = config(), context: LaunchContext = context(),
+                     symlinks: [String: String] = [:]) throws -> LaunchPlan {
         try DockerPlanner.plan(server: server, command: server.command!, config: config,
                                decision: IsolationDecision(mode: .docker, source: .perServerMode),
-                               context: context, owner: owner)
+                               context: context, owner: owner, resolveSymlinks: { symlinks[$0] })
     }
 
     /// The value following `flag` in `args`, if any.
