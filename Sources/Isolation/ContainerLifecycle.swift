@@ -229,6 +229,9 @@ public enum ContainerLifecycle {
                                  exitStatus: Int32, stderrTail: [String], oomKilled: Bool?) -> String? {
         let text = stderrTail.joined(separator: "\n")
         let lower = text.lowercased()
+        if lower.contains("docker-init") && (lower.contains("not found") || lower.contains("no such file")) {
+            return "server \"\(server)\": the Docker engine has no docker-init, which --init needs (\(lastLine(text) ?? "")); install it on the engine host (Debian: docker.io ships it; or tini) or add \"no_init\" to isolation.allow"
+        }
         if oomKilled == true {
             return "server \"\(server)\": the container was killed for running out of memory (OOMKilled, exit \(exitStatus)); its memory limit is \(memoryLimit): raise memory_limit (isolation.memory_limit for this server, or docker_isolation.memory_limit)"
         }

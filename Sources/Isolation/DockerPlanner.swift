@@ -168,7 +168,8 @@ public enum DockerPlanner {
         }
         let memory = iso.memoryLimit ?? global.memoryLimit
         let cpus = iso.cpuLimit ?? global.cpuLimit
-        args += ["--memory", memory, "--cpus", cpus]
+        // --memory-swap equal to --memory: no swap on top of the limit, so the limit is the limit.
+        args += ["--memory", memory, "--memory-swap", memory, "--cpus", cpus]
         enforcement["memory"] = memory; enforcement["cpus"] = cpus
         let network = iso.networkMode ?? global.networkMode
         checkNetwork(network, &ctx, origin: "\(where_).network_mode")

@@ -57,6 +57,8 @@ struct DockerDiagnosisTests {
               expect: ["could not create or start the container", "already in use"]),
         .init(label: "read-only root", status: 1, stderr: ["OSError: [Errno 30] Read-only file system: '/app/cache'"], oom: nil,
               expect: ["read-only container file system", "writable_rootfs", ":rw"]),
+        .init(label: "engine without docker-init", status: 125, stderr: ["docker: Error response from daemon: exec: \"docker-init\": executable file not found in $PATH: unknown."], oom: nil,
+              expect: ["no docker-init", "no_init"]),
         .init(label: "plain failure", status: 1, stderr: ["Traceback: ValueError"], oom: nil, expect: nil),
         .init(label: "clean exit", status: 0, stderr: [], oom: false, expect: nil),
     ]

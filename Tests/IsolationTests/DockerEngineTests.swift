@@ -46,6 +46,7 @@ struct DockerEngineTests {
         #expect(host["ReadonlyRootfs"] as? Bool == true)
         #expect(config["User"] as? String == "65534:65534")
         #expect(host["Memory"] as? Int == 128 * 1024 * 1024)
+        #expect(host["MemorySwap"] as? Int == 128 * 1024 * 1024)
         #expect(host["NanoCpus"] as? Int == 500_000_000)
         #expect(host["PidsLimit"] as? Int == 64)
         #expect(host["Init"] as? Bool == true)

@@ -23,7 +23,7 @@ struct DockerPlannerTests {
             "--label", "mcpproxy.server=srv",
             "--init", "--user", "65534:65534", "--cap-drop=ALL", "--security-opt", "no-new-privileges",
             "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m", "--pids-limit", "256",
-            "--memory", "512m", "--cpus", "1.0", "--network", "bridge", "--log-driver", "none",
+            "--memory", "512m", "--memory-swap", "512m", "--cpus", "1.0", "--network", "bridge", "--log-driver", "none",
             "--env", "HOME=/tmp",
             "mcpproxy-fixture:test", "/fixture", "--name", "x",
         ])
@@ -62,6 +62,7 @@ struct DockerPlannerTests {
             $0.workingDir = "/app"
         }, config: config).arguments
         #expect(F.value(after: "--memory", in: s) == "1g")
+        #expect(F.value(after: "--memory-swap", in: s) == "1g")
         #expect(F.value(after: "--cpus", in: s) == "2.0")
         #expect(F.value(after: "--network", in: s) == "bridge")
         #expect(F.value(after: "--pids-limit", in: s) == "32")
