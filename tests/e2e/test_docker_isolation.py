@@ -270,6 +270,12 @@ def test_sigkill_then_restart_leaves_no_orphan(proxies):
         assert survivor in managed_containers(server="killfix")
         second = proxies([fixture_server("otherfix")]).start()
         second.wait_state("otherfix", {"ready"})
+        # Removed by the restarted proxy's cleanup, before any of its servers started.
+        assert survivor not in managed_containers(server="killfix")
+        # The killed proxy's own container ends with its stdin; allow the engine a moment.
+        deadline = time.time() + 15
+        while managed_containers(server="killfix") and time.time() < deadline:
+            time.sleep(0.2)
         assert managed_containers(server="killfix") == []
         assert "orphaned mcpproxy container" in second.all_logs()
         # The live proxy's own container is untouched.
