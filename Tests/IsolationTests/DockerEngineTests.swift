@@ -253,6 +253,61 @@ struct DockerEngineTests {
         #expect(diagnosis.contains("was not found") || diagnosis.contains("could not create or start"), "\(diagnosis)")
     }
 
+    @Test("prepare pulls a missing image before the start, with progress lines, then the server runs")
+    func pullsMissingImage() async throws {
+        // A throwaway registry on loopback (Debian's docker-registry, installed by scripts/setup.sh).
+        let registryBin = try #require(ContainerLifecycle.resolveExecutable("docker-registry", path: ProcessInfo.processInfo.environment["PATH"]),
+                                       "docker-registry is missing: run scripts/setup.sh")
+        let dir = NSTemporaryDirectory() + "mcpproxy-registry-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = 20000 + Int.random(in: 0..<20000)
+        try """
+        version: 0.1
+        log:
+          level: error
+        storage:
+          filesystem:
+            rootdirectory: \(dir)/data
+        http:
+          addr: 127.0.0.1:\(port)
+        """.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
+        let registry = Process()
+        registry.executableURL = URL(fileURLWithPath: registryBin)
+        registry.arguments = ["serve", dir + "/config.yml"]
+        registry.standardOutput = FileHandle.nullDevice
+        registry.standardError = FileHandle.nullDevice
+        try registry.run()
+        defer { registry.terminate(); registry.waitUntilExit() }
+
+        let image = "127.0.0.1:\(port)/mcpproxy-fixture:pull-\(UUID().uuidString.prefix(8).lowercased())"
+        #expect(E.docker(["tag", E.image, image]).status == 0)
+        var pushed = false
+        for _ in 0..<50 where !pushed {  // until the registry listens
+            pushed = E.docker(["push", image]).status == 0
+            if !pushed { usleep(200_000) }
+        }
+        #expect(pushed)
+        #expect(E.docker(["rmi", image]).status == 0)
+        defer { _ = E.docker(["rmi", "-f", image]) }
+
+        let ctx = E.context()
+        let plan = try E.plan(E.server("pulled") { $0.image = image }, context: ctx)
+        let logs = DockerLogSink()
+        try await ContainerLifecycle.prepare(plan, pullTimeout: 120, log: logs.log)
+        #expect(logs.lines.contains { $0.contains("is not present locally; pulling it before the startup timer starts") })
+        #expect(logs.lines.contains { $0.hasPrefix("pull \(image): ") })
+        #expect(logs.lines.last == "image \(image) pulled")
+        #expect(E.docker(["image", "inspect", image]).status == 0)
+
+        let session = try DockerStdioSession(plan)
+        defer { session.terminate() }
+        let id = try #require(await ContainerLifecycle.containerID(plan, timeout: 20))
+        #expect(try session.callTool(2, "echo", ["text": "pulled"]).text == "pulled")
+        await ContainerLifecycle.stop(plan, containerID: id, grace: 5)
+        #expect(E.containers(label: "mcpproxy.instance=\(ctx.instanceID)").isEmpty)
+    }
+
     @Test("an unreachable daemon and a missing docker CLI are reported as such")
     func daemonUnreachable() async throws {
         var env = ProcessInfo.processInfo.environment
