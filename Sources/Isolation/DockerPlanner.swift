@@ -520,20 +520,32 @@ public enum DockerPlanner {
     }
 
     /// Flags (long names, without dashes) whose value is the next token when not given with `=`.
+    /// Every `docker run` option that takes a value (docker 20.10 through 28), so that a value
+    /// is never mistaken for an option or for the image.
     static let valueFlags: Set<String> = [
-        "volume", "mount", "network", "net", "pid", "ipc", "user", "cap-add", "cap-drop", "security-opt",
-        "device", "device-cgroup-rule", "gpus", "name", "cidfile", "label", "env", "userns", "uts",
-        "volumes-from", "workdir", "memory", "cpus", "pids-limit", "tmpfs", "env-file", "entrypoint",
-        "hostname", "add-host", "dns", "ulimit", "log-driver", "log-opt", "platform", "shm-size",
-        "memory-swap", "restart", "publish", "expose", "label-file", "cgroupns", "cgroup-parent",
-        "runtime", "stop-signal", "stop-timeout", "group-add", "cpu-shares",
+        "add-host", "annotation", "attach", "blkio-weight", "blkio-weight-device", "cap-add", "cap-drop",
+        "cgroup-parent", "cgroupns", "cidfile", "cpu-count", "cpu-percent", "cpu-period", "cpu-quota",
+        "cpu-rt-period", "cpu-rt-runtime", "cpu-shares", "cpus", "cpuset-cpus", "cpuset-mems", "detach-keys",
+        "device", "device-cgroup-rule", "device-read-bps", "device-read-iops", "device-write-bps",
+        "device-write-iops", "dns", "dns-option", "dns-opt", "dns-search", "domainname", "entrypoint", "env",
+        "env-file", "expose", "gpus", "group-add", "health-cmd", "health-interval", "health-retries",
+        "health-start-interval", "health-start-period", "health-timeout", "hostname", "io-maxbandwidth",
+        "io-maxiops", "ip", "ip6", "ipc", "isolation", "kernel-memory", "label", "label-file", "link",
+        "link-local-ip", "log-driver", "log-opt", "mac-address", "memory", "memory-reservation", "memory-swap",
+        "memory-swappiness", "mount", "name", "network", "net", "network-alias", "net-alias", "oom-score-adj",
+        "pid", "pids-limit", "platform", "publish", "pull", "restart", "runtime", "security-opt", "shm-size",
+        "stop-signal", "stop-timeout", "storage-opt", "sysctl", "tmpfs", "ulimit", "user", "userns", "uts",
+        "volume", "volume-driver", "volumes-from", "workdir",
     ]
     static let shortFlags: [Character: String] = [
         "v": "volume", "u": "user", "e": "env", "l": "label", "w": "workdir", "m": "memory",
-        "p": "publish", "h": "hostname", "c": "cpu-shares",
+        "p": "publish", "h": "hostname", "c": "cpu-shares", "a": "attach",
     ]
-    static let booleanShorts: Set<Character> = ["i", "t", "d", "P"]
-    static let booleanLongs: Set<String> = ["interactive", "tty", "detach", "rm", "init", "read-only", "privileged", "publish-all", "oom-kill-disable", "no-healthcheck", "sig-proxy"]
+    static let booleanShorts: Set<Character> = ["i", "t", "d", "P", "q"]
+    static let booleanLongs: Set<String> = [
+        "interactive", "tty", "detach", "rm", "init", "read-only", "privileged", "publish-all", "oom-kill-disable",
+        "no-healthcheck", "sig-proxy", "quiet", "disable-content-trust", "use-api-socket",
+    ]
 
     /// Inspects `docker run` extra args: refuses what would undo the container boundary or
     /// break the stdio plan, normalizes volumes to read-only, and notes inline env values.
@@ -590,8 +602,17 @@ public enum DockerPlanner {
                 if value == nil || ["true", "1"].contains(v.lowercased()) {
                     ctx.invalid("\(origin): \"\(token)\" conflicts with the attached stdio the proxy uses")
                 }
-            case "name", "cidfile", "rm", "interactive", "sig-proxy":
-                ctx.invalid("\(origin): \"\(token)\" conflicts with what the planner sets (container name, cid file, --rm, -i)")
+            case "name", "cidfile", "rm", "interactive", "sig-proxy", "attach":
+                ctx.invalid("\(origin): \"\(token)\" conflicts with what the planner sets (container name, cid file, --rm, -i and the attached stdio)")
+            case "restart":
+                ctx.invalid("\(origin): \"\(token)\": a restart policy lets the engine revive the container behind the proxy's back; the proxy restarts servers itself")
+            case "use-api-socket":
+                if value == nil || ["true", "1"].contains(v.lowercased()) {
+                    ctx.optIn(.dockerSocket, "\(origin): --use-api-socket mounts the Docker API socket",
+                              granted: "whoever controls the server controls the Docker engine, which is root on the host")
+                }
+            case "publish", "publish-all":
+                ctx.warnings.append("server \"\(ctx.server)\": \(origin): \"\(token)\" publishes container ports on the host; the server becomes reachable from the network unless bound to 127.0.0.1")
             case "label", "label-file":
                 if flag == "label-file" || v.lowercased().hasPrefix("mcpproxy.") {
                     ctx.invalid("\(origin): \"\(token)\" may not set mcpproxy.* labels (they decide which containers the proxy removes)")
@@ -616,7 +637,7 @@ public enum DockerPlanner {
                 if v.lowercased() == "host" { ctx.optIn(.hostPID, "\(origin): --pid host", granted: "the server sees and can signal every host process") }
             case "ipc":
                 if v.lowercased() == "host" { ctx.optIn(.hostIPC, "\(origin): --ipc host", granted: "the server shares the host's shared memory and IPC") }
-            case "userns", "uts":
+            case "userns", "uts", "cgroupns":
                 if v.lowercased() == "host" { ctx.optIn(.unconfined, "\(origin): --\(flag) host", granted: "a host namespace is shared with the container") }
             case "security-opt":
                 let s = v.lowercased().replacingOccurrences(of: ":", with: "=")

@@ -172,6 +172,8 @@ struct DockerPlannerTests {
         .init("userns host", allow: ["unconfined"], extra: ["--userns=host"]),
         .init("no-new-privileges=false", allow: ["new_privileges"], extra: ["--security-opt", "no-new-privileges=false"]),
         .init("device", allow: ["devices"], extra: ["--device", "/dev/kvm"]),
+        .init("use-api-socket", allow: ["docker_socket"], extra: ["--use-api-socket"]),
+        .init("cgroupns host", allow: ["unconfined"], extra: ["--cgroupns=host"]),
         .init("gpus", allow: ["devices"], extra: ["--gpus=all"]),
         .init("root user", allow: ["root_user"], user: "0"),
         .init("root:root user", allow: ["root_user"], user: "root:root"),
@@ -297,6 +299,7 @@ struct DockerPlannerTests {
         ["-t"], ["-it"], ["--tty"], ["-d"], ["--detach"], ["--name", "x"], ["--cidfile", "/tmp/c"], ["--rm=false"],
         ["--label", "mcpproxy.managed=false"], ["-l", "mcpproxy.instance=x"], ["--label-file", "/tmp/l"],
         ["myimage"], ["--volume"], ["-v", "relative/path:/x"], ["-v", "/x:relative"], ["-v", "a:b:c:d"],
+        ["--restart", "always"], ["-a", "stdout"], ["--attach=stdin"],
     ]
 
     @Test("extra args that break the stdio plan or are malformed are config errors", arguments: invalid)
@@ -304,6 +307,20 @@ struct DockerPlannerTests {
         let error = try #require(throws: ProxyError.self) { try F.plan(F.server { $0.extraArgs = extra }) }
         #expect(error.code == .invalidConfig)
         #expect(error.message.contains("extra_args"))
+    }
+
+    @Test("values of every value-taking option are kept with their option, never taken for the image")
+    func valueOptionsParsed() throws {
+        let extra = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--health-cmd", "true", "-h", "box",
+                     "--add-host=db:127.0.0.1", "--ulimit", "nofile=64:64", "-q", "--storage-opt", "size=1G",
+                     "-c", "512", "--dns-search", "example.test"]
+        let plan = try F.plan(F.server { $0.extraArgs = extra; $0.image = "img:1" })
+        let image = try #require(plan.arguments.firstIndex(of: "img:1"))
+        #expect(Array(plan.arguments[(image - extra.count)..<image]) == extra)
+        #expect(plan.warnings.isEmpty)
+        let published = try F.plan(F.server { $0.extraArgs = ["-p", "8080:80"] })
+        #expect(published.warnings.contains { $0.contains("publishes container ports") })
+        #expect(F.value(after: "-p", in: published.arguments) == "8080:80")
     }
 
     @Test("a relative working_dir and a relative volume are config errors naming the field")
