@@ -146,7 +146,9 @@ public enum ContainerLifecycle {
 
     /// What `cleanupOrphans` saw and did.
     public struct CleanupReport: Sendable {
+        /// The verdict on every managed container seen.
         public var decisions: [OrphanDecision] = []
+        /// Ids of the containers actually removed.
         public var removed: [String] = []
         /// Why nothing could be inspected (no docker CLI, daemon unreachable), if so.
         public var problem: String? = nil
@@ -271,8 +273,11 @@ public enum ContainerLifecycle {
 
     /// A container seen by cleanup: its id and labels.
     public struct ObservedContainer: Sendable, Equatable {
+        /// Full container id.
         public var id: String
+        /// All labels of the container.
         public var labels: [String: String]
+        /// A container as seen by `docker inspect`.
         public init(id: String, labels: [String: String]) {
             self.id = id
             self.labels = labels
@@ -281,9 +286,13 @@ public enum ContainerLifecycle {
 
     /// Cleanup's verdict on one container.
     public struct OrphanDecision: Sendable, Equatable {
+        /// Full container id.
         public var id: String
+        /// The `mcpproxy.server` label, if any.
         public var server: String?
+        /// True when the container is an orphan to remove.
         public var remove: Bool
+        /// Why, in words for the log.
         public var reason: String
     }
 
@@ -344,9 +353,13 @@ public enum ContainerLifecycle {
 
     /// The result of one docker CLI run.
     public struct CommandResult: Sendable {
+        /// Exit status (-1 when the program could not be started).
         public var status: Int32
+        /// Everything written to stdout.
         public var stdout: String
+        /// Everything written to stderr.
         public var stderr: String
+        /// True when the run was killed for exceeding its timeout.
         public var timedOut: Bool
     }
 

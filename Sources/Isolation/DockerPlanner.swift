@@ -73,9 +73,13 @@ public enum DockerPlanner {
 
     /// Container labels written by the planner and read by orphan cleanup.
     public enum Label {
+        /// `true` on every container the proxy starts (seed 001).
         public static let managed = "mcpproxy.managed"
+        /// The server name.
         public static let server = "mcpproxy.server"
+        /// The proxy instance id.
         public static let instance = "mcpproxy.instance"
+        /// Owner facts for dead-owner detection: pid, its start time, host name and boot id.
         public static let ownerPID = "mcpproxy.owner_pid"
         public static let ownerStart = "mcpproxy.owner_start"
         public static let ownerHost = "mcpproxy.owner_host"
@@ -84,7 +88,9 @@ public enum DockerPlanner {
 
     /// Where a container's image came from, for logs and `doctor`.
     public struct ImageChoice: Sendable, Equatable {
+        /// The image reference passed to `docker run`.
         public var image: String
+        /// Why this image: "per-server image", "runtime \"uvx\"", or the binary fallback.
         public var reason: String
     }
 
@@ -736,12 +742,16 @@ public enum DockerPlanner {
 /// owner is still alive: a pid alone is meaningful only on the same host and the same boot,
 /// and only while the pid has not been reused (its start time matches).
 public struct ContainerOwner: Sendable, Equatable {
+    /// Host name of the machine the proxy runs on.
     public var host: String
+    /// The kernel boot id (`/proc/sys/kernel/random/boot_id`).
     public var bootID: String
+    /// The proxy's pid.
     public var pid: Int32
     /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot), if readable.
     public var startTime: String?
 
+    /// Owner facts as given (tests); see `probe(pid:)` for the running process.
     public init(host: String, bootID: String, pid: Int32, startTime: String?) {
         self.host = host
         self.bootID = bootID
