@@ -266,3 +266,23 @@ def test_audit_inspects_the_image_user(tmp_path, binaries):
     user = run_audit(tmp_path, {"mcpServers": {"u": {"command": "docker", "args": ["run", "-i", *limits, "mcpproxy-audit-user:test"]}}})
     assert user.returncode == 0, user
     assert json.loads(user.stdout)["findings"] == []
+
+
+def test_docker_scanner_plugins_are_skipped_outside_docker_mode(proxy, tmp_path, python_bin):
+    tools_file = tmp_path / "tools.json"
+    write_tools(tools_file, [WEATHER])
+    cfg = make_config([new_fixture("fx", tools_file)],
+                      security={"scanners": [{"name": "deep", "image": "mcpproxy-no-such-scanner:1"}]})
+    p = proxy(cfg)
+    sec = wait_until(lambda: (lambda r: r.json() if r.status == 200 and r.json().get("scan") else None)(
+        p.rest("GET", "/api/v1/servers/fx/security")), 20, 0.2, "a scan of fx")
+    scan = sec["scan"]
+    assert scan["status"] == "degraded", scan
+    assert scan["scanners"] == ["builtin"]
+    skipped = {s["name"]: s["reason"] for s in scan["skipped_scanners"]}
+    assert "isolation mode none runs no Docker" in skipped["deep"], skipped
+    # The in-process scanner still ran (the fixture's list_env mentions "all environment
+    # variables": a soft warning), and the server is still quarantined: degraded is no all-clear.
+    assert [f for f in scan["findings"] if f["severity"] == "hard"] == [], scan["findings"]
+    assert {f["rule_id"] for f in scan["findings"]} == {"secrets.sensitive-path"}, scan["findings"]
+    assert sec["quarantined"] is True
