@@ -27,7 +27,8 @@ fi
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
   mkdir -p /var/log
-  (dockerd >/var/log/mcpproxy-dockerd.log 2>&1 &)
+  # setsid: its own session, so ending the shell or process group that ran setup does not stop it.
+  setsid -f dockerd >/var/log/mcpproxy-dockerd.log 2>&1 < /dev/null
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/mcpproxy-dockerd.log" >&2; exit 1; }
 fi

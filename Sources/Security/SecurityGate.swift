@@ -453,6 +453,29 @@ public actor SecurityGate {
         }
     }
 
+    /// One finished call, for `recordCalls`.
+    public struct CallRecord: Sendable {
+        public var at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String
+        public var arguments: [UInt8]?
+        public init(at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String, arguments: [UInt8]?) {
+            self.at = at; self.server = server; self.tool = tool; self.durationMs = durationMs
+            self.outcome = outcome; self.requestID = requestID; self.arguments = arguments
+        }
+    }
+
+    /// Records several finished calls in one database transaction.
+    public func recordCalls(_ calls: [CallRecord]) {
+        let records = calls.map { c in
+            ActivityRecord(id: nil, at: c.at, server: c.server, tool: c.tool, durationMs: c.durationMs, outcome: c.outcome,
+                           requestID: c.requestID, argumentsBytes: c.arguments?.count,
+                           argumentsSHA256: c.arguments.map { ToolFingerprint.sha256Hex(Data($0)) },
+                           arguments: logCallArguments ? c.arguments.map { String(decoding: $0.prefix(65536), as: UTF8.self) } : nil)
+        }
+        do { try store.appendActivity(records) } catch {
+            log.error("activity log write failed", metadata: ["calls": "\(calls.count)", "error": "\(error)"])
+        }
+    }
+
     /// `recordCall` with the arguments' raw bytes and the `logCallArguments` given at init.
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
                            arguments: [UInt8]?) {

@@ -320,15 +320,26 @@ public final class SecurityStore: Sendable {
 
     /// Appends a tool call to the activity log; keeps the newest `keep` entries.
     public func appendActivity(_ r: ActivityRecord, keep: Int = 100_000) throws {
+        try appendActivity([r], keep: keep)
+    }
+
+    /// Appends several tool calls in one transaction (the gateway batches them off the hot path).
+    public func appendActivity(_ records: [ActivityRecord], keep: Int = 100_000) throws {
+        guard !records.isEmpty else { return }
         try write("append to the activity log") { db in
-            try db.execute(sql: """
+            let statement = try db.cachedStatement(sql: """
                 INSERT INTO activity (at, server, tool, duration_ms, outcome, request_id, args_bytes, args_sha256, args)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome, r.requestID, r.argumentsBytes,
-                                 r.argumentsSHA256, r.arguments])
-            let id = db.lastInsertedRowID
+                """)
+            var pruneAt: Int64? = nil
+            for r in records {
+                try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome, r.requestID, r.argumentsBytes,
+                                                  r.argumentsSHA256, r.arguments])
+                let id = db.lastInsertedRowID
+                if id % 1000 == 0 { pruneAt = id }
+            }
             // Bounded: prune in batches rather than on every insert.
-            if id % 1000 == 0 { try db.execute(sql: "DELETE FROM activity WHERE id <= ?", arguments: [id - Int64(keep)]) }
+            if let id = pruneAt { try db.execute(sql: "DELETE FROM activity WHERE id <= ?", arguments: [id - Int64(keep)]) }
         }
     }
 
