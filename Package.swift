@@ -34,7 +34,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Isolation", dependencies: [
-            "ProxyCore",
+            "ProxyCore", "CSandbox",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Upstream", dependencies: [

@@ -35,4 +35,13 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp, mcp_serve
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi
+# A venv on the distribution's Python for the sandbox end-to-end test: a server dropped to an
+# unprivileged uid cannot enter /root, where pyenv-style interpreters usually live.
+SBX_VENV="$ROOT/.venv-sandbox"
+if [ -x /usr/bin/python3 ] && { [ ! -x "$SBX_VENV/bin/python" ] || ! "$SBX_VENV/bin/python" -c 'import mcp_server_time' >/dev/null 2>&1; }; then
+  log "creating $SBX_VENV (system python, for sandbox tests)"
+  /usr/bin/python3 -m venv "$SBX_VENV"
+  "$SBX_VENV/bin/pip" install -q mcp-server-time >/dev/null
+  chmod -R a+rX "$SBX_VENV"
+fi
 log "ready"

@@ -13,6 +13,8 @@
 #define _GNU_SOURCE
 #include "csandbox.h"
 
+#ifdef __linux__
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -107,14 +109,6 @@ int mcpx_landlock_abi(void) {
     return abi < 0 ? 0 : (int)abi;
 }
 
-int mcpx_can_unshare_net(void) {
-    pid_t pid = fork();
-    if (pid < 0) return 0;
-    if (pid == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 // ---- policy --------------------------------------------------------------------------------------
 
@@ -753,3 +747,16 @@ int mcpx_sandbox_main(int argc, char **argv) {
     mcpx_err("cannot exec %s: %s", p->command[0], strerror(errno));
     return MCPX_SANDBOX_EXIT_EXEC;
 }
+
+#else /* not Linux: the sandbox mode is a documented no-op there; the launcher refuses to run. */
+#include <stdio.h>
+
+int mcpx_landlock_abi(void) { return 0; }
+
+int mcpx_sandbox_main(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "mcpproxy-sandbox: the native sandbox needs Linux (Landlock); use isolation mode docker or none\n");
+    return MCPX_SANDBOX_EXIT_DEGRADED;
+}
+#endif

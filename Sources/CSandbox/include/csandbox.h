@@ -27,10 +27,6 @@ int mcpx_sandbox_main(int argc, char **argv);
 /// The Landlock ABI version the running kernel supports: 0 when Landlock is absent or disabled.
 int mcpx_landlock_abi(void);
 
-/// 1 when this process may create a network namespace (CAP_SYS_ADMIN and a kernel with netns).
-/// Probed in a short-lived child so the caller's own namespace is never changed.
-int mcpx_can_unshare_net(void);
-
 #ifdef __cplusplus
 }
 #endif
