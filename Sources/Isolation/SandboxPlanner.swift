@@ -366,7 +366,7 @@ public enum SandboxPlanner {
     static func parseUser(_ spec: String, server: String) throws -> (UInt32, UInt32) {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard (1...2).contains(parts.count), let uid = UInt32(parts[0]),
-              let gid = parts.count == 2 ? UInt32(parts[1]) : uid else {
+              let gid = parts.count == 2 ? UInt32(parts[1]) : Optional(uid) else {
             throw ProxyError(.invalidConfig, "server \"\(server)\": sandbox user \"\(spec)\" is not a numeric uid:gid such as \"65534:65534\"")
         }
         return (uid, gid)

@@ -4,7 +4,7 @@ import Testing
 import ProxyCore
 
 /// A machine made of a table: paths that exist, executables, file contents and symlinks.
-struct FakeHost: SandboxHost {
+struct SandboxFakeHost: SandboxHost {
     var dirs: Set<String> = []
     var files: [String: String] = [:]          // path → contents
     var executables: Set<String> = []
@@ -24,8 +24,8 @@ struct FakeHost: SandboxHost {
     func runtimeLibraryDirectories(forExecutable path: String) -> [String] { swiftRuntime[path] ?? [] }
 
     /// A typical Debian host with the probe built under /work/proj.
-    static var debian: FakeHost {
-        var h = FakeHost()
+    static var debian: SandboxFakeHost {
+        var h = SandboxFakeHost()
         h.dirs = ["/usr", "/bin", "/lib", "/lib64", "/etc/ssl", "/proc", "/sys/fs/cgroup", "/home/u", "/home/u/.ssh",
                   "/srv/data", "/work/proj", "/home/u/project"]
         for f in ["/etc/passwd", "/etc/group", "/etc/resolv.conf", "/etc/ld.so.cache", "/etc/hosts", "/etc/shadow",
@@ -37,9 +37,9 @@ struct FakeHost: SandboxHost {
     }
 }
 
-let fullKernel = SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: true)
+fileprivate let fullKernel = SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: true)
 
-func context(platform: String = "linux", launcher: String? = "/opt/mcpproxy/bin/mcpproxy-sandbox") -> LaunchContext {
+fileprivate func context(platform: String = "linux", launcher: String? = "/opt/mcpproxy/bin/mcpproxy-sandbox") -> LaunchContext {
     LaunchContext(dataDir: "/home/u/.mcpproxy", instanceID: "inst", proxyPID: 42,
                   hostEnvironment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
                                     "AWS_SECRET_ACCESS_KEY": "hostsecret", "MCPPROXY_API_KEY": "k"],
@@ -47,7 +47,7 @@ func context(platform: String = "linux", launcher: String? = "/opt/mcpproxy/bin/
                   platform: platform)
 }
 
-func server(_ command: String = "python3", args: [String] = ["-m", "srv"],
+fileprivate func server(_ command: String = "python3", args: [String] = ["-m", "srv"],
             _ edit: (inout ServerIsolationConfig) -> Void = { _ in }) -> ServerConfig {
     var s = ServerConfig(name: "s1")
     s.command = command
@@ -59,7 +59,7 @@ func server(_ command: String = "python3", args: [String] = ["-m", "srv"],
     return s
 }
 
-func plan(_ s: ServerConfig, config: ProxyConfig = ProxyConfig(), host: FakeHost = .debian,
+fileprivate func plan(_ s: ServerConfig, config: ProxyConfig = ProxyConfig(), host: SandboxFakeHost = .debian,
           kernel: SandboxKernel = fullKernel, ctx: LaunchContext = context()) throws -> LaunchPlan {
     try SandboxPlanner.plan(server: s, command: s.command!, config: config,
                             decision: IsolationDecision(mode: .sandbox, source: .perServerMode),
@@ -67,7 +67,7 @@ func plan(_ s: ServerConfig, config: ProxyConfig = ProxyConfig(), host: FakeHost
 }
 
 /// The launcher options (before "--") as (option, value) pairs; flags get an empty value.
-func options(_ p: LaunchPlan) -> [(String, String)] {
+fileprivate func options(_ p: LaunchPlan) -> [(String, String)] {
     var out: [(String, String)] = []
     var i = 0
     let a = p.arguments
@@ -77,8 +77,8 @@ func options(_ p: LaunchPlan) -> [(String, String)] {
     }
     return out
 }
-func values(_ p: LaunchPlan, _ option: String) -> [String] { options(p).filter { $0.0 == option }.map(\.1) }
-func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" }.dropFirst()) }
+fileprivate func values(_ p: LaunchPlan, _ option: String) -> [String] { options(p).filter { $0.0 == option }.map(\.1) }
+fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" }.dropFirst()) }
 
 @Suite struct SandboxPlannerTests {
     @Test func basicPlanRunsTheLauncherWithTheResolvedCommand() throws {
@@ -148,7 +148,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func nonRootProxyDoesNotPlanADrop() throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.effectiveUID = 1000
         let p = try plan(server(), host: h)
         #expect(values(p, "--uid").isEmpty)
@@ -268,7 +268,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     @Test(arguments: ["~", "~/.ssh", "~/.ssh/id_rsa", "/", "/home", "/home/u/.mcpproxy", "/home/u/.mcpproxy/db",
                       "~/.config", "/home/u/link-to-aws"])
     func pathsCoveringSecretsAreRefused(path: String) throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.dirs.formUnion(["/home", "/home/u/.config", "/home/u/.aws", "/home/u/.mcpproxy", "/home/u/.mcpproxy/db"])
         h.links["/home/u/link-to-aws"] = "/home/u/.aws"
         for key in ["read", "write"] {
@@ -295,7 +295,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func directoryWithDotEnvIsRefused() {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.dirs.insert("/srv/app")
         h.files["/srv/app/.env"] = "KEY=1"
         #expect(throws: ProxyError.self) { try plan(server { $0.readPaths = ["/srv/app"] }, host: h) }
@@ -326,7 +326,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func venvPythonGrantsTheVenvAndItsBaseInstall() throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.dirs.formUnion(["/work/proj/.venv", "/opt/py/3.11", "/opt/py/3.11/bin"])
         h.files["/work/proj/.venv/pyvenv.cfg"] = "home = /opt/py/3.11/bin\nversion = 3.11.7\n"
         h.executables.formUnion(["/work/proj/.venv/bin/python", "/opt/py/3.11/bin/python3.11"])
@@ -339,7 +339,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func envShebangGrantsTheInterpreterInstall() throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.executables.formUnion(["/opt/nodejs/bin/node", "/opt/npm/bin/npx"])
         h.links["/opt/npm/bin/npx"] = "/opt/npm/lib/node_modules/npm/bin/npx-cli.js"
         h.executables.insert("/opt/npm/lib/node_modules/npm/bin/npx-cli.js")
@@ -353,7 +353,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func binaryInHomeBinDoesNotExposeHome() throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.dirs.insert("/home/u/bin")
         h.executables.insert("/home/u/bin/tool")
         let p = try plan(server("/home/u/bin/tool", args: []), host: h)
@@ -362,7 +362,7 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
     }
 
     @Test func swiftRuntimeDirectoryIsGranted() throws {
-        var h = FakeHost.debian
+        var h = SandboxFakeHost.debian
         h.executables.insert("/work/proj/.build/debug/fixture")
         h.swiftRuntime["/work/proj/.build/debug/fixture"] = ["/opt/swift/usr/lib/swift/linux"]
         let p = try plan(server("/work/proj/.build/debug/fixture", args: []), host: h)
@@ -411,5 +411,13 @@ func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" 
         #expect(SandboxPlanner.isWithin("/x", "/"))
         #expect(SandboxPlanner.sanitized("a b/c") == "a_b_c")
         #expect(SandboxPlanner.absolute("x/../y", base: "/w") == "/w/y")
+    }
+}
+
+@Suite struct SandboxScannerTests {
+    @Test func dockerScannersAreSkippedOutsideDockerMode() {
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .docker) == nil)
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .sandbox)?.contains("sandbox") == true)
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .none)?.contains("none") == true)
     }
 }
