@@ -71,7 +71,7 @@ public struct LiveSandboxHost: SandboxHost {
 
     /// The directory of the libswiftCore.so mapped into this process, from /proc/self/maps.
     static let loadedSwiftRuntimeDirectory: String? = {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+        guard let maps = readProcFile("/proc/self/maps") else { return nil }
         for line in maps.split(separator: "\n") where line.hasSuffix("/libswiftCore.so") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             return (String(line[slash...]) as NSString).deletingLastPathComponent
@@ -104,7 +104,7 @@ public struct SandboxKernel: Sendable, Equatable {
         // unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN (bit 21 of the effective capability set)
         // and a kernel built with network namespaces.
         var capSysAdmin = false
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        if let status = readProcFile("/proc/self/status") {
             for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
                 let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
                 if let caps = UInt64(hex, radix: 16) { capSysAdmin = caps & (1 << 21) != 0 }
@@ -118,4 +118,21 @@ public struct SandboxKernel: Sendable, Equatable {
         return SandboxKernel(landlockABI: 0, canUnshareNetwork: false, cgroupsWritable: false)
         #endif
     }
+}
+
+/// Reads a whole procfs file. procfs reports a size of 0, so size-based readers return nothing:
+/// read until EOF instead.
+func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { break }
+        out.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
