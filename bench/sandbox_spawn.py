@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Spawn -> initialize latency: the same MCP server started directly vs through mcpproxy-sandbox.
 
-Measures, per run, the wall time from spawning the process to reading the first response line
+Measures, per run, the wall time (and the CPU time the child used: robust on a loaded machine) from spawning the process to reading the first response line
 (the reply to `initialize`). The launcher's own start-up (exec, Landlock ruleset, rlimits, seccomp,
 namespace) is therefore part of the figure. The policy mirrors what SandboxPlanner produces for the
 probe server when the proxy runs as root: system paths, /etc entries, /proc, devices, private
@@ -48,10 +48,12 @@ def once(argv, env):
     p.stdin.write(INIT); p.stdin.flush()
     line = p.stdout.readline()
     t1 = time.perf_counter_ns()
-    p.stdin.close(); p.wait()
+    p.stdin.close()
+    _, _, ru = os.wait4(p.pid, 0)
+    p.returncode = 0
     if b'"result"' not in line:
         sys.exit("no initialize result from %s: %r" % (argv[0], line))
-    return (t1 - t0) / 1e6
+    return (t1 - t0) / 1e6, (ru.ru_utime + ru.ru_stime) * 1e3
 
 def stats(xs):
     xs = sorted(xs)
@@ -75,17 +77,22 @@ def main():
     for _, argv in variants:
         for _ in range(20): once(argv, env)            # warm the page cache
     results = {name: [] for name, _ in variants}
+    cpu = {name: [] for name, _ in variants}
     for _ in range(args.runs):                        # interleave so drift hits all variants alike
         for name, argv in variants:
-            results[name].append(once(argv, env))
+            wall, used = once(argv, env)
+            results[name].append(wall)
+            cpu[name].append(used)
     base = stats(results[variants[0][0]])[0]
-    print("spawn -> initialize response, %d runs each, binaries from %s, uid %d, kernel %s"
-          % (args.runs, os.path.relpath(bindir, ROOT), os.geteuid(), os.uname().release))
-    print("| variant | median ms | p90 ms | min ms | added (median) ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    cbase = statistics.median(cpu[variants[0][0]])
+    print("spawn -> initialize response, %d runs each, binaries from %s, uid %d, kernel %s, load %.1f"
+          % (args.runs, os.path.relpath(bindir, ROOT), os.geteuid(), os.uname().release, os.getloadavg()[0]))
+    print("| variant | median ms | p90 ms | min ms | added (median) ms | CPU of the child, median ms | added CPU ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, _ in variants:
         med, p90, mn = stats(results[name])
-        print("| %s | %.2f | %.2f | %.2f | %+.2f |" % (name, med, p90, mn, med - base))
+        c = statistics.median(cpu[name])
+        print("| %s | %.2f | %.2f | %.2f | %+.2f | %.2f | %+.2f |" % (name, med, p90, mn, med - base, c, c - cbase))
     shutil.rmtree(private, ignore_errors=True)
 
 if __name__ == "__main__":

@@ -76,7 +76,10 @@ final class SandboxWorld {
 /// A process started from a plan, spoken to over newline-delimited JSON-RPC on its stdio.
 final class ProbeSession: @unchecked Sendable {
     let process = Process()
-    private let stdinPipe = Pipe(), stdoutPipe = Pipe(), stderrPipe = Pipe()
+    private let stdoutPipe = Pipe(), stderrPipe = Pipe()
+    /// stdin is a raw pipe: the write end must really close for the server to see EOF.
+    private var stdinWrite: Int32 = -1
+    private let stdinLock = NSLock()
     private let lock = NSCondition()
     private var lines: [String] = []
     private var buffer = Data()
@@ -89,7 +92,13 @@ final class ProbeSession: @unchecked Sendable {
         process.arguments = plan.arguments
         process.environment = plan.environment
         if let wd = plan.workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: wd) }
-        process.standardInput = stdinPipe
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ProxyError(.internalError, "pipe: \(errno)") }
+        // Close-on-exec for the write end, so no later child inherits it and holds EOF back.
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let childStdin = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        stdinWrite = fds[1]
+        process.standardInput = childStdin
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] h in
@@ -112,6 +121,7 @@ final class ProbeSession: @unchecked Sendable {
             self.lock.lock(); self.stderrData.append(data); self.lock.unlock()
         }
         try process.run()
+        try? childStdin.close()
     }
 
     var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: stderrData, as: UTF8.self) }
@@ -119,7 +129,17 @@ final class ProbeSession: @unchecked Sendable {
     func send(_ object: [String: Any]) throws {
         var data = try JSONSerialization.data(withJSONObject: object)
         data.append(0x0A)
-        try stdinPipe.fileHandleForWriting.write(contentsOf: data)
+        stdinLock.lock()
+        defer { stdinLock.unlock() }
+        guard stdinWrite >= 0 else { throw ProxyError(.internalError, "stdin already closed") }
+        try data.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(stdinWrite, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; throw ProxyError(.upstreamFailed, "write to server stdin: errno \(errno)") }
+                off += n
+            }
+        }
     }
 
     /// Sends a request and waits (up to `timeout` seconds) for the response with its id.
@@ -164,19 +184,47 @@ final class ProbeSession: @unchecked Sendable {
         return sc
     }
 
-    /// Closes stdin, waits briefly, then kills the whole process group.
-    func stop() {
-        try? stdinPipe.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(-process.processIdentifier, SIGKILL)
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
+    private var exitStatus: Int32?
+    private var stopped = false
+
+    /// Waits up to `timeout` seconds for the process to exit and returns its status (128+signal
+    /// when killed), or nil. Reaps with waitpid itself: Foundation's own reaping was seen to miss
+    /// children here, which left waitUntilExit hanging.
+    func waitForExit(timeout: Double) -> Int32? {
+        if let exitStatus { return exitStatus }
+        let pid = process.processIdentifier
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid {
+                exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                return exitStatus
+            }
+            if r < 0 && errno == ECHILD && !process.isRunning {
+                exitStatus = process.terminationStatus
+                return exitStatus
+            }
+            usleep(5_000)
+        } while Date() < deadline
+        return nil
     }
 
-    deinit { if process.isRunning { stop() } }
+    /// Closes stdin, waits briefly for a clean exit, then kills the whole process group.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        stdinLock.lock()
+        if stdinWrite >= 0 { close(stdinWrite); stdinWrite = -1 }
+        stdinLock.unlock()
+        if waitForExit(timeout: 3) == nil {
+            kill(-process.processIdentifier, SIGKILL)
+            kill(process.processIdentifier, SIGKILL)
+            _ = waitForExit(timeout: 10)
+        }
+    }
+
+    deinit { stop() }
 }
 
 /// A process outside the sandbox, optionally under another uid (via setpriv), to signal and trace.
@@ -202,7 +250,13 @@ final class OutsideProcess {
     }
     var pid: Int32 { process.processIdentifier }
     var isAlive: Bool { kill(pid, 0) == 0 && process.isRunning }
-    deinit { process.terminate(); process.waitUntilExit() }
+    // SIGKILL: a child spawned from a libdispatch worker thread inherits its blocked signal mask,
+    // so SIGTERM (Process.terminate) may never arrive.
+    deinit {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        for _ in 0..<2000 where waitpid(pid, &status, WNOHANG) == 0 { usleep(5_000) }
+    }
 }
 
 /// A listening TCP socket on 127.0.0.1 (ephemeral port) that accepts nothing in particular.
