@@ -57,7 +57,8 @@ import Glibc
         let plan = try world.plan(probeServer {
             $0.networkMode = "none"
             $0.workingDir = world.workDir
-            $0.readPaths = [world.setuidDir]
+            // read_paths grant no execute right: the setuid binary's dir is granted read+write+exec.
+            $0.writePaths = [world.setuidDir]
         }, config: batteryConfig())
         let session = try ProbeSession(plan: plan)
         defer { session.stop() }
