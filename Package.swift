@@ -29,13 +29,15 @@ let package = Package(
         // C: the sandbox launcher (Landlock, rlimits, seccomp, namespaces), linked into both
         // the small `mcpproxy-sandbox` executable and `mcpproxy sandbox-exec`.
         .target(name: "CSandbox"),
-        .executableTarget(name: "mcpproxy-sandbox", dependencies: ["CSandbox"]),
+        // The C executables load no Swift runtime (see main.c): faster spawn, nothing extra to grant.
+        .executableTarget(name: "mcpproxy-sandbox", dependencies: ["CSandbox"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),
 
         .target(name: "ProxyCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Isolation", dependencies: [
-            "ProxyCore",
+            "ProxyCore", "CSandbox",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Upstream", dependencies: [
@@ -70,7 +72,8 @@ let package = Package(
         // A fixture MCP server (Foundation only, so it also builds as a static binary for images).
         .executableTarget(name: "mcpproxy-fixture"),
         // The sandbox escape-battery probe: an MCP stdio server whose tools try to break out.
-        .executableTarget(name: "mcpproxy-probe"),
+        .executableTarget(name: "mcpproxy-probe",
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),
 
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),

@@ -16,6 +16,9 @@ command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 # gcc and the static libc build the scanner-plugin probe image of the security tests.
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
+# The distribution's Python (with venv) for the sandbox tests' PyPI server.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -43,4 +46,16 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp, mcp_serve
 fi
 # Local test images (no registry here): the static fixture server in a FROM-scratch image.
 scripts/build-test-images.sh
+# A venv on the distribution's Python for the sandbox tests: a server dropped to an unprivileged
+# uid can reach neither /root (pyenv-style interpreters) nor a checkout under it, so this venv
+# lives under /opt, world-readable.
+SBX_VENV="${MCPPROXY_SANDBOX_VENV:-/opt/mcpproxy-test/venv-sandbox}"
+if [ ! -x "$SBX_VENV/bin/python" ] || ! "$SBX_VENV/bin/python" -c 'import mcp_server_time' >/dev/null 2>&1; then
+  log "creating $SBX_VENV (system python, for sandbox tests)"
+  mkdir -p "$(dirname "$SBX_VENV")"
+  chmod 755 "$(dirname "$SBX_VENV")"
+  /usr/bin/python3 -m venv "$SBX_VENV"
+  "$SBX_VENV/bin/pip" install -q mcp-server-time >/dev/null
+  chmod -R a+rX "$SBX_VENV"
+fi
 log "ready"

@@ -84,8 +84,8 @@ public final class ProxyRuntime: Sendable {
         instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
         apiKey = try Self.loadAPIKey(dataDir: options.dataDir, logger: logger)
 
-        let runtimeDir = (options.dataDir as NSString).appendingPathComponent("run")
-        try fm.createDirectory(atPath: runtimeDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let runtimeDir = try Self.makeRuntimeDir(dataDir: options.dataDir, instanceID: instanceID)
+        self.runtimeDir = runtimeDir
         let group = MultiThreadedEventLoopGroup.singleton
         httpClient = HTTPClient(eventLoopGroup: group)
         let dataDir = options.dataDir
@@ -111,6 +111,29 @@ public final class ProxyRuntime: Sendable {
         self.plugins = plugins
     }
     let plugins: Plugins
+    /// Per-launch runtime files (cid files, env files, sandbox homes and temp dirs).
+    public let runtimeDir: String
+
+    /// The runtime dir. As root, sandboxed servers drop to an unprivileged uid that must reach
+    /// their private dirs, and the data dir (0700, often under /root) is closed to it: use
+    /// /run/mcpproxy/<instance> (0711: traversable, not listable; files inside keep their own
+    /// modes). Otherwise a private dir in the data dir.
+    static func makeRuntimeDir(dataDir: String, instanceID: String) throws -> String {
+        let fm = FileManager.default
+        if getuid() == 0 {
+            for base in ["/run/mcpproxy", "/var/run/mcpproxy"] {
+                var st = stat()
+                if lstat(base, &st) != 0 { mkdir(base, 0o711) }
+                guard lstat(base, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0 else { continue }
+                chmod(base, 0o711)
+                let dir = base + "/" + instanceID
+                if mkdir(dir, 0o711) == 0 || errno == EEXIST { chmod(dir, 0o711); return dir }
+            }
+        }
+        let dir = (dataDir as NSString).appendingPathComponent("run")
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return dir
+    }
 
     /// The `mcpproxy-sandbox` launcher next to this executable, if present.
     static func sandboxLauncherPath() -> String? {
@@ -170,6 +193,9 @@ public final class ProxyRuntime: Sendable {
             try await group.run()
         }
         try? await httpClient.shutdown()
+        if runtimeDir.hasPrefix("/run/mcpproxy/") || runtimeDir.hasPrefix("/var/run/mcpproxy/") {
+            try? FileManager.default.removeItem(atPath: runtimeDir)
+        }
     }
 
     static func parseListen(_ s: String) -> (String, Int)? {

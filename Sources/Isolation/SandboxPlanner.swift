@@ -1,10 +1,409 @@
 import Foundation
 import ProxyCore
 
-/// Mode `sandbox`: runs the server under the `mcpproxy-sandbox` launcher.
+/// Mode `sandbox`: runs the server under the `mcpproxy-sandbox` launcher, which confines itself
+/// (Landlock allowlist, rlimits, cgroup, network namespace, uid drop, no_new_privs, seccomp) and
+/// then execs the server, keeping the raw stdio pipes. Planning is pure: every fact about the
+/// machine comes from a `SandboxHost` and a `SandboxKernel`.
 public enum SandboxPlanner {
+    /// Launcher exit statuses (see csandbox.h), for the Upstream layer's error messages.
+    public enum ExitStatus {
+        /// The launcher's command line was malformed (a planner bug).
+        public static let usage: Int32 = 120
+        /// A confinement step failed (the launcher's stderr says which).
+        public static let setup: Int32 = 121
+        /// The kernel cannot enforce the whole policy and `sandbox.allow_degraded` is false.
+        public static let degraded: Int32 = 122
+        /// The server could not be executed (not found, or not allowed by the policy).
+        public static let exec: Int32 = 123
+
+        /// A one-line explanation of a launcher exit status, or nil for a status the server chose.
+        public static func describe(_ status: Int32) -> String? {
+            switch status {
+            case usage: return "the sandbox launcher rejected its policy arguments"
+            case setup: return "the sandbox could not be set up (see the server log for the launcher's message)"
+            case degraded: return "the kernel cannot enforce the whole sandbox policy and sandbox.allow_degraded is false"
+            case exec: return "the sandboxed command could not be executed"
+            default: return nil
+            }
+        }
+    }
+
+    /// Named `isolation.allow` opt-in: a read/write path may cover a denied secret (logged at warn).
+    public static let broadPathsOptIn = "broad_paths"
+    /// Named `isolation.allow` opt-in: the sandbox may run the server as uid 0.
+    public static let rootOptIn = "root"
+    /// Address-space cap when `sandbox.memory_limit` is absent: generous, because runtimes such as
+    /// node and the JVM reserve far more virtual memory than they touch.
+    public static let defaultAddressSpace = "8g"
+
+    /// System locations the server may read and execute.
+    public static let systemPaths = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
+    /// The parts of /etc a runtime needs; /etc as a whole is never granted (shadow, ssh host keys).
+    public static let etcPaths = [
+        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates",
+        "/etc/ca-certificates.conf", "/etc/pki", "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf",
+        "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/passwd", "/etc/group",
+        "/etc/localtime", "/etc/timezone", "/etc/mime.types", "/etc/alternatives", "/etc/os-release",
+        "/etc/debian_version", "/etc/locale.alias", "/etc/python3", "/etc/npmrc", "/etc/pip.conf",
+    ]
+    /// Kernel interfaces runtimes read (cpu count, memory, cgroup limits, /proc/self).
+    public static let kernelReadPaths = ["/proc", "/sys/devices/system/cpu", "/sys/fs/cgroup"]
+    /// Device files the server may read and write.
+    public static let devicePaths = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+    /// Secrets under the home directory that no grant may cover (without `broad_paths`).
+    public static let homeSecrets = [".ssh", ".aws", ".gnupg", ".config/gcloud", ".docker", ".kube",
+                                     ".azure", ".netrc", ".git-credentials", ".pypirc", ".npmrc"]
+
+    /// Plans with the real machine (`LiveSandboxHost`, `SandboxKernel.current`); called by `Launcher.plan`.
     public static func plan(server: ServerConfig, command: String, config: ProxyConfig,
                             decision: IsolationDecision, context: LaunchContext) throws -> LaunchPlan {
-        throw ProxyError(.unsupported, "server \"\(server.name)\": sandbox isolation is not implemented yet")
+        try plan(server: server, command: command, config: config, decision: decision, context: context,
+                 host: LiveSandboxHost(), kernel: .current)
+    }
+
+    /// Plans the launch of `server` under the sandbox, with the machine's facts passed in.
+    /// Throws `.unavailable` when the launcher is missing, `.notFound` when the command is not on
+    /// PATH, `.invalidConfig` for a malformed user, `.refused` when a configured path would expose
+    /// a secret or the server would run as root without opt-in, and `.unsupported` when the kernel
+    /// cannot enforce the policy and `sandbox.allow_degraded` is false.
+    public static func plan(server: ServerConfig, command: String, config: ProxyConfig,
+                            decision: IsolationDecision, context: LaunchContext,
+                            host: SandboxHost, kernel: SandboxKernel) throws -> LaunchPlan {
+        let name = server.name
+        guard context.platform == "linux" else {
+            // Seed 001's platform matrix: a documented no-op elsewhere, said loudly.
+            var plan = NonePlanner.plan(server: server, command: command, decision: decision, context: context)
+            plan.warnings.append("server \"\(name)\": isolation mode sandbox needs Linux (Landlock); on \(context.platform) the server runs unconfined, as with mode none. Use isolation mode docker to confine it.")
+            plan.enforcement = ["isolation": "none", "sandbox": "not available on \(context.platform)",
+                                "not_enforced": "filesystem, network, resources, uid"]
+            return plan
+        }
+        guard let launcher = context.sandboxLauncher else {
+            throw ProxyError(.unavailable, "server \"\(name)\": isolation mode sandbox needs the mcpproxy-sandbox launcher, which is not installed next to the mcpproxy binary; reinstall mcpproxy or choose isolation mode docker or none")
+        }
+        let iso = server.isolation ?? ServerIsolationConfig()
+        let sandbox = config.sandbox
+        let home = context.homeDir
+        let optIns = Set(iso.allow)
+        var warnings: [String] = []
+
+        // Private per-server directories: HOME (package caches live there), TMPDIR, default cwd.
+        let privateRoot = join(context.runtimeDir, "sandbox", sanitized(name))
+        let privateHome = join(privateRoot, "home")
+        let privateTmp = join(privateRoot, "tmp")
+
+        var env = EnvironmentPolicy.serverEnvironment(host: context.hostEnvironment, declared: [:])
+        env["HOME"] = privateHome
+        env["TMPDIR"] = privateTmp
+        env["XDG_CACHE_HOME"] = join(privateHome, ".cache")
+        env["XDG_CONFIG_HOME"] = join(privateHome, ".config")
+        env["XDG_DATA_HOME"] = join(privateHome, ".local/share")
+        env.merge(server.env) { _, declared in declared }
+
+        let configuredWorkDir = (iso.workingDir ?? server.workingDir).map { absolute(expandTilde($0, home: home), base: privateHome) }
+        let workDir = configuredWorkDir ?? privateHome
+
+        // The command and the runtime it needs.
+        let executable = try resolveCommand(command, path: env["PATH"] ?? EnvironmentPolicy.defaultPath,
+                                            workDir: workDir, host: host, server: name)
+        let denied = deniedPaths(home: home, dataDir: context.dataDir)
+        var rx: [String] = []   // read + execute
+        var rw: [String] = []   // read + write + execute
+        for p in systemPaths where host.exists(p) { rx.append(p) }
+        var ro = etcPaths.filter { host.exists($0) } + kernelReadPaths.filter { host.exists($0) }
+        let devices = devicePaths.filter { host.exists($0) }
+        for grant in runtimeGrants(executable: executable, path: env["PATH"] ?? EnvironmentPolicy.defaultPath,
+                                   host: host, denied: denied, already: rx) where !rx.contains(grant) {
+            rx.append(grant)
+        }
+
+        // Configured grants: each is checked against the secrets.
+        let broad = optIns.contains(broadPathsOptIn)
+        func checked(_ raw: String, key: String) throws -> String? {
+            let path = absolute(expandTilde(raw, home: home), base: workDir)
+            let real = host.realPath(path)
+            for candidate in Set([path, real].compactMap { $0 }) {
+                if let secret = exposedSecret(candidate, denied: denied, host: host) {
+                    let what = "server \"\(name)\": \(key) entry \"\(raw)\" would expose \(secret)"
+                    guard broad else {
+                        throw ProxyError(.refused, "\(what); narrow the path, or add \"\(broadPathsOptIn)\" to isolation.allow to accept the risk")
+                    }
+                    warnings.append("\(what) (allowed by isolation.allow \"\(broadPathsOptIn)\")")
+                }
+            }
+            return real ?? path
+        }
+        // The private dirs are the proxy's own (they may sit inside its data dir): not checked.
+        let workDirGrant = try configuredWorkDir.flatMap { try checked($0, key: "working_dir") }
+        for raw in sandbox.readPaths + (iso.readPaths ?? []) {
+            guard let p = try checked(raw, key: "read_paths") else { continue }
+            if host.exists(p) { ro.append(p) } else { warnings.append("server \"\(name)\": read_paths entry \"\(raw)\" does not exist; skipped") }
+        }
+        for raw in sandbox.writePaths + (iso.writePaths ?? []) {
+            guard let p = try checked(raw, key: "write_paths") else { continue }
+            if host.exists(p) { rw.append(p) } else { warnings.append("server \"\(name)\": write_paths entry \"\(raw)\" does not exist; skipped") }
+        }
+        rw.append(contentsOf: [privateHome, privateTmp])
+        if let w = workDirGrant, !rw.contains(w) { rw.append(w) }
+
+        // Identity: a root proxy hands the server to an unprivileged uid so RLIMIT_NPROC holds.
+        var args: [String] = ["--name", name]
+        var enforcement: [String: String] = ["isolation": "sandbox"]
+        var notEnforced: [String] = []
+        let userSpec = iso.user ?? sandbox.user
+        if host.effectiveUID == 0 {
+            let (uid, gid) = try parseUser(userSpec, server: name)
+            if uid == 0 || gid == 0 {
+                guard optIns.contains(rootOptIn) else {
+                    throw ProxyError(.refused, "server \"\(name)\": sandbox user \"\(userSpec)\" is root; use an unprivileged uid:gid (default 65534:65534), or add \"\(rootOptIn)\" to isolation.allow")
+                }
+                warnings.append("server \"\(name)\": sandboxed server runs as root (uid \(uid)) by isolation.allow \"\(rootOptIn)\"; RLIMIT_NPROC does not hold for root")
+                notEnforced.append("uid drop")
+            }
+            args += ["--uid", String(uid), "--gid", String(gid)]
+            enforcement["uid"] = "\(uid):\(gid)"
+        } else {
+            enforcement["uid"] = "unchanged: proxy runs as uid \(host.effectiveUID) (not root), no drop needed"
+        }
+
+        // Filesystem.
+        for d in unique([privateHome, privateTmp] + (configuredWorkDir.map { [$0] } ?? [])) { args += ["--mkdir", d] }
+        for p in unique(rx) { args += ["--rx", p] }
+        for p in unique(ro) where !rx.contains(p) { args += ["--ro", p] }
+        for p in devices { args += ["--dev", p] }
+        for p in unique(rw) { args += ["--rw", p] }
+        args += ["--chdir", workDir]
+
+        // Network.
+        let networkMode = (iso.networkMode ?? config.dockerIsolation.networkMode).lowercased()
+        let ports = iso.allowTCPConnect ?? []
+        switch networkMode {
+        case "none":
+            args += ["--net", "none"]
+            if kernel.canUnshareNetwork { enforcement["network"] = "none (fresh network namespace)" }
+            else if kernel.landlockABI >= 4 { enforcement["network"] = "none for TCP (Landlock; no network namespace: UDP not confined)" }
+            else { enforcement["network"] = "NOT confined"; notEnforced.append("network none (no network namespace, Landlock ABI < 4)") }
+            if !ports.isEmpty { warnings.append("server \"\(name)\": allow_tcp_connect has no effect with network_mode none") }
+        case "bridge", "default", "host", "":
+            args += ["--net", "host"]
+            enforcement["network"] = "host network"
+        default:
+            args += ["--net", "host"]
+            enforcement["network"] = "host network"
+            warnings.append("server \"\(name)\": network_mode \"\(networkMode)\" names a Docker network, which means nothing to the native sandbox; the server keeps the host network (use \"none\" to cut it off)")
+        }
+        if networkMode != "none" && !ports.isEmpty {
+            for port in ports { args += ["--tcp-connect", String(port)] }
+            if kernel.landlockABI >= 4 {
+                enforcement["tcp_connect"] = "only ports " + ports.map(String.init).joined(separator: ", ")
+            } else { notEnforced.append("tcp connect allowlist (Landlock ABI < 4)") }
+        }
+
+        // Resources.
+        let asSpec = sandbox.memoryLimit ?? defaultAddressSpace
+        guard let asBytes = ConfigLoader.parseByteSize(asSpec) else {
+            throw ProxyError(.invalidConfig, "sandbox.memory_limit \"\(asSpec)\" is not a size like \"4g\"")
+        }
+        let nproc = iso.pidsLimit ?? sandbox.maxProcesses
+        args += ["--rlimit", "as=\(asBytes)", "--rlimit", "nofile=\(sandbox.maxOpenFiles)", "--rlimit", "nproc=\(nproc)"]
+        var rlimits = ["as=\(asSpec)", "nofile=\(sandbox.maxOpenFiles)", "nproc=\(nproc)", "core=0"]
+        if let cpu = sandbox.cpuSeconds {
+            args += ["--rlimit", "cpu=\(cpu)"]
+            rlimits.append("cpu=\(cpu)s")
+        }
+        enforcement["rlimits"] = rlimits.joined(separator: ", ")
+        if let mem = iso.memoryLimit {
+            guard let bytes = ConfigLoader.parseByteSize(mem) else {
+                throw ProxyError(.invalidConfig, "server \"\(name)\": isolation.memory_limit \"\(mem)\" is not a size like \"512m\"")
+            }
+            args += ["--cgroup-memory", String(bytes)]
+            enforcement["memory"] = kernel.cgroupsWritable ? "\(mem) (cgroup)" : "\(mem) (RLIMIT_AS; no writable cgroup)"
+        }
+        if let cpus = iso.cpuLimit {
+            args += ["--cgroup-cpus", cpus]
+            if kernel.cgroupsWritable { enforcement["cpu"] = "\(cpus) cpus (cgroup)" }
+            else { enforcement["cpu"] = "NOT enforced"; notEnforced.append("cpu_limit \(cpus) (no writable cgroup)") }
+        }
+
+        // Kernel features.
+        let abi = kernel.landlockABI
+        if abi == 0 {
+            enforcement["landlock"] = "unavailable"
+            notEnforced.append("filesystem allowlist (no Landlock in this kernel)")
+        } else {
+            enforcement["landlock"] = "abi \(abi)"
+            if abi < 2 { notEnforced.append("cross-directory rename/link control (Landlock ABI < 2)") }
+            if abi < 3 { notEnforced.append("truncate control (Landlock ABI < 3)") }
+            if abi < 5 { notEnforced.append("device ioctl control (Landlock ABI < 5)") }
+        }
+        enforcement["filesystem"] = abi > 0 ? "allowlist: \(unique(rx + ro).count) read, \(unique(rw).count) write" : "NOT confined"
+        if abi >= 6 { enforcement["scope"] = "signals and abstract unix sockets confined to the sandbox" }
+        else { notEnforced.append("signal and abstract unix socket scoping (Landlock ABI < 6)") }
+        enforcement["seccomp"] = "ptrace, mount, namespaces, kernel modules, keyctl, bpf, ... denied"
+        enforcement["no_new_privs"] = "on"
+        enforcement["process_group"] = "own session"
+        enforcement["home"] = privateHome
+        enforcement["tmpdir"] = privateTmp
+
+        if !notEnforced.isEmpty {
+            enforcement["not_enforced"] = notEnforced.joined(separator: "; ")
+            let summary = "server \"\(name)\": the sandbox is degraded on this machine: not enforced: \(notEnforced.joined(separator: "; "))"
+            guard sandbox.allowDegraded else {
+                throw ProxyError(.unsupported, "\(summary). Set \"sandbox\": {\"allow_degraded\": true} to start it anyway, or use isolation mode docker")
+            }
+            warnings.append("\(summary) (started because sandbox.allow_degraded is true)")
+            args.append("--allow-degraded")
+            enforcement["degraded"] = "yes (allowed by sandbox.allow_degraded)"
+        } else {
+            enforcement["degraded"] = "no"
+            enforcement["not_enforced"] = "none"
+        }
+
+        let arguments = args + ["--", executable] + server.args
+        return LaunchPlan(executable: launcher, arguments: arguments, environment: env,
+                          workingDirectory: nil, decision: decision,
+                          redactedCommandLine: Redactor.redactEnvAssignments([launcher] + arguments, secrets: server.env),
+                          warnings: warnings, enforcement: enforcement)
+    }
+
+    // MARK: - pieces (internal for tests)
+
+    /// The secrets no grant may cover: credential dirs in the home directory, the proxy's data dir.
+    static func deniedPaths(home: String, dataDir: String) -> [String] {
+        homeSecrets.map { join(home, $0) } + [dataDir]
+    }
+
+    /// The denied path `path` would expose (a grant of `path` covers it or lies inside it), a
+    /// `.env` file directly in `path`, or the whole file system; nil when none.
+    static func exposedSecret(_ path: String, denied: [String], host: SandboxHost) -> String? {
+        let p = normalized(path)
+        if p == "/" { return "the whole file system" }
+        for d in denied.map(normalized) {
+            if isWithin(d, p) || isWithin(p, d) { return d }
+        }
+        if host.isDirectory(p), host.exists(join(p, ".env")) { return join(p, ".env") }
+        return nil
+    }
+
+    /// Finds `command` as exec would: a path (relative to the working dir) or a name on PATH.
+    static func resolveCommand(_ command: String, path: String, workDir: String, host: SandboxHost,
+                               server: String) throws -> String {
+        if command.contains("/") {
+            let p = absolute(command, base: workDir)
+            guard host.isExecutableFile(p) else {
+                throw ProxyError(.notFound, "server \"\(server)\": command \"\(command)\" is not an executable file")
+            }
+            return p
+        }
+        for dir in path.split(separator: ":").map(String.init) where dir.hasPrefix("/") {
+            let candidate = join(dir, command)
+            if host.isExecutableFile(candidate) { return candidate }
+        }
+        throw ProxyError(.notFound, "server \"\(server)\": command \"\(command)\" was not found on PATH (\(path)); install it or give an absolute path")
+    }
+
+    /// Read+execute grants for the runtime of `executable` beyond the system paths: its install
+    /// prefix (a `bin/` parent), a Python venv and its base install (pyvenv.cfg `home`), the
+    /// interpreter of a `#!` script, and shared-library dirs such as the Swift runtime.
+    static func runtimeGrants(executable: String, path: String, host: SandboxHost, denied: [String],
+                              already: [String], depth: Int = 0) -> [String] {
+        var grants: [String] = []
+        func covered(_ p: String) -> Bool { (already + grants).contains { isWithin(p, $0) } }
+        func grant(_ p: String) {
+            guard !covered(p) else { return }
+            grants.append(p)
+        }
+        // Grant the install prefix when it exposes nothing; else the directory; else the file.
+        func grantInstall(of file: String) {
+            guard !covered(file) else { return }
+            let dir = parent(file)
+            if (dir as NSString).lastPathComponent == "bin" {
+                let prefix = parent(dir)
+                if prefix != "/" && exposedSecret(prefix, denied: denied, host: host) == nil { grant(prefix); return }
+            }
+            if exposedSecret(dir, denied: denied, host: host) == nil { grant(dir) } else { grant(file) }
+        }
+
+        // A venv: bin/python next to ../pyvenv.cfg; `home` names the base install's bin dir.
+        let binDir = parent(executable)
+        let venvRoot = parent(binDir)
+        if let cfg = host.readText(join(venvRoot, "pyvenv.cfg"), limit: 4096) {
+            if exposedSecret(venvRoot, denied: denied, host: host) == nil { grant(venvRoot) }
+            for line in cfg.split(whereSeparator: \.isNewline) {
+                let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2, parts[0] == "home", parts[1].hasPrefix("/") {
+                    let baseBin = host.realPath(parts[1]) ?? parts[1]
+                    grantInstall(of: join(baseBin, "python"))
+                }
+            }
+        }
+        let real = host.realPath(executable) ?? executable
+        grantInstall(of: executable)
+        if real != executable { grantInstall(of: real) }
+        for dir in host.runtimeLibraryDirectories(forExecutable: real) { grant(dir) }
+
+        // A script: its interpreter (`#!/usr/bin/env node` looks node up on PATH).
+        if depth < 2, let head = host.readText(real, limit: 256), head.hasPrefix("#!") {
+            let line = head.dropFirst(2).prefix { $0 != "\n" }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            var interpreter: String? = words.first
+            if let first = words.first, (first as NSString).lastPathComponent == "env" {
+                let name = words.dropFirst().first { !$0.hasPrefix("-") }
+                interpreter = name.flatMap { n in
+                    path.split(separator: ":").map { join(String($0), n) }.first { host.isExecutableFile($0) }
+                }
+            }
+            if let interp = interpreter, interp.hasPrefix("/") {
+                for g in runtimeGrants(executable: interp, path: path, host: host, denied: denied,
+                                       already: already + grants, depth: depth + 1) { grant(g) }
+            }
+        }
+        return grants
+    }
+
+    /// Parses a numeric "uid:gid" (or "uid", gid = uid).
+    static func parseUser(_ spec: String, server: String) throws -> (UInt32, UInt32) {
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(parts.count), let uid = UInt32(parts[0]),
+              let gid = parts.count == 2 ? UInt32(parts[1]) : Optional(uid) else {
+            throw ProxyError(.invalidConfig, "server \"\(server)\": sandbox user \"\(spec)\" is not a numeric uid:gid such as \"65534:65534\"")
+        }
+        return (uid, gid)
+    }
+
+    static func sanitized(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    static func normalized(_ path: String) -> String {
+        var p = (path as NSString).standardizingPath
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        return p
+    }
+
+    /// Whether `path` equals `dir` or lies beneath it.
+    static func isWithin(_ path: String, _ dir: String) -> Bool {
+        let p = normalized(path), d = normalized(dir)
+        return p == d || d == "/" || p.hasPrefix(d + "/")
+    }
+
+    static func join(_ a: String, _ b: String...) -> String {
+        var out = a
+        for part in b where !part.isEmpty {
+            out = out.hasSuffix("/") ? out + part : out + "/" + part
+        }
+        return out
+    }
+
+    static func parent(_ path: String) -> String { (path as NSString).deletingLastPathComponent }
+
+    static func absolute(_ path: String, base: String) -> String {
+        normalized(path.hasPrefix("/") ? path : join(base, path))
+    }
+
+    static func unique(_ paths: [String]) -> [String] {
+        var seen = Set<String>()
+        return paths.filter { seen.insert($0).inserted }
     }
 }

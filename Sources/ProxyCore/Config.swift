@@ -95,6 +95,9 @@ public struct SandboxGlobalConfig: Sendable, Equatable {
     public var maxProcesses: Int = 256
     /// CPU seconds (RLIMIT_CPU); nil = no cap.
     public var cpuSeconds: Int? = nil
+    /// Numeric "uid:gid" a sandboxed server drops to when the proxy runs as root (per-server
+    /// `isolation.user` overrides it). Dropping makes RLIMIT_NPROC hold: the kernel ignores it for root.
+    public var user: String = "65534:65534"
 
     public init() {}
 }

@@ -265,7 +265,7 @@ struct Walker {
         var s = SandboxGlobalConfig()
         guard let o = object(v, path) else { return s }
         unknownKeys(o, ["allow_degraded", "read_paths", "write_paths", "memory_limit", "max_open_files",
-                        "max_processes", "cpu_seconds"], path)
+                        "max_processes", "cpu_seconds", "user"], path)
         if let x = o["allow_degraded"], let b = bool(x, "\(path).allow_degraded") { s.allowDegraded = b }
         if let x = o["read_paths"], let a = stringArray(x, "\(path).read_paths") { s.readPaths = a }
         if let x = o["write_paths"], let a = stringArray(x, "\(path).write_paths") { s.writePaths = a }
@@ -273,6 +273,7 @@ struct Walker {
         if let x = o["max_open_files"], let n = int(x, "\(path).max_open_files", min: 16) { s.maxOpenFiles = n }
         if let x = o["max_processes"], let n = int(x, "\(path).max_processes", min: 1) { s.maxProcesses = n }
         if let x = o["cpu_seconds"], let n = int(x, "\(path).cpu_seconds", min: 1) { s.cpuSeconds = n }
+        if let x = o["user"], let u = string(x, "\(path).user") { s.user = u }
         return s
     }
 

@@ -1,2 +1,12 @@
+// mcpproxy-sandbox: the sandbox launcher executable (see Sources/CSandbox and docs/sandbox.md).
 #include "csandbox.h"
-int main(int argc, char **argv){return mcpx_sandbox_main(argc, argv);}
+
+// The Swift driver links every executable with swiftrt.o, which registers the image with the
+// Swift runtime. This program has no Swift code: these no-op definitions satisfy swiftrt.o, so
+// (with -static-stdlib and --as-needed) no Swift runtime is linked or loaded, and the launcher
+// starts as fast as a plain C program, which matters on every server spawn. Should a toolchain
+// need more symbols, the runtime is linked again: slower, still correct.
+void swift_addNewDSOImage(const void *sections) { (void)sections; }
+int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
+
+int main(int argc, char **argv) { return mcpx_sandbox_main(argc, argv); }

@@ -1,1 +1,34 @@
+// The native sandbox launcher of mcpproxy (isolation mode `sandbox`).
+//
+// The launcher confines itself (rlimits, cgroup, network namespace, uid drop, no_new_privs,
+// Landlock filesystem/network/scope rules, seccomp) single-threaded, then execs the server so that
+// the server inherits the confinement together with the raw stdin/stdout pipes. The policy travels
+// as argv before `--` and is therefore gone after exec; the environment is not touched.
+#ifndef MCPX_CSANDBOX_H
+#define MCPX_CSANDBOX_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Exit status: the policy on the command line is malformed.
+#define MCPX_SANDBOX_EXIT_USAGE 120
+/// Exit status: a confinement step failed (cgroup, unshare, uid drop, Landlock, seccomp).
+#define MCPX_SANDBOX_EXIT_SETUP 121
+/// Exit status: the kernel cannot enforce the whole policy and `--allow-degraded` was not given.
+#define MCPX_SANDBOX_EXIT_DEGRADED 122
+/// Exit status: exec of the server failed (not found, not executable, denied by the policy).
+#define MCPX_SANDBOX_EXIT_EXEC 123
+
+/// Runs the launcher: `argv` is `[prog, policy options..., "--", server, server args...]`.
+/// Returns only on failure (with one of the exit statuses above); on success it execs the server.
 int mcpx_sandbox_main(int argc, char **argv);
+
+/// The Landlock ABI version the running kernel supports: 0 when Landlock is absent or disabled.
+int mcpx_landlock_abi(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,423 @@
+import Foundation
+import Testing
+@testable import Isolation
+import ProxyCore
+
+/// A machine made of a table: paths that exist, executables, file contents and symlinks.
+struct SandboxFakeHost: SandboxHost {
+    var dirs: Set<String> = []
+    var files: [String: String] = [:]          // path → contents
+    var executables: Set<String> = []
+    var links: [String: String] = [:]          // path → resolved path
+    var swiftRuntime: [String: [String]] = [:] // executable → library dirs
+    var effectiveUID: UInt32 = 0
+
+    func resolve(_ p: String) -> String { links[p] ?? p }
+    func exists(_ path: String) -> Bool {
+        let p = resolve(path)
+        return dirs.contains(p) || files[p] != nil || executables.contains(p)
+    }
+    func isDirectory(_ path: String) -> Bool { dirs.contains(resolve(path)) }
+    func isExecutableFile(_ path: String) -> Bool { executables.contains(resolve(path)) }
+    func realPath(_ path: String) -> String? { exists(path) ? resolve(path) : nil }
+    func readText(_ path: String, limit: Int) -> String? { files[resolve(path)].map { String($0.prefix(limit)) } }
+    func runtimeLibraryDirectories(forExecutable path: String) -> [String] { swiftRuntime[path] ?? [] }
+
+    /// A typical Debian host with the probe built under /work/proj.
+    static var debian: SandboxFakeHost {
+        var h = SandboxFakeHost()
+        h.dirs = ["/usr", "/bin", "/lib", "/lib64", "/etc/ssl", "/proc", "/sys/fs/cgroup", "/home/u", "/home/u/.ssh",
+                  "/srv/data", "/work/proj", "/home/u/project"]
+        for f in ["/etc/passwd", "/etc/group", "/etc/resolv.conf", "/etc/ld.so.cache", "/etc/hosts", "/etc/shadow",
+                  "/dev/null", "/dev/zero", "/dev/urandom", "/home/u/.ssh/id_rsa"] { h.files[f] = "" }
+        h.executables = ["/usr/bin/python3.11", "/work/proj/probe", "/usr/bin/env"]
+        h.links["/usr/bin/python3"] = "/usr/bin/python3.11"
+        h.executables.insert("/usr/bin/python3")
+        return h
+    }
+}
+
+fileprivate let fullKernel = SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: true)
+
+fileprivate func context(platform: String = "linux", launcher: String? = "/opt/mcpproxy/bin/mcpproxy-sandbox") -> LaunchContext {
+    LaunchContext(dataDir: "/home/u/.mcpproxy", instanceID: "inst", proxyPID: 42,
+                  hostEnvironment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
+                                    "AWS_SECRET_ACCESS_KEY": "hostsecret", "MCPPROXY_API_KEY": "k"],
+                  sandboxLauncher: launcher, runtimeDir: "/run/mcpproxy", homeDir: "/home/u", launchID: "l1",
+                  platform: platform)
+}
+
+fileprivate func server(_ command: String = "python3", args: [String] = ["-m", "srv"],
+            _ edit: (inout ServerIsolationConfig) -> Void = { _ in }) -> ServerConfig {
+    var s = ServerConfig(name: "s1")
+    s.command = command
+    s.args = args
+    var iso = ServerIsolationConfig()
+    iso.mode = .sandbox
+    edit(&iso)
+    s.isolation = iso
+    return s
+}
+
+fileprivate func plan(_ s: ServerConfig, config: ProxyConfig = ProxyConfig(), host: SandboxFakeHost = .debian,
+          kernel: SandboxKernel = fullKernel, ctx: LaunchContext = context()) throws -> LaunchPlan {
+    try SandboxPlanner.plan(server: s, command: s.command!, config: config,
+                            decision: IsolationDecision(mode: .sandbox, source: .perServerMode),
+                            context: ctx, host: host, kernel: kernel)
+}
+
+/// The launcher options (before "--") as (option, value) pairs; flags get an empty value.
+fileprivate func options(_ p: LaunchPlan) -> [(String, String)] {
+    var out: [(String, String)] = []
+    var i = 0
+    let a = p.arguments
+    while i < a.count, a[i] != "--" {
+        if a[i] == "--allow-degraded" { out.append((a[i], "")); i += 1; continue }
+        out.append((a[i], a[i + 1])); i += 2
+    }
+    return out
+}
+fileprivate func values(_ p: LaunchPlan, _ option: String) -> [String] { options(p).filter { $0.0 == option }.map(\.1) }
+fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" }.dropFirst()) }
+
+@Suite struct SandboxPlannerTests {
+    @Test func basicPlanRunsTheLauncherWithTheResolvedCommand() throws {
+        let p = try plan(server())
+        #expect(p.executable == "/opt/mcpproxy/bin/mcpproxy-sandbox")
+        #expect(command(p) == ["/usr/bin/python3", "-m", "srv"])
+        #expect(values(p, "--name") == ["s1"])
+        #expect(p.mode == .sandbox)
+        #expect(p.workingDirectory == nil)
+        #expect(p.warnings.isEmpty)
+        #expect(p.enforcement["degraded"] == "no")
+        #expect(p.enforcement["not_enforced"] == "none")
+        #expect(p.enforcement["landlock"] == "abi 7")
+        #expect(!p.arguments.contains("--allow-degraded"))
+    }
+
+    @Test func systemPathsAreReadExecuteAndEtcIsGrantedEntryByEntry() throws {
+        let p = try plan(server())
+        let rx = values(p, "--rx"), ro = values(p, "--ro")
+        #expect(rx.contains("/usr") && rx.contains("/bin") && rx.contains("/lib") && rx.contains("/lib64"))
+        #expect(!rx.contains("/lib32"))  // absent on this host
+        #expect(ro.contains("/etc/passwd") && ro.contains("/etc/ssl") && ro.contains("/etc/resolv.conf"))
+        #expect(ro.contains("/proc"))
+        #expect(!ro.contains("/etc") && !rx.contains("/etc") && !ro.contains("/etc/shadow"))
+        #expect(values(p, "--dev") == ["/dev/null", "/dev/zero", "/dev/urandom"])
+        for secret in ["/home/u", "/home/u/.ssh", "/home/u/.mcpproxy"] {
+            #expect(!p.arguments.contains(secret))
+        }
+    }
+
+    @Test func privateHomeAndTempDirAreCreatedWritableAndInTheEnvironment() throws {
+        let p = try plan(server())
+        let home = "/run/mcpproxy/sandbox/s1/home", tmp = "/run/mcpproxy/sandbox/s1/tmp"
+        #expect(values(p, "--mkdir") == [home, tmp])
+        #expect(values(p, "--rw") == [home, tmp])
+        #expect(values(p, "--chdir") == [home])
+        #expect(p.environment["HOME"] == home)
+        #expect(p.environment["TMPDIR"] == tmp)
+        #expect(p.environment["XDG_CACHE_HOME"] == home + "/.cache")
+    }
+
+    @Test func environmentIsAllowlistedAndDeclaredEnvWinsAndIsRedacted() throws {
+        var s = server()
+        s.env = ["API_TOKEN": "tok-12345", "LANG": "de_DE.UTF-8"]
+        s.args = ["--token", "tok-12345"]
+        let p = try plan(s)
+        #expect(p.environment["AWS_SECRET_ACCESS_KEY"] == nil)
+        #expect(p.environment["MCPPROXY_API_KEY"] == nil)
+        #expect(p.environment["API_TOKEN"] == "tok-12345")
+        #expect(p.environment["LANG"] == "de_DE.UTF-8")
+        #expect(p.environment["PATH"] == "/usr/local/bin:/usr/bin:/bin")
+        #expect(!p.redactedCommandLine.joined(separator: " ").contains("tok-12345"))
+        // The policy travels in argv only, never in the environment.
+        #expect(!p.environment.values.contains { $0.contains("--rx") })
+    }
+
+    @Test func rootProxyDropsToTheConfiguredUser() throws {
+        var c = ProxyConfig()
+        #expect(values(try plan(server(), config: c), "--uid") == ["65534"])
+        #expect(values(try plan(server(), config: c), "--gid") == ["65534"])
+        c.sandbox.user = "1000:1001"
+        let p = try plan(server(), config: c)
+        #expect(values(p, "--uid") == ["1000"] && values(p, "--gid") == ["1001"])
+        #expect(p.enforcement["uid"] == "1000:1001")
+        let perServer = try plan(server { $0.user = "2000" }, config: c)
+        #expect(values(perServer, "--uid") == ["2000"] && values(perServer, "--gid") == ["2000"])
+    }
+
+    @Test func nonRootProxyDoesNotPlanADrop() throws {
+        var h = SandboxFakeHost.debian
+        h.effectiveUID = 1000
+        let p = try plan(server(), host: h)
+        #expect(values(p, "--uid").isEmpty)
+        #expect(p.enforcement["uid"]?.contains("not root") == true)
+    }
+
+    @Test(arguments: ["0:0", "0", "1000:0"])
+    func rootUserIsRefusedWithoutOptIn(spec: String) throws {
+        var c = ProxyConfig()
+        c.sandbox.user = spec
+        #expect(throws: ProxyError.self) { try plan(server(), config: c) }
+        do { _ = try plan(server(), config: c) } catch let e as ProxyError { #expect(e.code == .refused) }
+        c.sandbox.allowDegraded = true
+        let p = try plan(server { $0.allow = ["root"] }, config: c)
+        #expect(p.warnings.contains { $0.contains("root") })
+    }
+
+    @Test(arguments: ["nobody", "1000:x", "a:b:c", ""])
+    func nonNumericUserIsInvalid(spec: String) {
+        var c = ProxyConfig()
+        c.sandbox.user = spec
+        do { _ = try plan(server(), config: c); Issue.record("expected an error") }
+        catch let e as ProxyError { #expect(e.code == .invalidConfig) } catch { Issue.record("\(error)") }
+    }
+
+    @Test func networkModes() throws {
+        #expect(values(try plan(server()), "--net") == ["host"])
+        let none = try plan(server { $0.networkMode = "none" })
+        #expect(values(none, "--net") == ["none"])
+        #expect(none.enforcement["network"]?.contains("namespace") == true)
+        var c = ProxyConfig()
+        c.dockerIsolation.networkMode = "none"
+        #expect(values(try plan(server(), config: c), "--net") == ["none"])
+        let custom = try plan(server { $0.networkMode = "my-docker-net" })
+        #expect(values(custom, "--net") == ["host"])
+        #expect(custom.warnings.contains { $0.contains("my-docker-net") })
+    }
+
+    @Test func networkNoneFallsBackToLandlockTCPWithoutNamespaces() throws {
+        let k = SandboxKernel(landlockABI: 4, canUnshareNetwork: false, cgroupsWritable: true)
+        var c = ProxyConfig()
+        c.sandbox.allowDegraded = true  // ABI 4 < 6: scoping is missing anyway
+        let p = try plan(server { $0.networkMode = "none" }, config: c, kernel: k)
+        #expect(p.enforcement["network"]?.contains("Landlock") == true)
+        #expect(p.enforcement["not_enforced"]?.contains("network") == false)
+    }
+
+    @Test func networkNoneWithoutNamespaceOrLandlockNetIsDegraded() throws {
+        let k = SandboxKernel(landlockABI: 3, canUnshareNetwork: false, cgroupsWritable: true)
+        do { _ = try plan(server { $0.networkMode = "none" }, kernel: k); Issue.record("expected refusal") }
+        catch let e as ProxyError {
+            #expect(e.code == .unsupported)
+            #expect(e.message.contains("network none"))
+            #expect(e.message.contains("allow_degraded"))
+        }
+    }
+
+    @Test func tcpConnectAllowlist() throws {
+        let p = try plan(server { $0.allowTCPConnect = [443, 8080] })
+        #expect(values(p, "--tcp-connect") == ["443", "8080"])
+        #expect(p.enforcement["tcp_connect"] == "only ports 443, 8080")
+        let withNone = try plan(server { $0.allowTCPConnect = [443]; $0.networkMode = "none" })
+        #expect(values(withNone, "--tcp-connect").isEmpty)
+        #expect(withNone.warnings.contains { $0.contains("allow_tcp_connect") })
+    }
+
+    @Test func resourceLimits() throws {
+        var c = ProxyConfig()
+        let d = try plan(server(), config: c)
+        #expect(values(d, "--rlimit") == ["as=\(8 << 30)", "nofile=1024", "nproc=256"])
+        c.sandbox.memoryLimit = "512m"
+        c.sandbox.maxOpenFiles = 64
+        c.sandbox.maxProcesses = 16
+        c.sandbox.cpuSeconds = 30
+        let p = try plan(server { $0.memoryLimit = "256m"; $0.cpuLimit = "0.5" }, config: c)
+        #expect(values(p, "--rlimit") == ["as=\(512 << 20)", "nofile=64", "nproc=16", "cpu=30"])
+        #expect(values(p, "--cgroup-memory") == ["\(256 << 20)"])
+        #expect(values(p, "--cgroup-cpus") == ["0.5"])
+        #expect(p.enforcement["memory"] == "256m (cgroup)")
+        #expect(p.enforcement["cpu"] == "0.5 cpus (cgroup)")
+        let pids = try plan(server { $0.pidsLimit = 8 }, config: c)
+        #expect(values(pids, "--rlimit").contains("nproc=8"))
+    }
+
+    @Test func cpuLimitWithoutCgroupsIsDegradedButMemoryFallsBack() throws {
+        let k = SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: false)
+        let mem = try plan(server { $0.memoryLimit = "256m" }, kernel: k)
+        #expect(mem.enforcement["memory"]?.contains("RLIMIT_AS") == true)
+        #expect(throws: ProxyError.self) { try plan(server { $0.cpuLimit = "1.0" }, kernel: k) }
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5])
+    func olderLandlockIsDegraded(abi: Int) throws {
+        let k = SandboxKernel(landlockABI: abi, canUnshareNetwork: true, cgroupsWritable: true)
+        #expect(throws: ProxyError.self) { try plan(server(), kernel: k) }
+        var c = ProxyConfig()
+        c.sandbox.allowDegraded = true
+        let p = try plan(server(), config: c, kernel: k)
+        #expect(p.arguments.contains("--allow-degraded"))
+        #expect(p.enforcement["degraded"]?.hasPrefix("yes") == true)
+        #expect(p.enforcement["not_enforced"]?.contains("scoping") == true)
+        #expect(p.warnings.contains { $0.contains("degraded") })
+        #expect(p.enforcement["landlock"] == "abi \(abi)")
+    }
+
+    @Test func kernelWithoutLandlockIsRefusedUnlessAllowed() throws {
+        let k = SandboxKernel(landlockABI: 0, canUnshareNetwork: true, cgroupsWritable: true)
+        do { _ = try plan(server(), kernel: k); Issue.record("expected refusal") }
+        catch let e as ProxyError { #expect(e.code == .unsupported); #expect(e.message.contains("filesystem")) }
+        var c = ProxyConfig()
+        c.sandbox.allowDegraded = true
+        let p = try plan(server(), config: c, kernel: k)
+        #expect(p.enforcement["filesystem"] == "NOT confined")
+        #expect(p.enforcement["landlock"] == "unavailable")
+    }
+
+    @Test(arguments: ["~", "~/.ssh", "~/.ssh/id_rsa", "/", "/home", "/home/u/.mcpproxy", "/home/u/.mcpproxy/db",
+                      "~/.config", "/home/u/link-to-aws"])
+    func pathsCoveringSecretsAreRefused(path: String) throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.formUnion(["/home", "/home/u/.config", "/home/u/.aws", "/home/u/.mcpproxy", "/home/u/.mcpproxy/db"])
+        h.links["/home/u/link-to-aws"] = "/home/u/.aws"
+        for key in ["read", "write"] {
+            let s = server { key == "read" ? ($0.readPaths = [path]) : ($0.writePaths = [path]) }
+            do { _ = try plan(s, host: h); Issue.record("\(key) \(path) was accepted") }
+            catch let e as ProxyError {
+                #expect(e.code == .refused)
+                #expect(e.message.contains("broad_paths"))
+                #expect(e.message.contains("s1"))
+            }
+            let allowed = server {
+                key == "read" ? ($0.readPaths = [path]) : ($0.writePaths = [path])
+                $0.allow = ["broad_paths"]
+            }
+            let p = try plan(allowed, host: h)
+            #expect(p.warnings.contains { $0.contains("would expose") })
+        }
+    }
+
+    @Test func globalPathsAreCheckedToo() {
+        var c = ProxyConfig()
+        c.sandbox.readPaths = ["~"]
+        #expect(throws: ProxyError.self) { try plan(server(), config: c) }
+    }
+
+    @Test func directoryWithDotEnvIsRefused() {
+        var h = SandboxFakeHost.debian
+        h.dirs.insert("/srv/app")
+        h.files["/srv/app/.env"] = "KEY=1"
+        #expect(throws: ProxyError.self) { try plan(server { $0.readPaths = ["/srv/app"] }, host: h) }
+    }
+
+    @Test func narrowPathsAreGranted() throws {
+        let p = try plan(server { $0.readPaths = ["/srv/data"]; $0.writePaths = ["~/project"] })
+        #expect(values(p, "--ro").contains("/srv/data"))
+        #expect(values(p, "--rw").contains("/home/u/project"))
+        #expect(p.warnings.isEmpty)
+    }
+
+    @Test func missingPathsAreSkippedWithAWarning() throws {
+        let p = try plan(server { $0.readPaths = ["/nope"]; $0.writePaths = ["/nope2"] })
+        #expect(!p.arguments.contains("/nope") && !p.arguments.contains("/nope2"))
+        #expect(p.warnings.count == 2)
+    }
+
+    @Test func workingDirIsCreatedGrantedAndEntered() throws {
+        let p = try plan(server { $0.workingDir = "~/project/work" })
+        #expect(values(p, "--mkdir").contains("/home/u/project/work"))
+        #expect(values(p, "--rw").contains("/home/u/project/work"))
+        #expect(values(p, "--chdir") == ["/home/u/project/work"])
+        var s = server()
+        s.workingDir = "/srv/data"
+        #expect(values(try plan(s), "--chdir") == ["/srv/data"])
+        #expect(throws: ProxyError.self) { try plan(server { $0.workingDir = "~" }) }
+    }
+
+    @Test func venvPythonGrantsTheVenvAndItsBaseInstall() throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.formUnion(["/work/proj/.venv", "/opt/py/3.11", "/opt/py/3.11/bin"])
+        h.files["/work/proj/.venv/pyvenv.cfg"] = "home = /opt/py/3.11/bin\nversion = 3.11.7\n"
+        h.executables.formUnion(["/work/proj/.venv/bin/python", "/opt/py/3.11/bin/python3.11"])
+        h.links["/work/proj/.venv/bin/python"] = "/opt/py/3.11/bin/python3.11"
+        let p = try plan(server("/work/proj/.venv/bin/python", args: ["-m", "mcp_server_time"]), host: h)
+        let rx = values(p, "--rx")
+        #expect(rx.contains("/work/proj/.venv"))
+        #expect(rx.contains("/opt/py/3.11"))
+        #expect(command(p).first == "/work/proj/.venv/bin/python")
+    }
+
+    @Test func envShebangGrantsTheInterpreterInstall() throws {
+        var h = SandboxFakeHost.debian
+        h.executables.formUnion(["/opt/nodejs/bin/node", "/opt/npm/bin/npx"])
+        h.links["/opt/npm/bin/npx"] = "/opt/npm/lib/node_modules/npm/bin/npx-cli.js"
+        h.executables.insert("/opt/npm/lib/node_modules/npm/bin/npx-cli.js")
+        h.files["/opt/npm/lib/node_modules/npm/bin/npx-cli.js"] = "#!/usr/bin/env node\nrequire('x')\n"
+        var ctx = context()
+        ctx.hostEnvironment["PATH"] = "/opt/npm/bin:/opt/nodejs/bin:/usr/bin"
+        let p = try plan(server("npx", args: ["-y", "pkg"]), host: h, ctx: ctx)
+        #expect(command(p) == ["/opt/npm/bin/npx", "-y", "pkg"])
+        #expect(values(p, "--rx").contains("/opt/npm"))
+        #expect(values(p, "--rx").contains("/opt/nodejs"))
+    }
+
+    @Test func binaryInHomeBinDoesNotExposeHome() throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.insert("/home/u/bin")
+        h.executables.insert("/home/u/bin/tool")
+        let p = try plan(server("/home/u/bin/tool", args: []), host: h)
+        #expect(values(p, "--rx").contains("/home/u/bin"))
+        #expect(!values(p, "--rx").contains("/home/u"))
+    }
+
+    @Test func swiftRuntimeDirectoryIsGranted() throws {
+        var h = SandboxFakeHost.debian
+        h.executables.insert("/work/proj/.build/debug/fixture")
+        h.swiftRuntime["/work/proj/.build/debug/fixture"] = ["/opt/swift/usr/lib/swift/linux"]
+        let p = try plan(server("/work/proj/.build/debug/fixture", args: []), host: h)
+        #expect(values(p, "--rx").contains("/opt/swift/usr/lib/swift/linux"))
+        #expect(values(p, "--rx").contains("/work/proj/.build/debug"))
+    }
+
+    @Test func commandNotFoundAndLauncherMissing() {
+        do { _ = try plan(server("no-such-tool")); Issue.record("expected notFound") }
+        catch let e as ProxyError { #expect(e.code == .notFound); #expect(e.message.contains("no-such-tool")) } catch {}
+        do { _ = try plan(server(), ctx: context(launcher: nil)); Issue.record("expected unavailable") }
+        catch let e as ProxyError { #expect(e.code == .unavailable); #expect(e.message.contains("mcpproxy-sandbox")) } catch {}
+        do { _ = try plan(server("./rel-missing")); Issue.record("expected notFound") }
+        catch let e as ProxyError { #expect(e.code == .notFound) } catch {}
+    }
+
+    @Test(arguments: ["macos", "windows", "other"])
+    func otherPlatformsRunUnconfinedWithAWarning(platform: String) throws {
+        let p = try plan(server(), ctx: context(platform: platform, launcher: nil))
+        #expect(p.executable == "python3")
+        #expect(p.arguments == ["-m", "srv"])
+        #expect(p.warnings.count == 1)
+        #expect(p.warnings[0].contains("unconfined"))
+        #expect(p.enforcement["isolation"] == "none")
+        #expect(p.environment["AWS_SECRET_ACCESS_KEY"] == nil)
+    }
+
+    @Test func exitStatusesAreDescribed() {
+        for s: Int32 in [120, 121, 122, 123] { #expect(SandboxPlanner.ExitStatus.describe(s) != nil) }
+        #expect(SandboxPlanner.ExitStatus.describe(0) == nil)
+        #expect(SandboxPlanner.ExitStatus.describe(1) == nil)
+    }
+
+    @Test func sandboxUserLoadsFromConfig() throws {
+        let text = #"{"sandbox": {"user": "1000:1000", "allow_degraded": true}, "mcpServers": []}"#
+        let loaded = try ConfigLoader.parse(data: Data(text.utf8))
+        #expect(loaded.config.sandbox.user == "1000:1000")
+        #expect(loaded.warnings.isEmpty)
+        #expect(ProxyConfig().sandbox.user == "65534:65534")
+    }
+
+    @Test func pathHelpers() {
+        #expect(SandboxPlanner.isWithin("/a/b", "/a"))
+        #expect(SandboxPlanner.isWithin("/a", "/a/"))
+        #expect(!SandboxPlanner.isWithin("/ab", "/a"))
+        #expect(SandboxPlanner.isWithin("/x", "/"))
+        #expect(SandboxPlanner.sanitized("a b/c") == "a_b_c")
+        #expect(SandboxPlanner.absolute("x/../y", base: "/w") == "/w/y")
+    }
+}
+
+@Suite struct SandboxScannerTests {
+    @Test func dockerScannersAreSkippedOutsideDockerMode() {
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .docker) == nil)
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .sandbox)?.contains("sandbox") == true)
+        #expect(IsolationScanners.dockerScannerSkipReason(for: .none)?.contains("none") == true)
+    }
+}
