@@ -1,0 +1,115 @@
+"""Sandbox mode end to end: a real PyPI server (mcp-server-time) and the project's fixture run
+under the native sandbox behind /mcp, driven by the real MCP Python client. The sandboxed process
+really runs as the unprivileged uid with no_new_privs, seccomp and its own network namespace, and
+it cannot read the proxy's API key or a planted SSH key.
+
+Needs: the distribution-Python venv with mcp-server-time that scripts/setup.sh creates under /opt
+(a server dropped to uid 65534 cannot enter /root, where the test venv's Python may live).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from e2e_support import bin_dir, fixture_server, make_config, mcp_client_session, run_async
+
+SANDBOX_VENV = Path(os.environ.get("MCPPROXY_SANDBOX_VENV", "/opt/mcpproxy-test/venv-sandbox"))
+
+
+def _text(result) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+def _status(pid: int) -> dict[str, str]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def _reachable_fixture(tmp_path: Path) -> str:
+    """The fixture copied where the dropped uid can exec it (a checkout may sit under /root)."""
+    d = Path("/tmp") / f"mcpx-e2e-sbx-{os.getpid()}"
+    d.mkdir(mode=0o755, exist_ok=True)
+    target = d / "mcpproxy-fixture"
+    if not target.exists():
+        shutil.copy2(bin_dir() / "mcpproxy-fixture", target)
+        target.chmod(0o755)
+    return str(target)
+
+
+def test_pypi_server_answers_in_the_sandbox(proxy):
+    python = SANDBOX_VENV / "bin" / "python"
+    assert python.exists(), f"{python} missing: run scripts/setup.sh"
+    server = {"name": "time", "command": str(python), "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+              "quarantined": False, "isolation": {"mode": "sandbox", "network_mode": "none"}}
+    p = proxy(make_config([server]), wait=["time"])
+
+    info = p.server("time")
+    assert info["state"] == "ready"
+    iso = info["isolation"]
+    assert iso["mode"] == "sandbox" and iso["reason"] == "per-server mode"
+    assert iso["enforcement"]["landlock"].startswith("abi ")
+    assert iso["enforcement"]["not_enforced"] == "none"
+    assert iso["enforcement"]["network"].startswith("none")
+
+    # The server process itself: dropped uid, no_new_privs, seccomp filter, own session.
+    status = _status(info["pid"])
+    assert status["Uid"].split()[0] == "65534", status["Uid"]
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"
+    assert os.getsid(info["pid"]) == info["pid"]
+    # Its own network namespace: not the proxy's.
+    assert os.readlink(f"/proc/{info['pid']}/ns/net") != os.readlink(f"/proc/{p.pid}/ns/net")
+
+    async def body():
+        async with mcp_client_session(p.mcp_url) as s:
+            found = await s.call_tool("retrieve_tools", {"query": "current time in a timezone", "limit": 3})
+            called = await s.call_tool("call_tool", {"name": "time:get_current_time", "args": {"timezone": "Asia/Tokyo"}})
+            return found, called
+    found, called = run_async(body)
+    assert "time:get_current_time" in _text(found)
+    assert not called.is_error, _text(called)
+    assert "Asia/Tokyo" in _text(called)
+
+
+def test_sandboxed_server_cannot_read_secrets(proxy, tmp_path):
+    fixture = _reachable_fixture(tmp_path)
+    work = Path("/tmp") / f"mcpx-e2e-work-{os.getpid()}"
+    work.mkdir(mode=0o777, exist_ok=True)
+    work.chmod(0o777)
+    # A planted key that file permissions alone would let anyone read: only the sandbox stops it.
+    secret_dir = Path("/tmp") / f"mcpx-e2e-secret-{os.getpid()}" / ".ssh"
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret_dir.parent.chmod(0o755)
+    secret_dir.chmod(0o755)
+    (secret_dir / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY----- planted\n")
+    (secret_dir / "id_rsa").chmod(0o644)
+
+    server = fixture_server("box", isolation={"mode": "sandbox", "network_mode": "none"}, working_dir=str(work))
+    server["command"] = fixture
+    p = proxy(make_config([server]), wait=["box"])
+    api_key_file = Path(p.data_dir) / "api_key"
+    if not api_key_file.exists():  # the harness passes the key by env; plant a file for the test
+        api_key_file.write_text("not-for-servers\n")
+    api_key_file.chmod(0o644)
+
+    async def body():
+        async with mcp_client_session(p.mcp_url) as s:
+            key = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": str(api_key_file)}})
+            ssh = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": str(secret_dir / "id_rsa")}})
+            usr = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": "/usr/lib/os-release"}})
+            wrote = await s.call_tool("call_tool", {"name": "box:write_file", "args": {"path": str(work / "ok.txt"), "content": "fine"}})
+            escape = await s.call_tool("call_tool", {"name": "box:write_file", "args": {"path": "/tmp/mcpx-escaped.txt", "content": "x"}})
+            who = await s.call_tool("call_tool", {"name": "box:whoami", "args": {}})
+            return key, ssh, usr, wrote, escape, who
+    key, ssh, usr, wrote, escape, who = run_async(body)
+    assert key.is_error and "Permission denied" in _text(key), _text(key)
+    assert ssh.is_error and "planted" not in _text(ssh), _text(ssh)
+    assert not usr.is_error and "ID=" in _text(usr)
+    assert not wrote.is_error and (work / "ok.txt").read_text() == "fine"
+    assert escape.is_error and not Path("/tmp/mcpx-escaped.txt").exists()
+    assert "uid=65534" in _text(who)
