@@ -59,14 +59,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
             // Read the stream in the background so that send() returns; replies are delivered.
             let id = UUID()
             let task = Task { [deliver] in
-                var parser = SSEParser()
-                do {
-                    for try await chunk in response.body {
-                        for e in parser.feed(chunk.readableBytesView) where e.event == "message" && !e.data.isEmpty {
-                            deliver(Array(e.data.utf8))
-                        }
-                    }
-                } catch {}
+                await Self.deliverMessages(of: response, to: deliver)
                 self.lock.withLock { _ = self.tasks.removeValue(forKey: id) }
             }
             lock.withLock { tasks[id] = task }
@@ -94,16 +87,21 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
             request.headers.replaceOrAdd(name: "Accept", value: "text/event-stream")
             guard let response = try? await client.execute(request, timeout: .hours(24 * 365)),
                   response.status.code == 200 else { return }
-            var parser = SSEParser()
-            do {
-                for try await chunk in response.body {
-                    for e in parser.feed(chunk.readableBytesView) where e.event == "message" && !e.data.isEmpty {
-                        deliver(Array(e.data.utf8))
-                    }
-                }
-            } catch {}
+            await Self.deliverMessages(of: response, to: deliver)
         }
         lock.withLock { tasks[id] = task }
+    }
+
+    /// Delivers the `message` events of an SSE response body until it ends.
+    static func deliverMessages(of response: HTTPClientResponse, to deliver: @Sendable ([UInt8]) -> Void) async {
+        var parser = SSEParser()
+        do {
+            for try await chunk in response.body {
+                for e in parser.feed(chunk.readableBytesView) where e.event == "message" && !e.data.isEmpty {
+                    deliver(Array(e.data.utf8))
+                }
+            }
+        } catch {}
     }
 
     public func close() async {

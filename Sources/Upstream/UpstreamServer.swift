@@ -352,6 +352,12 @@ public actor UpstreamServer {
             message += "; last stderr: \(last.prefix(200))"
         }
         guard gen == generation, !stopping else { return }
+        await failAndRestart(message)
+    }
+
+    /// The one path for an upstream that died, hung or disconnected: fail what is in flight with
+    /// `message`, tear down, and restart with backoff.
+    private func failAndRestart(_ message: String) async {
         log.error("\(message)")
         lastError = message
         live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
@@ -361,12 +367,7 @@ public actor UpstreamServer {
 
     private func transportClosed(_ gen: Int, _ why: String) async {
         guard gen == generation, !stopping, state == .ready || state == .starting else { return }
-        let message = "upstream server \"\(name)\" disconnected: \(why)"
-        log.error("\(message)")
-        lastError = message
-        live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
-        await teardown()
-        scheduleRestart()
+        await failAndRestart("upstream server \"\(name)\" disconnected: \(why)")
     }
 
     /// Pings a ready server periodically; a server that stops answering is restarted like one
@@ -395,12 +396,7 @@ public actor UpstreamServer {
 
     private func unresponsive(_ gen: Int, _ why: String) async {
         guard gen == generation, !stopping else { return }
-        let message = "upstream server \"\(name)\" stopped answering pings (\(why)); restarting it"
-        log.error("\(message)")
-        lastError = message
-        live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
-        await teardown()
-        scheduleRestart()
+        await failAndRestart("upstream server \"\(name)\" stopped answering pings (\(why)); restarting it")
     }
 
     private func scheduleRestart() {
