@@ -35,7 +35,10 @@ def test_upstream_killed_mid_call(proxy):
 
     def call():
         t0 = time.monotonic()
-        outcome["reply"] = session.call_tool("fixture:sleep", {"ms": 20000}, timeout=60)
+        try:
+            outcome["reply"] = session.call_tool("fixture:sleep", {"ms": 20000}, timeout=60)
+        except BaseException as exc:  # reported below, with the HTTP-level failure
+            outcome["exception"] = exc
         outcome["secs"] = time.monotonic() - t0
     th = threading.Thread(target=call)
     th.start()
@@ -44,6 +47,7 @@ def test_upstream_killed_mid_call(proxy):
     os.kill(pid, signal.SIGKILL)
     th.join(30)
     assert not th.is_alive(), "the call did not end after its upstream died"
+    assert "exception" not in outcome, f"the in-flight call failed at the HTTP level: {outcome['exception']!r}"
     reply = outcome["reply"]
     assert outcome["secs"] < 15, "the call must fail when the upstream dies, not at the call timeout"
     assert "error" in reply, f"expected a JSON-RPC error, got {reply}"
