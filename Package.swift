@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C: process spawning (own process group, parent-death signal from a dedicated thread).
@@ -54,6 +55,7 @@ let package = Package(
             "ProxyCore", "Isolation", "Upstream", "Security",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "Commands", dependencies: [
@@ -72,7 +74,11 @@ let package = Package(
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
         .testTarget(name: "SecurityTests", dependencies: ["Security", "ProxyCore"],
                     resources: [.copy("Corpus")]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "ProxyCore", "Upstream"]),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "ProxyCore", "Upstream",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

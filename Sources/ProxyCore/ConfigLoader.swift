@@ -139,12 +139,14 @@ struct Walker {
         for (i, e) in a.enumerated() { if let s = string(e, "\(path)[\(i)]") { out.append(s) } }
         return out
     }
-    mutating func stringMap(_ v: Any, _ path: String) -> [String: String]? {
+    /// An object of strings; `scalars` also accepts numbers and booleans (env values written
+    /// unquoted, as some client configs do).
+    mutating func stringMap(_ v: Any, _ path: String, scalars: Bool = false) -> [String: String]? {
         guard let o = object(v, path) else { return nil }
         var out: [String: String] = [:]
         for (k, e) in o {
             if let s = e as? String { out[k] = s }
-            else if let n = e as? NSNumber { out[k] = CFGetTypeIDIsBool(n) ? (n.boolValue ? "true" : "false") : n.stringValue }
+            else if scalars, let n = e as? NSNumber { out[k] = CFGetTypeIDIsBool(n) ? (n.boolValue ? "true" : "false") : n.stringValue }
             else { error("\(path).\(k)", "expected a string, found \(typeName(e))") }
         }
         return out
@@ -295,7 +297,7 @@ struct Walker {
             if c.trimmingCharacters(in: .whitespaces).isEmpty { error("\(path).command", "command is empty") } else { s.command = c }
         }
         if let x = o["args"], let a = stringArray(x, "\(path).args") { s.args = a }
-        if let x = o["env"], let m = stringMap(x, "\(path).env") {
+        if let x = o["env"], let m = stringMap(x, "\(path).env", scalars: true) {
             for k in m.keys where k.isEmpty || k.contains("=") { error("\(path).env", "invalid environment variable name \"\(k)\"") }
             s.env = m
         }

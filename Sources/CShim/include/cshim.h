@@ -1,1 +1,36 @@
-int mcpx_shim_placeholder(void);
+#ifndef MCPX_CSHIM_H
+#define MCPX_CSHIM_H
+#include <sys/types.h>
+
+/// Result of mcpx_spawn: the child's pid and the parent's ends of its stdio pipes.
+typedef struct {
+    pid_t pid;
+    int stdin_fd;   /* write end: the child's stdin */
+    int stdout_fd;  /* read end: the child's stdout */
+    int stderr_fd;  /* read end: the child's stderr */
+} mcpx_spawn_result;
+
+/// Spawns `file` (searched on the PATH found in `envp` when it has no '/') with `argv` and
+/// exactly the environment `envp`, in directory `cwd` (NULL: inherit). The child gets its own
+/// session and process group, default signal dispositions and an empty signal mask, no fds but
+/// 0-2, and SIGKILL as its parent-death signal. The fork happens on one dedicated, never-exiting
+/// thread, because PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process.
+/// Returns 0, or an errno value (the child's exec/chdir errno is reported back over a pipe).
+int mcpx_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
+               mcpx_spawn_result *out);
+
+/// Blocks until `pid` exits; returns its wait status (or -errno).
+int mcpx_wait(pid_t pid);
+
+/// Decoders for the wait status returned by mcpx_wait.
+int mcpx_wifexited(int status);
+int mcpx_wexitstatus(int status);
+int mcpx_wifsignaled(int status);
+int mcpx_wtermsig(int status);
+
+/// Sends `sig` to the process group `pgid` (the child's pid).
+int mcpx_killpg(pid_t pgid, int sig);
+
+/// Sets O_NONBLOCK on fd.
+int mcpx_set_nonblocking(int fd);
+#endif

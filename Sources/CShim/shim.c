@@ -1,2 +1,0 @@
-#include "cshim.h"
-int mcpx_shim_placeholder(void){return 0;}

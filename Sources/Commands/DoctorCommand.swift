@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Isolation
+import ProxyCore
+
+/// `mcpproxy doctor [SERVER]`: checks the config and shows how each server would be launched
+/// (isolation decision with its reason, the redacted argv, enforcement), without starting it.
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "doctor", abstract: "Check the config and show each server's launch plan.")
+    @OptionGroup var paths: PathOptions
+    @Flag(name: .long, help: "Print JSON.") var json = false
+    @Argument(help: "Only this server.") var server: String?
+
+    func run() async throws {
+        let loaded: ConfigLoader.Loaded
+        do { loaded = try ConfigLoader.load(path: paths.resolvedConfig) } catch let e as ProxyError {
+            print("config: \(e.description)")
+            throw ExitCode(2)
+        }
+        let config = loaded.config
+        var servers = config.servers
+        if let server {
+            guard let s = config.server(named: server) else {
+                print("no server named \"\(server)\" in \(paths.resolvedConfig)")
+                throw ExitCode(1)
+            }
+            servers = [s]
+        }
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
+                                hostEnvironment: ProcessInfo.processInfo.environment,
+                                sandboxLauncher: ProxyRuntimeLauncherPath.find(), runtimeDir: paths.resolvedDataDir + "/run",
+                                homeDir: home, launchID: "doctor")
+        var out: [JSONValue] = []
+        var failed = false
+        for s in servers {
+            let decision = IsolationResolver.resolve(s, global: config.dockerIsolation)
+            var o: [String: JSONValue] = ["name": .string(s.name), "protocol": .string(s.effectiveProtocol.rawValue),
+                                          "enabled": .bool(s.enabled),
+                                          "isolation": ["mode": .string(decision.mode.rawValue), "reason": .string(decision.reason)]]
+            if s.effectiveProtocol == .stdio {
+                do {
+                    let plan = try Launcher.plan(server: s, config: config, context: ctx)
+                    o["launch"] = RESTAPI.planJSON(plan)
+                } catch let e as ProxyError {
+                    o["error"] = .string(e.description)
+                    failed = true
+                }
+            } else if let u = s.url { o["url"] = .string(u) }
+            out.append(.object(o))
+        }
+        let report: JSONValue = ["config": .string(paths.resolvedConfig),
+                                 "warnings": .array(loaded.warnings.map { .string($0.description) }),
+                                 "servers": .array(out)]
+        if json {
+            print(report.serialized())
+        } else {
+            print("config: \(paths.resolvedConfig) (valid)")
+            for w in loaded.warnings { print("  warning: \(w)") }
+            for case .object(let o) in out {
+                print("\n\(o["name"]?.stringValue ?? "?")  [\(o["protocol"]?.stringValue ?? "")]")
+                print("  isolation: \(o["isolation"]?["mode"]?.stringValue ?? "") (\(o["isolation"]?["reason"]?.stringValue ?? ""))")
+                if let e = o["error"]?.stringValue { print("  ERROR: \(e)") }
+                if let l = o["launch"] {
+                    if let args = l["docker_run_args"]?.arrayValue {
+                        print("  docker_run_args: \(JSONValue.array(args).serialized())")
+                    } else {
+                        print("  argv: \(l["argv"]?.serialized() ?? "")")
+                    }
+                    for case .string(let w) in l["warnings"]?.arrayValue ?? [] { print("  warning: \(w)") }
+                    if let enf = l["enforcement"]?.objectValue, !enf.isEmpty {
+                        print("  enforcement: " + enf.keys.sorted().map { "\($0)=\(enf[$0]!.stringValue ?? "")" }.joined(separator: ", "))
+                    }
+                }
+                if let u = o["url"]?.stringValue { print("  url: \(u)") }
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+enum ProxyRuntimeLauncherPath {
+    static func find() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let c = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mcpproxy-sandbox")
+        return FileManager.default.isExecutableFile(atPath: c) ? c : nil
+    }
+}

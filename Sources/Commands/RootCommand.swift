@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import ProxyCore
+import Upstream
+
+/// `mcpproxy`: the root command.
+public struct RootCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "mcpproxy",
+        abstract: "An MCP gateway: federates MCP servers behind one endpoint and confines each stdio server.",
+        version: ProxyVersion.current,
+        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, SandboxExecCommand.self],
+        defaultSubcommand: ServeCommand.self)
+    public init() {}
+}
+
+/// Shared `--config` / `--data-dir` resolution: flag, then environment, then ~/.mcpproxy.
+struct PathOptions: ParsableArguments {
+    @Option(name: .long, help: "Config file (default: $MCPPROXY_CONFIG or ~/.mcpproxy/mcp_config.json).")
+    var config: String?
+    @Option(name: .customLong("data-dir"), help: "Data directory for logs, key and state (default: $MCPPROXY_DATA_DIR or ~/.mcpproxy).")
+    var dataDir: String?
+
+    var home: String { ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory() }
+    var resolvedDataDir: String {
+        absolute(dataDir ?? ProcessInfo.processInfo.environment["MCPPROXY_DATA_DIR"] ?? "\(home)/.mcpproxy")
+    }
+    var resolvedConfig: String {
+        absolute(config ?? ProcessInfo.processInfo.environment["MCPPROXY_CONFIG"] ?? "\(home)/.mcpproxy/mcp_config.json")
+    }
+    func absolute(_ p: String) -> String {
+        let e = p.hasPrefix("~/") ? home + p.dropFirst(1) : p
+        return e.hasPrefix("/") ? e : FileManager.default.currentDirectoryPath + "/" + e
+    }
+}
+
+/// `mcpproxy serve`
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the proxy (HTTP at /mcp, or --stdio).")
+    @OptionGroup var paths: PathOptions
+    @Option(name: .long, help: "HOST:PORT to listen on (default: the config's listen, 127.0.0.1:8080).")
+    var listen: String?
+    @Option(name: .customLong("log-level"), help: "debug, info, warn or error.")
+    var logLevel: String = "info"
+    @Flag(name: .long, help: "Serve one MCP client over stdin/stdout instead of HTTP.")
+    var stdio = false
+
+    func validate() throws {
+        guard Self.level(logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warn or error") }
+        if let listen, ProxyRuntimeListen.parse(listen) == nil { throw ValidationError("--listen must be HOST:PORT") }
+    }
+
+    static func level(_ s: String) -> Logger.Level? {
+        switch s.lowercased() {
+        case "debug": return .debug
+        case "info": return .info
+        case "warn", "warning": return .warning
+        case "error": return .error
+        default: return nil
+        }
+    }
+
+    func run() async throws {
+        let options = ServeOptions(configPath: paths.resolvedConfig, dataDir: paths.resolvedDataDir, listen: listen,
+                                   logLevel: Self.level(logLevel)!, stdio: stdio)
+        do {
+            let runtime = try ProxyRuntime(options: options, plugins: Plugins.make())
+            try await runtime.run()
+        } catch let e as ProxyError {
+            FileHandle.standardError.write(Data("mcpproxy: \(e.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+enum ProxyRuntimeListen {
+    static func parse(_ s: String) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (String(s[..<colon]), port)
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import NIOConcurrencyHelpers
+import NIOCore
+import ProxyCore
+import Upstream
+
+/// The MCP client sessions of the HTTP endpoint, bounded in number and idle time.
+final class SessionStore: Sendable {
+    private let sessions = NIOLockedValueBox<[String: MCPSession]>([:])
+    let maxSessions = 10_000
+    let idleLimit: TimeInterval = 3600
+
+    func create() -> MCPSession {
+        let s = MCPSession(id: UUID().uuidString.lowercased())
+        sessions.withLockedValue { all in
+            if all.count >= maxSessions {
+                let now = Date()
+                all = all.filter { now.timeIntervalSince($0.value.lastSeen) < idleLimit }
+                if all.count >= maxSessions, let oldest = all.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+                    all.removeValue(forKey: oldest.key)
+                }
+            }
+            all[s.id] = s
+        }
+        return s
+    }
+    func get(_ id: String) -> MCPSession? { sessions.withLockedValue { $0[id] } }
+    @discardableResult func remove(_ id: String) -> Bool {
+        let s = sessions.withLockedValue { $0.removeValue(forKey: id) }
+        s?.closeStreams()
+        return s != nil
+    }
+    func removeAll() {
+        let all = sessions.withLockedValue { all in defer { all.removeAll() }; return Array(all.values) }
+        all.forEach { $0.closeStreams() }
+    }
+    func broadcast(_ bytes: [UInt8]) {
+        for s in sessions.withLockedValue({ Array($0.values) }) { s.send(bytes) }
+    }
+    var count: Int { sessions.withLockedValue { $0.count } }
+}
+
+/// Builds the Hummingbird application: `/mcp` (streamable HTTP), `/api/v1` (REST) and `/healthz`.
+public struct HTTPGateway: Sendable {
+    let handler: MCPHandler
+    let rest: RESTAPI
+    let sessions = SessionStore()
+    let maxBody: NIOLockedValueBox<Int>
+    let allowedOrigins: NIOLockedValueBox<[String]>
+    let log: Logger
+
+    public init(handler: MCPHandler, rest: RESTAPI, config: ProxyConfig, logger: Logger) {
+        self.handler = handler
+        self.rest = rest
+        self.maxBody = NIOLockedValueBox(config.maxRequestBodyBytes)
+        self.allowedOrigins = NIOLockedValueBox(config.allowedOrigins)
+        self.log = logger
+        let sessions = self.sessions
+        handler.manager.onCatalogChange {
+            sessions.broadcast(JSONRPC.notification(method: "notifications/tools/list_changed"))
+        }
+    }
+
+    public func updateConfig(_ c: ProxyConfig) {
+        maxBody.withLockedValue { $0 = c.maxRequestBodyBytes }
+        allowedOrigins.withLockedValue { $0 = c.allowedOrigins }
+    }
+
+    public func closeAllSessions() { sessions.removeAll() }
+    public var sessionCount: Int { sessions.count }
+
+    static let sessionHeader = HTTPField.Name("Mcp-Session-Id")!
+    static let versionHeader = HTTPField.Name("MCP-Protocol-Version")!
+
+    /// The router with every route.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.post("/mcp") { request, _ in await self.post(request) }
+        router.get("/mcp") { request, _ in self.notificationStream(request) }
+        router.delete("/mcp") { request, _ in
+            if let r = self.originCheck(request) { return r }
+            guard let id = request.headers[Self.sessionHeader] else {
+                return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header"))
+            }
+            return self.sessions.remove(id) ? Response(status: .noContent) : Self.json(.notFound, Self.jsonRPCError(-32001, "unknown session"))
+        }
+        rest.register(on: router)
+        return router
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: String, headers extra: HTTPFields = [:]) -> Response {
+        json(status, Array(body.utf8), headers: extra)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: [UInt8], headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func jsonRPCError(_ code: Int, _ message: String) -> [UInt8] {
+        JSONRPC.error(id: nil, code: code, message: message)
+    }
+
+    /// Browsers send Origin; a page on another site must not drive a local proxy (DNS rebinding).
+    func originCheck(_ request: Request) -> Response? {
+        guard let origin = request.headers[.origin] else { return nil }
+        if let url = URL(string: origin), let host = url.host?.lowercased(),
+           ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) { return nil }
+        if allowedOrigins.withLockedValue({ $0.contains(origin) }) { return nil }
+        log.warning("refused a request from origin \(origin)")
+        return Self.json(.forbidden, Self.jsonRPCError(-32600, "origin \(origin) is not allowed (add it to allowed_origins)"))
+    }
+
+    func post(_ request: Request) async -> Response {
+        if let r = originCheck(request) { return r }
+        let limit = maxBody.withLockedValue { $0 }
+        if let len = request.headers[.contentLength].flatMap({ Int($0) }), len > limit {
+            return Self.json(.contentTooLarge, Self.jsonRPCError(-32600, "request body of \(len) bytes exceeds the limit of \(limit) bytes"))
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            return Self.json(.contentTooLarge, Self.jsonRPCError(-32600, "request body exceeds the limit of \(limit) bytes"))
+        }
+        let body = Array(buffer.readableBytesView)
+        if let v = request.headers[Self.versionHeader], !MCPHandler.supportedVersions.contains(v) {
+            return Self.json(.badRequest, Self.jsonRPCError(-32600, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))"))
+        }
+        let accept = request.headers[.accept] ?? ""
+        let wantsSSE = accept.contains("text/event-stream") && !accept.contains("application/json")
+
+        // initialize creates a session; everything else needs one.
+        let isInitialize = Self.isInitialize(body)
+        var session: MCPSession?
+        var extra = HTTPFields()
+        if isInitialize {
+            session = sessions.create()
+            extra[Self.sessionHeader] = session!.id
+        } else {
+            guard let id = request.headers[Self.sessionHeader] else {
+                return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header: send initialize first"))
+            }
+            guard let s = sessions.get(id) else {
+                return Self.json(.notFound, Self.jsonRPCError(-32001, "unknown or expired session; initialize again"))
+            }
+            s.lastSeen = Date()
+            session = s
+        }
+        switch await handler.handle(body, session: session) {
+        case .accepted:
+            return Response(status: .accepted, headers: extra)
+        case .response(let bytes):
+            if wantsSSE {
+                extra[.contentType] = "text/event-stream"
+                extra[.cacheControl] = "no-cache"
+                var out = Array("event: message\ndata: ".utf8)
+                out += bytes
+                out += Array("\n\n".utf8)
+                return Response(status: .ok, headers: extra, body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+            }
+            return Self.json(.ok, bytes, headers: extra)
+        }
+    }
+
+    /// `GET /mcp`: the server-to-client event stream of a session. Carries
+    /// `notifications/tools/list_changed` when the visible tools change, and a comment every 15 s
+    /// so dead connections are noticed. Ends when the session ends or the proxy shuts down.
+    func notificationStream(_ request: Request) -> Response {
+        if let r = originCheck(request) { return r }
+        guard (request.headers[.accept] ?? "").contains("text/event-stream") else {
+            var headers = HTTPFields()
+            headers[.allow] = "POST, DELETE"
+            return Self.json(.notAcceptable, Self.jsonRPCError(-32600, "GET /mcp needs Accept: text/event-stream"), headers: headers)
+        }
+        guard let id = request.headers[Self.sessionHeader] else {
+            return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header"))
+        }
+        guard let session = sessions.get(id) else {
+            return Self.json(.notFound, Self.jsonRPCError(-32001, "unknown or expired session; initialize again"))
+        }
+        let stream = session.openStream()
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let body = ResponseBody { writer in
+            let keepalive = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: 15_000_000_000)
+                    session.sendRaw(Array(": keepalive\n\n".utf8), to: stream.id)
+                }
+            }
+            defer { keepalive.cancel(); session.closeStream(stream.id) }
+            try await withGracefulShutdownHandler {
+                for await chunk in stream.events {
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                }
+            } onGracefulShutdown: {
+                session.closeStream(stream.id)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// True when the body is an initialize request (or a batch containing one).
+    static func isInitialize(_ body: [UInt8]) -> Bool {
+        // Cheap pre-check before parsing.
+        guard body.count < 1 << 20, let s = String(bytes: body.prefix(4096), encoding: .utf8), s.contains("initialize") else { return false }
+        if let env = try? JSONRPCEnvelope.parse(body) { return env.method == "initialize" }
+        return false
+    }
+}

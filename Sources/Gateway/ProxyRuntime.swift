@@ -1,0 +1,261 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Isolation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ProxyCore
+import ServiceLifecycle
+import Upstream
+
+/// Options of `mcpproxy serve`, already merged with flags and environment.
+public struct ServeOptions: Sendable {
+    public var configPath: String
+    public var dataDir: String
+    public var listen: String?
+    public var logLevel: Logger.Level
+    public var stdio: Bool
+    public init(configPath: String, dataDir: String, listen: String?, logLevel: Logger.Level, stdio: Bool) {
+        self.configPath = configPath
+        self.dataDir = dataDir
+        self.listen = listen
+        self.logLevel = logLevel
+        self.stdio = stdio
+    }
+}
+
+/// Container hooks used when no container runtime is wired in: nothing to prepare or stop.
+public struct NoContainerHooks: ContainerHooks {
+    public init() {}
+    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws {}
+    public func containerID(_ plan: LaunchPlan, timeout: Double) async -> String? { nil }
+    public func stop(_ plan: LaunchPlan, containerID: String?, grace: Double) async {}
+    public func diagnose(_ plan: LaunchPlan, containerID: String?, exitStatus: Int32, stderrTail: [String]) async -> String? { nil }
+}
+
+/// Everything `mcpproxy serve` runs, assembled from options: logs, key, servers, HTTP or stdio.
+public final class ProxyRuntime: Sendable {
+    public let options: ServeOptions
+    public let logs: LogFiles
+    public let logger: Logger
+    public let instanceID: String
+    public let apiKey: String
+    public let manager: ServerManager
+    public let handler: MCPHandler
+    public let gateway: HTTPGateway
+    let httpClient: HTTPClient
+    let initialConfig: ProxyConfig
+    let listen: String
+
+    /// Hooks other layers fill in before `run()`.
+    public struct Plugins: Sendable {
+        public var containerHooks: ContainerHooks = NoContainerHooks()
+        public var gate: ToolGate = OpenGate()
+        public var restExtensions: [RESTExtension] = []
+        /// Runs once before servers start (e.g. orphan container cleanup).
+        public var beforeStart: [@Sendable (ProxyRuntime) async -> Void] = []
+        public init() {}
+    }
+
+    public init(options: ServeOptions, plugins: Plugins = Plugins()) throws {
+        self.options = options
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        logs = LogFiles(directory: (options.dataDir as NSString).appendingPathComponent("logs"))
+        let mainFile = logs.main
+        let level = options.logLevel
+        var logger = Logger(label: "mcpproxy") { label in
+            FileLogHandler(label: label, files: [mainFile], level: level, alsoStderr: true)
+        }
+        logger.logLevel = level
+        self.logger = logger
+
+        if !fm.fileExists(atPath: options.configPath) {
+            try ConfigFile.writeAtomically(path: options.configPath, data: Data(DefaultConfig.text.utf8))
+            FileHandle.standardError.write(Data("mcpproxy: no config found; wrote a commented default config to \(options.configPath)\n".utf8))
+        }
+        let loaded = try ConfigLoader.load(path: options.configPath)
+        for w in loaded.warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
+        initialConfig = loaded.config
+        listen = options.listen ?? loaded.config.listen
+
+        instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
+        apiKey = try Self.loadAPIKey(dataDir: options.dataDir, logger: logger)
+
+        let runtimeDir = (options.dataDir as NSString).appendingPathComponent("run")
+        try fm.createDirectory(atPath: runtimeDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let group = MultiThreadedEventLoopGroup.singleton
+        httpClient = HTTPClient(eventLoopGroup: group)
+        let dataDir = options.dataDir
+        let instance = instanceID
+        let launcher = Self.sandboxLauncherPath()
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let env = UpstreamEnvironment(
+            group: group, httpClient: httpClient,
+            launchContext: {
+                LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
+                              hostEnvironment: ProcessInfo.processInfo.environment, sandboxLauncher: launcher,
+                              runtimeDir: runtimeDir, homeDir: home,
+                              launchID: String(UUID().uuidString.lowercased().prefix(8)))
+            },
+            logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
+            containerHooks: plugins.containerHooks)
+        manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
+                                gate: plugins.gate, logger: logger)
+        handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
+        let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
+                           extensions: plugins.restExtensions)
+        gateway = HTTPGateway(handler: handler, rest: rest, config: loaded.config, logger: logger)
+        self.plugins = plugins
+    }
+    let plugins: Plugins
+
+    /// The `mcpproxy-sandbox` launcher next to this executable, if present.
+    static func sandboxLauncherPath() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let candidate = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mcpproxy-sandbox")
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }
+
+    /// The API key: MCPPROXY_API_KEY, else `<data>/api_key` (created 0600 on first run).
+    static func loadAPIKey(dataDir: String, logger: Logger) throws -> String {
+        if let k = ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"], !k.isEmpty { return k }
+        let path = (dataDir as NSString).appendingPathComponent("api_key")
+        if let d = FileManager.default.contents(atPath: path) {
+            let k = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !k.isEmpty { return k }
+        }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var rng = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = rng.next() }
+        let key = bytes.map { String(format: "%02x", $0) }.joined()
+        try ConfigFile.writeAtomically(path: path, data: Data((key + "\n").utf8))
+        chmod(path, 0o600)
+        logger.info("generated an API key in \(path)")
+        return key
+    }
+
+    /// Runs until SIGTERM/SIGINT (HTTP) or end of stdin (stdio).
+    public func run() async throws {
+        for hook in plugins.beforeStart { await hook(self) }
+        let service = SupervisorService(runtime: self)
+        if options.stdio {
+            let stdio = StdioFrontend(handler: handler, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: service), .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } else {
+            guard let (host, port) = Self.parseListen(listen) else {
+                throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
+            }
+            let logger = self.logger
+            let listen = self.listen
+            let key = (options.dataDir as NSString).appendingPathComponent("api_key")
+            var appLogger = logger
+            appLogger.logLevel = .warning
+            let app = Application(
+                router: gateway.router(),
+                configuration: .init(address: .hostname(host, port: port), serverName: nil),
+                onServerRunning: { channel in
+                    let addr = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen
+                    logger.info("listening on http://\(addr)/mcp (REST API under /api/v1; key: \(ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] != nil ? "MCPPROXY_API_KEY" : key))")
+                },
+                logger: appLogger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: service), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+        try? await httpClient.shutdown()
+    }
+
+    static func parseListen(_ s: String) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]) else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    /// Applies a reloaded config everywhere.
+    func apply(_ config: ProxyConfig) async {
+        handler.updateConfig(config)
+        gateway.updateConfig(config)
+        await manager.apply(config)
+    }
+}
+
+/// Starts the servers, watches the config file, and on shutdown stops every server.
+struct SupervisorService: Service {
+    let runtime: ProxyRuntime
+
+    func run() async throws {
+        let log = runtime.logger
+        log.info("mcpproxy \(ProxyVersion.current) starting; config \(runtime.options.configPath), data dir \(runtime.options.dataDir), instance \(runtime.instanceID)")
+        await runtime.manager.startAll()
+        let path = runtime.options.configPath
+        var stamp = ConfigFile.stamp(path: path)
+        // Poll the file: cheap (one stat per 250 ms), and unlike inotify it survives editors
+        // that replace the file by rename and config dirs on network file systems.
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try? await Task.sleep(nanoseconds: 250_000_000)
+                let now = ConfigFile.stamp(path: path)
+                guard now != stamp, now != nil else { continue }
+                stamp = now
+                do {
+                    let loaded = try ConfigLoader.load(path: path)
+                    for w in loaded.warnings { log.warning("\(path): \(w.path): \(w.message)") }
+                    log.info("config changed; applying")
+                    await runtime.apply(loaded.config)
+                } catch {
+                    log.error("config reload failed; keeping the running config: \(error)")
+                }
+            }
+        } onGracefulShutdown: {
+            log.info("shutting down")
+        }
+        runtime.gateway.closeAllSessions()
+        await runtime.manager.stopAll()
+        log.info("all servers stopped")
+    }
+}
+
+/// Serves one MCP client over stdin/stdout (newline-delimited JSON-RPC).
+struct StdioFrontend: Service {
+    let handler: MCPHandler
+    let logger: Logger
+
+    func run() async throws {
+        let session = MCPSession(id: "stdio")
+        let lines = AsyncStream<[UInt8]>.makeStream()
+        let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 64 << 20)))
+                    try ch.pipeline.syncOperations.addHandler(LineSink(onLine: { lines.continuation.yield(Array($0.readableBytesView)) },
+                                                                       onClose: { _ in lines.continuation.finish() }))
+                }
+            }
+            .takingOwnershipOfDescriptors(input: dup(0), output: dup(1))
+            .get()
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for await line in lines.stream {
+                    if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
+                    group.addTask {
+                        if case .response(var bytes) = await handler.handle(line, session: session) {
+                            bytes.append(0x0A)
+                            try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            lines.continuation.finish()
+        }
+        try? await channel.close()
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Isolation
+import Logging
+import NIOCore
+import ProxyCore
+import Upstream
+
+/// Extra REST routes contributed by other layers (security: quarantine, scans, approvals).
+public protocol RESTExtension: Sendable {
+    func register(on group: RouterGroup<BasicRequestContext>, api: RESTAPI)
+    /// Extra fields merged into each server's JSON in GET /servers.
+    func serverFields(_ name: String) async -> [String: JSONValue]
+}
+
+/// The REST API under `/api/v1`. Every route needs the API key (X-API-Key, Authorization:
+/// Bearer or ?apikey=), compared in constant time.
+public struct RESTAPI: Sendable {
+    let manager: ServerManager
+    let apiKey: String
+    let startedAt = Date()
+    let instanceID: String
+    let listen: String
+    let logs: LogFiles
+    var extensions: [RESTExtension]
+
+    public init(manager: ServerManager, apiKey: String, instanceID: String, listen: String, logs: LogFiles,
+                extensions: [RESTExtension] = []) {
+        self.manager = manager
+        self.apiKey = apiKey
+        self.instanceID = instanceID
+        self.listen = listen
+        self.logs = logs
+        self.extensions = extensions
+    }
+
+    /// A JSON error body `{"error":{"code","message"}}` with the code's HTTP status.
+    public static func error(_ e: ProxyError) -> Response {
+        let body = JSONValue.object(["error": ["code": .string(e.code.description), "message": .string(e.description)]])
+        return HTTPGateway.json(HTTPResponse.Status(code: e.code.httpStatus), body.serialized())
+    }
+
+    public static func ok(_ v: JSONValue) -> Response { HTTPGateway.json(.ok, v.serialized()) }
+
+    /// Constant-time comparison of two strings' bytes.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for i in 0..<max(x.count, y.count) {
+            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0xFF)
+        }
+        return diff == 0 && x.count == y.count
+    }
+
+    func authorized(_ request: Request) -> Bool {
+        var presented: String?
+        if let k = request.headers[HTTPField.Name("X-API-Key")!] { presented = k }
+        else if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") { presented = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+        else if let q = request.uri.queryParameters.get("apikey") { presented = q }
+        guard let presented else { return false }
+        return Self.constantTimeEqual(presented, apiKey)
+    }
+
+    struct KeyMiddleware: RouterMiddleware {
+        typealias Context = BasicRequestContext
+        let api: RESTAPI
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            guard api.authorized(request) else {
+                return RESTAPI.error(ProxyError(.unauthorized, "missing or wrong API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
+            }
+            return try await next(request, context)
+        }
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        let api = router.group("/api/v1").add(middleware: KeyMiddleware(api: self))
+        api.get("/status") { _, _ in await self.status() }
+        api.get("/servers") { _, _ in await self.servers() }
+        api.get("/servers/:name") { _, ctx in await self.withServer(ctx) { s in
+            Self.ok(Self.serverJSON(await s.snapshot(), config: await manager.currentConfig.server(named: s.name), extra: await extraFields(s.name)))
+        } }
+        api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in
+            let catalog = manager.catalog
+            let tools: [JSONValue] = s.tools.map { t in
+                let q = "\(s.name):\(t.name)"
+                var o = t.raw.objectValue ?? [:]
+                o["qualified_name"] = .string(q)
+                o["status"] = catalog.tools[q] != nil ? "available" : "held"
+                if let why = catalog.refusals[q] { o["held_reason"] = .string(why) }
+                return .object(o)
+            }
+            return Self.ok(["server": .string(s.name), "tools": .array(tools)])
+        } }
+        api.get("/servers/:name/logs") { request, ctx in await self.withServer(ctx) { s in
+            let n = min(10_000, max(1, request.uri.queryParameters.get("tail").flatMap { Int($0) } ?? 100))
+            let lines = logs.server(s.name).tail(n)
+            return Self.ok(["server": .string(s.name), "lines": .array(lines.map { .string($0) })])
+        } }
+        api.get("/servers/:name/diagnostics") { _, ctx in await self.withServer(ctx) { s in
+            Self.ok(await self.diagnostics(s))
+        } }
+        for op in ["enable", "disable", "restart"] {
+            api.post("/servers/:name/\(op)") { _, ctx in await self.withServer(ctx) { s in
+                do {
+                    switch op {
+                    case "enable": try await manager.setEnabled(s.name, true)
+                    case "disable": try await manager.setEnabled(s.name, false)
+                    default: try await manager.restart(s.name)
+                    }
+                } catch let e as ProxyError { return Self.error(e) } catch { return Self.error(ProxyError(.internalError, "\(error)")) }
+                return Self.ok(["ok": true, "server": .string(s.name), "operation": .string(op)])
+            } }
+        }
+        for ext in extensions { ext.register(on: api, api: self) }
+    }
+
+    /// Runs `body` with the server named in the path, or answers 404.
+    public func withServer(_ ctx: BasicRequestContext, _ body: (UpstreamServer) async -> Response) async -> Response {
+        guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing server name")) }
+        guard let s = await manager.server(named: name) else {
+            let names = await manager.allServers().map(\.name)
+            let close = ToolIndex.closest(to: name, among: names)
+            return Self.error(ProxyError(.notFound, "no server named \"\(name)\"\(close.isEmpty ? "" : "; closest: \(close.joined(separator: ", "))")"))
+        }
+        return await body(s)
+    }
+
+    func extraFields(_ name: String) async -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        for e in extensions { out.merge(await e.serverFields(name)) { _, b in b } }
+        return out
+    }
+
+    func status() async -> Response {
+        let servers = await manager.allServers()
+        var ready = 0
+        for s in servers where s.state == .ready { ready += 1 }
+        return Self.ok([
+            "running": true, "version": .string(ProxyVersion.current), "listen": .string(listen),
+            "instance_id": .string(instanceID), "pid": .number(Double(getpid())),
+            "uptime_seconds": .number(Date().timeIntervalSince(startedAt).rounded()),
+            "servers_total": .number(Double(servers.count)), "servers_ready": .number(Double(ready)),
+            "tools_total": .number(Double(manager.catalog.tools.count)),
+            "config_path": .string(manager.configPath),
+        ])
+    }
+
+    func servers() async -> Response {
+        var list: [JSONValue] = []
+        let config = await manager.currentConfig
+        for s in await manager.allServers() {
+            list.append(Self.serverJSON(await s.snapshot(), config: config.server(named: s.name), extra: await extraFields(s.name)))
+        }
+        return Self.ok(["servers": .array(list)])
+    }
+
+    func diagnostics(_ s: UpstreamServer) async -> JSONValue {
+        let snap = await s.snapshot()
+        var o = Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name)).objectValue ?? [:]
+        if let plan = await s.currentPlan() {
+            o["launch"] = Self.planJSON(plan)
+        }
+        o["recent_log"] = .array(logs.server(s.name).tail(30).map { .string($0) })
+        return .object(o)
+    }
+
+    /// The JSON for one launch plan (argv redacted).
+    public static func planJSON(_ plan: LaunchPlan) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "mode": .string(plan.mode.rawValue), "reason": .string(plan.decision.reason),
+            "argv": .array(plan.redactedCommandLine.map { .string($0) }),
+            "environment_keys": .array(plan.environment.keys.sorted().map { .string($0) }),
+            "warnings": .array(plan.warnings.map { .string($0) }),
+            "enforcement": .object(plan.enforcement.mapValues { .string($0) }),
+        ]
+        if plan.mode == .docker { o["docker_run_args"] = .array(plan.redactedCommandLine.dropFirst().map { .string($0) }) }
+        if let w = plan.workingDirectory { o["working_dir"] = .string(w) }
+        return .object(o)
+    }
+
+    /// The JSON for one server in GET /servers.
+    public static func serverJSON(_ s: ServerSnapshot, config: ServerConfig?, extra: [String: JSONValue] = [:]) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "name": .string(s.name), "enabled": .bool(s.enabled), "state": .string(s.state.rawValue),
+            "protocol": .string(s.protocolName),
+            "isolation": ["mode": .string(s.isolation.mode.rawValue), "reason": .string(s.isolation.reason),
+                          "enforcement": .object(s.enforcement.mapValues { .string($0) }),
+                          "warnings": .array(s.warnings.map { .string($0) })],
+            "pid": s.pid.map { .number(Double($0)) } ?? .null,
+            "container_id": s.containerID.map { .string($0) } ?? .null,
+            "tool_count": .number(Double(s.toolCount)),
+            "last_error": s.lastError.map { .string($0) } ?? .null,
+            "restarts": .number(Double(s.restarts)),
+        ]
+        if let c = config {
+            if let cmd = c.command { o["command"] = .string(cmd) }
+            if let u = c.url { o["url"] = .string(u) }
+        }
+        if let info = s.serverInfo { o["server_info"] = info }
+        o.merge(extra) { _, b in b }
+        return .object(o)
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import Isolation
+import Logging
+import NIOConcurrencyHelpers
+import ProxyCore
+import Upstream
+
+/// What the security layer decides about one server's tools.
+public struct GateVerdict: Sendable {
+    /// Names of the tools clients may see and call.
+    public var visible: Set<String>
+    /// Why a server or tool is held back: refusal messages keyed by tool name ("*" = whole server).
+    public var refusals: [String: String]
+    public init(visible: Set<String>, refusals: [String: String] = [:]) {
+        self.visible = visible
+        self.refusals = refusals
+    }
+}
+
+/// The seam to the security layer (quarantine, pinning, scanning). Called when a server's tools
+/// are (re)listed; calls are then checked against the resulting catalog without a hop.
+public protocol ToolGate: Sendable {
+    func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
+                  otherServers: [String: [String]]) async -> GateVerdict
+    func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+                    arguments: [UInt8]?) async
+}
+
+/// A gate that lets everything through (used when security is explicitly off, and in unit tests).
+public struct OpenGate: ToolGate {
+    public init() {}
+    public func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
+                         otherServers: [String: [String]]) async -> GateVerdict {
+        GateVerdict(visible: Set(tools.map(\.name)))
+    }
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+                           arguments: [UInt8]?) async {}
+}
+
+/// The routable view of all servers, swapped atomically when anything changes.
+public struct Catalog: Sendable {
+    public var tools: [String: CatalogTool] = [:]          // by qualified name server:tool
+    public var index = ToolIndex(tools: [])
+    public var refusals: [String: String] = [:]            // server:tool or server:* → message
+    public var serverNames: Set<String> = []
+    /// The live servers by name, so calls route without a hop onto the manager actor.
+    public var servers: [String: UpstreamServer] = [:]
+    /// A hash of the visible tools, to notify clients only on real changes.
+    public var signature: Int = 0
+
+    public func lookup(_ qualified: String) -> CatalogTool? { tools[qualified] }
+}
+
+/// Owns the upstream servers: applies config (at start and on reload), routes lookups, persists
+/// changes made through the API or MCP to the config file.
+public actor ServerManager {
+    public nonisolated let configPath: String
+    private(set) var config: ProxyConfig
+    private var servers: [String: UpstreamServer] = [:]
+    private let env: UpstreamEnvironment
+    private let gate: ToolGate
+    private let log: Logger
+    private nonisolated let catalogBox = NIOLockedValueBox(Catalog())
+    private var verdicts: [String: GateVerdict] = [:]
+    /// Called after the catalog changes (sessions are told tools/list_changed).
+    private nonisolated let listeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
+
+    public init(config: ProxyConfig, configPath: String, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger) {
+        self.config = config
+        self.configPath = configPath
+        self.env = environment
+        self.gate = gate
+        self.log = logger
+    }
+
+    public nonisolated var catalog: Catalog { catalogBox.withLockedValue { $0 } }
+    public var currentConfig: ProxyConfig { config }
+
+    public nonisolated func onCatalogChange(_ f: @escaping @Sendable () -> Void) {
+        listeners.withLockedValue { $0.append(f) }
+    }
+
+    public nonisolated func server(named name: String) async -> UpstreamServer? {
+        await serverLookup(name)
+    }
+    private func serverLookup(_ name: String) -> UpstreamServer? { servers[name] }
+
+    public func allServers() -> [UpstreamServer] {
+        config.servers.compactMap { servers[$0.name] }
+    }
+
+    /// Starts every configured server.
+    public func startAll() {
+        for s in config.servers where servers[s.name] == nil { makeServer(s) }
+    }
+
+    private func makeServer(_ s: ServerConfig) {
+        let server = UpstreamServer(config: s, proxyConfig: config, environment: env) { [weak self] event in
+            guard let self else { return }
+            if case .toolsChanged(let name) = event { Task { await self.refresh(server: name) } }
+        }
+        servers[s.name] = server
+        Task { await server.start() }
+    }
+
+    /// Re-evaluates one server's tools through the gate and rebuilds the catalog.
+    public func refresh(server name: String) async {
+        guard let server = servers[name], let sc = config.server(named: name) else {
+            verdicts.removeValue(forKey: name)
+            rebuildCatalog()
+            return
+        }
+        let tools = server.tools
+        var others: [String: [String]] = [:]
+        for (n, s) in servers where n != name { others[n] = s.tools.map(\.name) }
+        let mode = IsolationResolver.resolve(sc, global: config.dockerIsolation).mode
+        let verdict = await gate.evaluate(server: sc, tools: tools, mode: mode, otherServers: others)
+        verdicts[name] = verdict
+        rebuildCatalog()
+    }
+
+    private func rebuildCatalog() {
+        var c = Catalog()
+        c.serverNames = Set(config.servers.map(\.name))
+        c.servers = servers
+        var list: [CatalogTool] = []
+        for s in config.servers where s.enabled {
+            guard let server = servers[s.name], server.state == .ready else { continue }
+            let verdict = verdicts[s.name]
+            for t in server.tools {
+                let ct = CatalogTool(server: s.name, tool: t)
+                if let v = verdict, v.visible.contains(t.name) {
+                    c.tools[ct.qualifiedName] = ct
+                    list.append(ct)
+                } else {
+                    c.refusals[ct.qualifiedName] = verdict?.refusals[t.name] ?? verdict?.refusals["*"]
+                        ?? "tool \"\(ct.qualifiedName)\" is being evaluated; try again shortly"
+                }
+            }
+            if let star = verdict?.refusals["*"] { c.refusals["\(s.name):*"] = star }
+        }
+        c.index = ToolIndex(tools: list)
+        // Clients are told only when what they can see changed (names, descriptions, schemas).
+        var h = Hasher()
+        for t in list.sorted(by: { $0.qualifiedName < $1.qualifiedName }) { h.combine(t.qualifiedName); h.combine(t.tool.raw) }
+        c.signature = h.finalize()
+        let changed = catalogBox.withLockedValue { old -> Bool in
+            defer { old = c }
+            return old.signature != c.signature
+        }
+        if changed { for f in listeners.withLockedValue({ $0 }) { f() } }
+    }
+
+    /// Applies a new config: removed servers stop, new ones start, changed ones restart, and
+    /// failed ones are retried.
+    public func apply(_ newConfig: ProxyConfig) async {
+        let old = config
+        config = newConfig
+        let newNames = Set(newConfig.servers.map(\.name))
+        for (name, server) in servers where !newNames.contains(name) {
+            log.info("server removed from config: \(name)")
+            servers.removeValue(forKey: name)
+            verdicts.removeValue(forKey: name)
+            await server.stop()
+        }
+        for s in newConfig.servers {
+            if let server = servers[s.name] {
+                await server.update(config: s, proxyConfig: newConfig)
+                if server.state == .failed { await server.restart() }
+                else if old.server(named: s.name)?.quarantined != s.quarantined { await refresh(server: s.name) }
+            } else {
+                log.info("server added from config: \(s.name)")
+                makeServer(s)
+            }
+        }
+        rebuildCatalog()
+    }
+
+    /// Waits (up to `timeout` seconds) until no enabled server is still starting, so that the
+    /// first search or call after the proxy starts sees every server that will come up.
+    public nonisolated func waitForStartup(timeout: Double) async {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let servers = catalog.servers.values
+            if !servers.contains(where: { $0.state == .starting }) { return }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
+    /// Stops every server (shutdown).
+    public func stopAll() async {
+        await withTaskGroup(of: Void.self) { group in
+            for s in servers.values { group.addTask { await s.stop() } }
+        }
+    }
+
+    // MARK: changes that persist to the config file
+
+    /// Adds a server: written to the config file, then started (quarantined unless the security
+    /// layer says otherwise).
+    public func add(_ s: ServerConfig) async throws {
+        guard ConfigLoader.isValidServerName(s.name) else {
+            throw ProxyError(.invalidArgument, "invalid server name \"\(s.name)\": use letters, digits, '-', '_' and '.'")
+        }
+        if config.server(named: s.name) != nil { throw ProxyError(.conflict, "a server named \"\(s.name)\" already exists") }
+        var entry = s
+        entry.quarantined = nil  // a new server is never pre-approved through this path
+        try ConfigFile.updateServer(path: configPath, name: s.name, create: true) { _ in ConfigFile.json(for: entry) }
+        try await reloadFromFile()
+    }
+
+    public func remove(_ name: String) async throws {
+        try ConfigFile.updateServer(path: configPath, name: name, create: false) { _ in nil }
+        try await reloadFromFile()
+    }
+
+    public func setEnabled(_ name: String, _ enabled: Bool) async throws {
+        try ConfigFile.updateServer(path: configPath, name: name, create: false) { entry in
+            var e = entry ?? [:]
+            e.removeValue(forKey: "disabled")
+            e["enabled"] = enabled
+            return e
+        }
+        try await reloadFromFile()
+    }
+
+    public func setQuarantined(_ name: String, _ quarantined: Bool) async throws {
+        try ConfigFile.updateServer(path: configPath, name: name, create: false) { entry in
+            var e = entry ?? [:]
+            e["quarantined"] = quarantined
+            return e
+        }
+        try await reloadFromFile()
+    }
+
+    public func restart(_ name: String) async throws {
+        guard let s = servers[name] else { throw ProxyError(.notFound, "no server named \"\(name)\"") }
+        await s.restart()
+    }
+
+    /// Loads the config file and applies it (used after our own writes and by the watcher).
+    public func reloadFromFile() async throws {
+        let loaded = try ConfigLoader.load(path: configPath)
+        for w in loaded.warnings { log.warning("\(configPath): \(w.path): \(w.message)") }
+        await apply(loaded.config)
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import ProxyCore
+
+/// A tool as clients see it through the proxy.
+public struct CatalogTool: Sendable {
+    public var server: String
+    public var tool: ToolDefinition
+    /// `server:tool`
+    public var qualifiedName: String { "\(server):\(tool.name)" }
+    /// `server__tool` (direct routing mode)
+    public var directName: String { "\(server)__\(tool.name)" }
+}
+
+/// BM25 (Okapi, k1 = 1.2, b = 0.75) over each tool's name, server name, description and
+/// parameter names/descriptions. Names are weighted up by repeating their tokens.
+public struct ToolIndex: Sendable {
+    public struct Hit: Sendable {
+        public var tool: CatalogTool
+        public var score: Double
+    }
+    private var docs: [(tool: CatalogTool, tf: [String: Int], length: Int)] = []
+    private var df: [String: Int] = [:]
+    private var avgLength: Double = 1
+    let k1 = 1.2
+    let b = 0.75
+
+    public init(tools: [CatalogTool]) {
+        for t in tools {
+            let tokens = Self.document(for: t)
+            var tf: [String: Int] = [:]
+            for tok in tokens { tf[tok, default: 0] += 1 }
+            for tok in tf.keys { df[tok, default: 0] += 1 }
+            docs.append((t, tf, tokens.count))
+        }
+        avgLength = docs.isEmpty ? 1 : Double(docs.map(\.length).reduce(0, +)) / Double(docs.count)
+    }
+
+    public var count: Int { docs.count }
+
+    static func document(for t: CatalogTool) -> [String] {
+        var tokens: [String] = []
+        let nameTokens = tokenize(t.tool.name)
+        tokens += nameTokens + nameTokens + nameTokens  // names matter most
+        tokens += tokenize(t.server) + tokenize(t.server)
+        tokens += tokenize(t.tool.description)
+        if let props = t.tool.inputSchema["properties"]?.objectValue {
+            for (k, v) in props {
+                tokens += tokenize(k) + tokenize(k)
+                tokens += tokenize(v["description"]?.stringValue ?? "")
+            }
+        }
+        return tokens
+    }
+
+    /// Lower-cased alphanumeric tokens; camelCase and snake_case split; plural "s" folded.
+    public static func tokenize(_ text: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var prevLower = false
+        func flush() {
+            if !current.isEmpty {
+                var t = current.lowercased()
+                if t.count > 3, t.hasSuffix("s"), !t.hasSuffix("ss") { t.removeLast() }
+                out.append(t)
+            }
+            current = ""
+        }
+        for ch in text {
+            if ch.isLetter || ch.isNumber {
+                if ch.isUppercase, prevLower { flush() }
+                current.append(ch)
+                prevLower = ch.isLowercase || ch.isNumber
+            } else {
+                flush()
+                prevLower = false
+            }
+        }
+        flush()
+        return out
+    }
+
+    /// The best `limit` tools for `query`, best first; ties broken by name.
+    public func search(_ query: String, limit: Int) -> [Hit] {
+        let terms = Set(Self.tokenize(query))
+        guard !terms.isEmpty, !docs.isEmpty else { return [] }
+        let n = Double(docs.count)
+        var hits: [Hit] = []
+        for d in docs {
+            var score = 0.0
+            for term in terms {
+                guard let f = d.tf[term] else { continue }
+                let idf = log(1 + (n - Double(df[term]!) + 0.5) / (Double(df[term]!) + 0.5))
+                let tf = Double(f)
+                score += idf * (tf * (k1 + 1)) / (tf + k1 * (1 - b + b * Double(d.length) / avgLength))
+            }
+            if score > 0 { hits.append(Hit(tool: d.tool, score: score)) }
+        }
+        hits.sort { $0.score != $1.score ? $0.score > $1.score : $0.tool.qualifiedName < $1.tool.qualifiedName }
+        return Array(hits.prefix(max(0, limit)))
+    }
+
+    /// Names closest to `name` (edit distance on the qualified name), for "did you mean" errors.
+    public static func closest(to name: String, among names: [String], limit: Int = 3) -> [String] {
+        let target = Array(name.lowercased())
+        let scored = names.map { ($0, editDistance(target, Array($0.lowercased()))) }
+        return scored.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.prefix(limit).map(\.0)
+    }
+
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var prev = Array(0...b.count)
+        var cur = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            cur[0] = i
+            for j in 1...b.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[b.count]
+    }
+}
+
+/// The intent a caller declares with `call_tool_read` / `_write` / `_destructive`.
+public enum CallIntent: String, Sendable {
+    case any, read, write, destructive
+
+    /// Nil when the intent fits the tool's annotations, else why it does not. Read needs
+    /// `readOnlyHint: true`; write is refused for tools annotated `destructiveHint: true`
+    /// (use call_tool_destructive); destructive and plain calls accept any tool.
+    public func conflict(with tool: ToolDefinition) -> String? {
+        switch self {
+        case .any, .destructive: return nil
+        case .read:
+            if tool.readOnlyHint == true { return nil }
+            if tool.destructiveHint == true { return "the tool is annotated destructive (destructiveHint: true); use call_tool_destructive" }
+            return "the tool is not annotated read-only (readOnlyHint is not true); use call_tool_write or call_tool_destructive"
+        case .write:
+            if tool.destructiveHint == true && tool.readOnlyHint != true {
+                return "the tool is annotated destructive (destructiveHint: true); use call_tool_destructive"
+            }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import Gateway
+import ProxyCore
+
+@Suite struct ToolIndexTests {
+    func tool(_ server: String, _ name: String, _ description: String, params: [String: String] = [:]) -> CatalogTool {
+        var props: [String: JSONValue] = [:]
+        for (k, d) in params { props[k] = ["type": "string", "description": .string(d)] }
+        return CatalogTool(server: server, tool: ToolDefinition(name: name, description: description,
+                                                               inputSchema: ["type": "object", "properties": .object(props)]))
+    }
+
+    var catalog: [CatalogTool] {
+        [
+            tool("time", "get_current_time", "Get the current time in a specific timezone", params: ["timezone": "IANA timezone name"]),
+            tool("time", "convert_time", "Convert time between timezones", params: ["source_timezone": "", "time": "", "target_timezone": ""]),
+            tool("git", "git_status", "Shows the working tree status", params: ["repo_path": "Path to the repository"]),
+            tool("git", "git_commit", "Records changes to the repository", params: ["message": "Commit message"]),
+            tool("fetch", "fetch", "Fetches a URL from the internet and extracts its contents as markdown", params: ["url": "URL to fetch"]),
+            tool("files", "read_file", "Read the complete contents of a file from the file system", params: ["path": "file path"]),
+            tool("files", "write_file", "Create a new file or overwrite an existing file", params: ["path": "", "content": ""]),
+        ]
+    }
+
+    @Test(arguments: [
+        ("current time timezone", "time:get_current_time"),
+        ("convert between timezones", "time:convert_time"),
+        ("commit changes", "git:git_commit"),
+        ("repository status", "git:git_status"),
+        ("download a web page url", "fetch:fetch"),
+        ("read a file", "files:read_file"),
+        ("overwrite file content", "files:write_file"),
+    ])
+    func bestHit(query: String, expected: String) {
+        let hits = ToolIndex(tools: catalog).search(query, limit: 3)
+        #expect(hits.first?.tool.qualifiedName == expected, "\(hits.map { ($0.tool.qualifiedName, $0.score) })")
+    }
+
+    @Test func scoresDescendAndLimitHolds() {
+        let hits = ToolIndex(tools: catalog).search("file time git", limit: 4)
+        #expect(hits.count == 4)
+        #expect(zip(hits, hits.dropFirst()).allSatisfy { $0.score >= $1.score })
+    }
+
+    @Test func noMatchAndEmptyQuery() {
+        let index = ToolIndex(tools: catalog)
+        #expect(index.search("zebra", limit: 5).isEmpty)
+        #expect(index.search("  ", limit: 5).isEmpty)
+        #expect(ToolIndex(tools: []).search("time", limit: 5).isEmpty)
+    }
+
+    @Test func rareTermsOutweighCommonOnes() {
+        // "contents" appears in two tools, "markdown" only in one.
+        let hits = ToolIndex(tools: catalog).search("contents markdown", limit: 1)
+        #expect(hits.first?.tool.qualifiedName == "fetch:fetch")
+    }
+
+    @Test func tokenizerSplitsCases() {
+        #expect(ToolIndex.tokenize("getCurrentTime repo_path HTTPServer v2") == ["get", "current", "time", "repo", "path", "httpserver", "v2"])
+        #expect(ToolIndex.tokenize("files") == ["file"])
+    }
+
+    @Test func closestNames() {
+        let names = catalog.map(\.qualifiedName)
+        #expect(ToolIndex.closest(to: "time:get_curent_time", among: names, limit: 1) == ["time:get_current_time"])
+        #expect(ToolIndex.closest(to: "git:comit", among: names, limit: 2).first == "git:git_commit")
+    }
+}
+
+@Suite struct CallIntentTests {
+    func tool(readOnly: Bool?, destructive: Bool?) -> ToolDefinition {
+        var ann: [String: JSONValue] = [:]
+        if let readOnly { ann["readOnlyHint"] = .bool(readOnly) }
+        if let destructive { ann["destructiveHint"] = .bool(destructive) }
+        return ToolDefinition(name: "t", description: "", inputSchema: ["type": "object"], annotations: ann.isEmpty ? nil : .object(ann))
+    }
+
+    // (intent, readOnlyHint, destructiveHint, allowed)
+    @Test(arguments: [
+        (CallIntent.read, true, nil, true), (.read, true, false, true), (.read, nil, nil, false), (.read, false, nil, false),
+        (.read, nil, true, false), (.read, false, false, false),
+        (.write, nil, nil, true), (.write, false, false, true), (.write, true, nil, true), (.write, nil, true, false), (.write, false, true, false),
+        (.destructive, nil, true, true), (.destructive, true, nil, true), (.destructive, nil, nil, true),
+        (.any, nil, true, true), (.any, true, false, true),
+    ] as [(CallIntent, Bool?, Bool?, Bool)])
+    func intentTable(intent: CallIntent, readOnly: Bool?, destructive: Bool?, allowed: Bool) {
+        let conflict = intent.conflict(with: tool(readOnly: readOnly, destructive: destructive))
+        #expect((conflict == nil) == allowed, "\(intent) ro=\(String(describing: readOnly)) d=\(String(describing: destructive)): \(conflict ?? "allowed")")
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine of the project's kind: installs what the tests need
+# (apt packages, the Docker engine, the Python venv with the real MCP peers, local test images),
+# builds, then runs the Swift unit/integration tests and the end-to-end tests of the binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift build --build-tests
+swift test
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
