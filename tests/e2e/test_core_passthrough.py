@@ -106,3 +106,28 @@ def test_ping(fixture_proxy):
     s = fixture_proxy.session()
     r = s.request("ping")
     assert r.get("result") == {}, r
+
+
+@pytest.mark.parametrize("raw_id", ['"req-\\u03b1 x"', '"with \\"quotes\\""', "0", "-1", "9007199254740993", '""'])
+def test_client_id_comes_back_byte_exact(fixture_proxy, raw_id):
+    s = fixture_proxy.session()
+    body = ('{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"call_tool",'
+            '"arguments":{"name":"fixture:echo","args":{"text":"id"}}}}' % raw_id)
+    r = s.post(body)
+    assert r.status == 200, r
+    assert b'"id":' + raw_id.encode() + b"," in r.body or b'"id":' + raw_id.encode() + b"}" in r.body, r.text
+    assert result_text(r.json()["result"]) == "id"
+
+
+def test_batch(fixture_proxy):
+    s = fixture_proxy.session()
+    batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"},
+             {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}},
+             {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": {
+                 "name": "call_tool", "arguments": {"name": "fixture:add", "args": {"a": 1, "b": 2}}}}]
+    r = s.post(batch)
+    assert r.status == 200, r
+    replies = {m["id"]: m for m in r.json()}
+    assert set(replies) == {1, "two"}, r.text  # no reply to the notification
+    assert replies[1]["result"] == {}
+    assert result_text(replies["two"]["result"]) == "3"
