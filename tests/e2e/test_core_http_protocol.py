@@ -59,7 +59,8 @@ def test_delete_unknown_session_is_404(p):
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "https://attacker.test:8443", "null",
-                                    "http://localhost.evil.example"])
+                                    "http://localhost.evil.example", "http://localhost@evil.example",
+                                    "http://evil.example#localhost", "http://127.0.0.1.nip.io"])
 def test_foreign_origin_is_403(p, origin):
     r = http("POST", p.mcp_url, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}},
@@ -72,7 +73,8 @@ def test_foreign_origin_is_403(p, origin):
     assert r.status == 403, f"Origin {origin} on an existing session: {r!r}"
 
 
-@pytest.mark.parametrize("origin", ["http://localhost", "http://localhost:3000", "http://127.0.0.1:5173"])
+@pytest.mark.parametrize("origin", ["http://localhost", "http://localhost:3000", "http://127.0.0.1:5173",
+                                    "http://[::1]:3000"])
 def test_local_origin_is_allowed(p, origin):
     s = RawSession(p.mcp_url, headers={"Origin": origin}).initialize()
     assert "result" in s.request("tools/list")
