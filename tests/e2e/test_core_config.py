@@ -175,3 +175,39 @@ def test_env_key_is_not_logged(proxy):
     logs = p.data_dir / "logs"
     assert (logs / "main.log").is_file(), list(logs.iterdir()) if logs.exists() else "no logs dir"
     assert (logs / "server-fixture.log").is_file(), list(logs.iterdir())
+
+
+def test_removing_a_server_ends_its_inflight_call(proxy):
+    import threading
+    p = proxy(make_config([fixture_server("keep"), fixture_server("doomed")]))
+    s = p.session()
+    out = {}
+
+    def call():
+        t0 = time.monotonic()
+        try:
+            out["reply"] = s.call_tool("doomed:sleep", {"ms": 30000}, timeout=60)
+        except BaseException as exc:  # reported below
+            out["exc"] = exc
+        out["secs"] = time.monotonic() - t0
+    th = threading.Thread(target=call)
+    th.start()
+    time.sleep(1.0)
+    p.write_config(make_config([fixture_server("keep")]))
+    th.join(40)
+    assert not th.is_alive(), "the in-flight call to a removed server hangs"
+    assert "exc" not in out, out
+    assert "error" in out["reply"], out["reply"]
+    assert "doomed" in out["reply"]["error"]["message"], out["reply"]
+    assert out["secs"] < 25, f"the call ended only after {out['secs']:.0f}s"
+
+
+def test_deleted_config_file_keeps_running(proxy):
+    p = proxy(make_config([fixture_server("fixture")]))
+    pid = _pid(p, "fixture")
+    p.config_path.unlink()
+    time.sleep(2.5)
+    assert p.running() and _pid(p, "fixture") == pid
+    assert result_text(p.session().call_tool("fixture:echo", {"text": "alive"})["result"]) == "alive"
+    p.write_config(make_config([fixture_server("fixture"), fixture_server("back")]))
+    p.wait_ready(["fixture", "back"], timeout=20)
