@@ -75,6 +75,11 @@ def py_http_upstream(tmp_path, python_bin):
         wait_until(listening, 30, 0.1, f"{transport} upstream on port {port}")
         return f"http://127.0.0.1:{port}/mcp" if transport == "streamable-http" else f"http://127.0.0.1:{port}/sse"
 
+    def kill_all() -> None:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+    start.kill_all = kill_all
     yield start
     for p in procs:
         p.terminate()

@@ -16,12 +16,12 @@ def test_http_upstream(proxy, py_http_upstream, transport, protocol):
     p = proxy(make_config([http_server("remote", url, protocol), fixture_server("fixture")]))
     servers = {s["name"]: s for s in p.servers()}
     assert servers["remote"]["protocol"] == protocol
-    assert servers["remote"]["tool_count"] == 3, servers["remote"]
+    assert servers["remote"]["tool_count"] == 4, servers["remote"]
     assert not servers["remote"].get("pid"), "a remote upstream has no local process"
 
     tools = p.rest("GET", "/api/v1/servers/remote/tools")
     assert tools.status == 200, tools
-    assert {t["name"] for t in tools.json()["tools"]} == {"reverse_text", "multiply", "transport_name"}
+    assert {t["name"] for t in tools.json()["tools"]} == {"reverse_text", "multiply", "transport_name", "wait_ms"}
 
     async def body():
         async with mcp_client_session(p.mcp_url) as s:
@@ -63,3 +63,37 @@ def test_http_upstream_down_at_start_is_reported(proxy):
     assert result_text(session.call_tool("fixture:echo", {"text": "ok"})["result"]) == "ok"
     found = session.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "echo", "limit": 5}})
     assert any(t["name"] == "fixture:echo" for t in tool_result_json(found["result"])["tools"])
+
+
+@pytest.mark.parametrize("transport,protocol", [
+    pytest.param("streamable-http", "http", marks=pytest.mark.xfail(strict=True, reason=(
+        "product bug: when a streamable-HTTP upstream dies during a call, the call hangs until the "
+        "120 s call timeout (-32001) instead of failing at once; SSE upstreams fail at once"))),
+    ("sse", "sse")])
+def test_http_upstream_dies_mid_call(proxy, py_http_upstream, transport, protocol):
+    import threading
+    import time
+    url = py_http_upstream(transport)
+    p = proxy(make_config([http_server("remote", url, protocol)]))
+    s = p.session()
+    out = {}
+
+    def call():
+        t0 = time.monotonic()
+        try:
+            out["reply"] = s.call_tool("remote:wait_ms", {"ms": 30000}, timeout=90)
+        except BaseException as exc:  # reported below
+            out["exc"] = exc
+        out["secs"] = time.monotonic() - t0
+    th = threading.Thread(target=call)
+    th.start()
+    time.sleep(1.5)
+    py_http_upstream.kill_all()
+    th.join(60)
+    assert not th.is_alive(), "the call hangs after its HTTP upstream died"
+    assert "exc" not in out, out
+    reply = out["reply"]
+    assert "error" in reply or reply.get("result", {}).get("isError"), reply
+    text = reply["error"]["message"] if "error" in reply else result_text(reply["result"])
+    assert "remote" in text, text
+    assert out["secs"] < 25, f"ended only after {out['secs']:.0f}s"

@@ -34,6 +34,13 @@ def main() -> None:
         return a * b
 
     @server.tool()
+    async def wait_ms(ms: int) -> str:
+        """Wait for the given number of milliseconds, then answer."""
+        import anyio
+        await anyio.sleep(ms / 1000)
+        return "waited"
+
+    @server.tool()
     def transport_name() -> str:
         """Return the name of the transport this server speaks."""
         return ns.transport
