@@ -89,7 +89,7 @@ def test_http_upstream_dies_mid_call(proxy, py_http_upstream, transport, protoco
     th.start()
     time.sleep(1.5)
     py_http_upstream.kill_all()
-    th.join(60)
+    th.join(30)
     assert not th.is_alive(), "the call hangs after its HTTP upstream died"
     assert "exc" not in out, out
     reply = out["reply"]
