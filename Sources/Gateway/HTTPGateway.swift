@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -209,10 +212,29 @@ public struct HTTPGateway: Sendable {
         return Response(status: .ok, headers: headers, body: body)
     }
 
+    /// Naive substring search over bytes (bodies are small; first-byte filter keeps it cheap).
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count, let first = needle.first else { return false }
+        return haystack.withUnsafeBufferPointer { h in
+            var i = 0
+            let last = h.count - needle.count
+            while i <= last {
+                if h[i] == first {
+                    var j = 1
+                    while j < needle.count && h[i + j] == needle[j] { j += 1 }
+                    if j == needle.count { return true }
+                }
+                i += 1
+            }
+            return false
+        }
+    }
+
     /// True when the body is an initialize request (or a batch containing one).
     static func isInitialize(_ body: [UInt8]) -> Bool {
-        // Cheap pre-check before parsing.
-        guard body.count < 1 << 20, let s = String(bytes: body.prefix(4096), encoding: .utf8), s.contains("initialize") else { return false }
+        // Cheap pre-check on the hot path: most bodies do not contain the word at all.
+        let needle = Array("\"initialize\"".utf8)
+        guard contains(body, needle) else { return false }
         if let env = try? JSONRPCEnvelope.parse(body) { return env.method == "initialize" }
         return false
     }

@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Isolation
 import Logging
 import NIOConcurrencyHelpers
@@ -229,8 +232,8 @@ public actor UpstreamServer {
             } else {
                 log.info("launching: \(Self.jsonArray(plan.redactedCommandLine))")
             }
-            for f in plan.files {
-                FileManager.default.createFile(atPath: f.path, contents: Data(f.contents.utf8), attributes: [.posixPermissions: f.mode])
+            if plan.mode != .docker {  // docker's prepare() writes them (O_CREAT with the mode)
+                for f in plan.files { try PlannedFileWriter.write(f) }
             }
             let logFile = env.logs.server(name)
             let proc = try await StdioProcess.launch(
@@ -503,4 +506,18 @@ public actor UpstreamServer {
 /// The proxy's version string.
 public enum ProxyVersion {
     public static let current = "0.1.0"
+}
+
+/// Writes a plan's files with their mode set at creation (never briefly world-readable).
+enum PlannedFileWriter {
+    static func write(_ f: PlannedFile) throws {
+        unlink(f.path)
+        let fd = open(f.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(f.mode))
+        guard fd >= 0 else { throw ProxyError(.internalError, "cannot create \(f.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(f.contents.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw ProxyError(.internalError, "cannot write \(f.path)")
+        }
+    }
 }
