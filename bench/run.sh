@@ -160,20 +160,33 @@ done
 UPSTREAM_PID=$(curl -sf -H "X-API-Key: $MCPPROXY_API_KEY" "http://127.0.0.1:$PORT/api/v1/servers" | jq -r '.servers[0].pid')
 RSS_IDLE=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
 
-declare -A PROXY PROXY_CPU UP_CPU
+declare -A PROXY PROXY_CPU UP_CPU CS
 for c in 1 8 32; do
   t0=$(cpu_ticks "$PROXY_PID"); u0=$(cpu_ticks "$UPSTREAM_PID" 2>/dev/null || echo 0)
-  line=$(timeout $((DURATION * 4 + 60)) "$OUT/bin/loadgen" -p "$PORT" -c "$c" -d "$DURATION" -w 1) || {
-    echo "loadgen failed at c=$c: $line" >&2; cat "$WORK/proxy.log" >&2; exit 1; }
+  "$OUT/bin/loadgen" -p "$PORT" -c "$c" -d "$DURATION" -w 1 >"$WORK/lg.txt" 2>"$WORK/lg.err" &
+  LG=$!
+  # Context switches of the proxy during the measured span (after the 1 s warm-up).
+  CS[$c]="–"
+  if command -v perf >/dev/null; then
+    sleep 1
+    if timeout $((DURATION + 30)) perf stat -x, -e context-switches -p "$PROXY_PID" -- sleep "$((DURATION - 1 > 0 ? DURATION - 1 : 1))" 2>"$WORK/cs.txt" >/dev/null; then
+      CS[$c]=$(awk -F, '/context-switches/{print $1}' "$WORK/cs.txt")
+    fi
+  fi
+  wait $LG || { echo "loadgen failed at c=$c: $(cat "$WORK/lg.txt" "$WORK/lg.err")" >&2; cat "$WORK/proxy.log" >&2; exit 1; }
+  line=$(cat "$WORK/lg.txt")
   t1=$(cpu_ticks "$PROXY_PID"); u1=$(cpu_ticks "$UPSTREAM_PID" 2>/dev/null || echo 0)
   calls=$(kv "$line" calls)
+  if [ "${CS[$c]}" != "–" ]; then
+    CS[$c]=$(awk -v cs="${CS[$c]}" -v r="$(kv "$line" rps)" -v d="$((DURATION - 1 > 0 ? DURATION - 1 : 1))" 'BEGIN{printf "%.1f", (r * d) ? cs / (r * d) : 0}')
+  fi
   # Ticks cover warmup + measurement; divide by all calls made in that span (approximated by
   # scaling the measured calls by (warmup + duration) / duration).
   total=$(awk -v c="$calls" -v d="$DURATION" 'BEGIN{print c * (d + 1) / d}')
   PROXY_CPU[$c]=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
   UP_CPU[$c]=$(awk -v t=$((u1 - u0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
   PROXY[$c]=$line
-  echo "proxy c=$c $line proxy_cpu_us_per_call=${PROXY_CPU[$c]} upstream_cpu_us_per_call=${UP_CPU[$c]}" >>"$RAW"
+  echo "proxy c=$c $line proxy_cpu_us_per_call=${PROXY_CPU[$c]} upstream_cpu_us_per_call=${UP_CPU[$c]} proxy_ctx_switches_per_call=${CS[$c]}" >>"$RAW"
   log "through proxy c=$c: $line proxy_cpu_us/call=${PROXY_CPU[$c]}"
 done
 RSS_LOAD=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
@@ -221,6 +234,7 @@ verdict_rps=$(awk -v x="$rps32" 'BEGIN{print (x >= 5000) ? "met" : "not met"}')
   echo "| --- | --- |"
   echo "| p50 added latency at 1 session (proxy p50 − floor p50) | ${added} µs (target ≤ 150 µs: $verdict_lat) |"
   echo "| calls/s at 32 sessions | $rps32 (target ≥ 5,000: $verdict_rps) |"
+  echo "| proxy context switches per call, 1/8/32 sessions (perf stat) | ${CS[1]} / ${CS[8]} / ${CS[32]} |"
   echo "| upstream (fixture) CPU per call through the proxy, 1/8/32 | ${UP_CPU[1]} / ${UP_CPU[8]} / ${UP_CPU[32]} µs |"
   echo "| proxy RSS idle / after load / peak | $((RSS_IDLE / 1024)) / $((RSS_LOAD / 1024)) / $((HWM / 1024)) MiB |"
   echo "| time to ready: spawn → /healthz 200 (median of 5) | $(kv "$READY" health_ms) ms (runs: $(kv "$READY" health_runs)) |"
