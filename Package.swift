@@ -61,6 +61,8 @@ let package = Package(
         .target(name: "Commands", dependencies: [
             "ProxyCore", "Isolation", "Upstream", "Security", "Gateway", "CSandbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

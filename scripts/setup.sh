@@ -13,6 +13,9 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 # A local registry (loopback only) for the docker-isolation pull tests.
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+# gcc and the static libc build the scanner-plugin probe image of the security tests.
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -24,7 +27,8 @@ fi
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
   mkdir -p /var/log
-  (dockerd >/var/log/mcpproxy-dockerd.log 2>&1 &)
+  # setsid: its own session, so ending the shell or process group that ran setup does not stop it.
+  setsid -f dockerd >/var/log/mcpproxy-dockerd.log 2>&1 < /dev/null
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/mcpproxy-dockerd.log" >&2; exit 1; }
 fi

@@ -11,7 +11,7 @@ public struct RootCommand: AsyncParsableCommand {
         commandName: "mcpproxy",
         abstract: "An MCP gateway: federates MCP servers behind one endpoint and confines each stdio server.",
         version: ProxyVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, ContainersCommand.self, SandboxExecCommand.self],
+        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, ScanCommand.self, AuditCommand.self, ContainersCommand.self, SandboxExecCommand.self],
         defaultSubcommand: ServeCommand.self)
     public init() {}
 }
@@ -66,7 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
         let options = ServeOptions(configPath: paths.resolvedConfig, dataDir: paths.resolvedDataDir, listen: listen,
                                    logLevel: Self.level(logLevel)!, stdio: stdio)
         do {
-            let runtime = try ProxyRuntime(options: options, plugins: Plugins.make())
+            let runtime = try ProxyRuntime(options: options, plugins: Plugins.make(dataDir: options.dataDir, configPath: options.configPath))
             try await runtime.run()
         } catch let e as ProxyError {
             FileHandle.standardError.write(Data("mcpproxy: \(e.description)\n".utf8))

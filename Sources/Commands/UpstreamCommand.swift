@@ -20,23 +20,46 @@ struct UpstreamCommand: AsyncParsableCommand {
         }
     }
 
-    struct Approve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Approve a server (writes \"quarantined\": false).")
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve a server, or one held tool with --tool.",
+            discussion: "With the proxy running, approval goes through its REST API (tools with hard scan findings need --force). Otherwise \"quarantined\": false is written to the config, and the proxy pins the server's tools when it next connects.")
         @OptionGroup var paths: PathOptions
         @Argument var name: String
-        func run() throws {
+        @Option(name: .long, help: "Approve only this held (pending or changed) tool.") var tool: String?
+        @Flag(name: .long, help: "Approve despite hard scanner findings.") var force = false
+
+        func run() async throws {
+            let suffix = force ? "?force=true" : ""
+            if let proxy = RunningProxy.locate(paths: paths) {
+                let path = tool.map { "/api/v1/servers/\(name)/tools/\($0)/approve" } ?? "/api/v1/servers/\(name)/unquarantine"
+                if let (status, body) = await proxy.call(.POST, path + suffix) {
+                    guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(1) }
+                    print(tool.map { "approved tool \($0) of \(name)" } ?? "approved \(name)")
+                    return
+                }
+            }
+            guard tool == nil else {
+                print("error: approving one tool needs the running proxy (it holds the tool's new definition); start `mcpproxy serve`")
+                throw ExitCode(1)
+            }
             try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in
                 var e = e ?? [:]; e["quarantined"] = false; return e
             }
-            print("approved \(name) in \(paths.resolvedConfig)")
+            print("approved \(name) in \(paths.resolvedConfig) (its tools are pinned when the proxy next connects to it)")
         }
     }
 
-    struct Quarantine: ParsableCommand {
+    struct Quarantine: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Quarantine a server (writes \"quarantined\": true).")
         @OptionGroup var paths: PathOptions
         @Argument var name: String
-        func run() throws {
+        func run() async throws {
+            if let proxy = RunningProxy.locate(paths: paths), let (status, body) = await proxy.call(.POST, "/api/v1/servers/\(name)/quarantine") {
+                guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(1) }
+                print("quarantined \(name)")
+                return
+            }
             try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in
                 var e = e ?? [:]; e["quarantined"] = true; return e
             }

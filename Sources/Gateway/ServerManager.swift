@@ -24,6 +24,12 @@ public protocol ToolGate: Sendable {
                   otherServers: [String: [String]]) async -> GateVerdict
     func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
                     arguments: [UInt8]?) async
+    /// Called when a server leaves the config, so a later server of that name starts afresh.
+    func forget(server: String) async
+}
+
+extension ToolGate {
+    public func forget(server: String) async {}
 }
 
 /// A gate that lets everything through (used when security is explicitly off, and in unit tests).
@@ -162,6 +168,7 @@ public actor ServerManager {
             servers.removeValue(forKey: name)
             verdicts.removeValue(forKey: name)
             await server.stop()
+            await gate.forget(server: name)
         }
         for s in newConfig.servers {
             if let server = servers[s.name] {

@@ -186,7 +186,7 @@ struct Walker {
         guard let o = object(root, "$") else { return c }
         let known: Set<String> = ["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
-                                  "data_dir", "api_key"]
+                                  "data_dir", "api_key", "security"]
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if Self.parseListen(s) == nil { error("listen", "expected HOST:PORT, found \"\(s)\"") } else { c.listen = s }
@@ -204,8 +204,31 @@ struct Walker {
         if let v = o["log_call_arguments"], let b = bool(v, "log_call_arguments") { c.logCallArguments = b }
         if let v = o["docker_isolation"] { c.dockerIsolation = dockerIsolation(v, "docker_isolation") }
         if let v = o["sandbox"] { c.sandbox = sandbox(v, "sandbox") }
+        if let v = o["security"] { c.security = security(v, "security") }
         if let v = o["mcpServers"] { c.servers = servers(v) }
         return c
+    }
+
+    mutating func security(_ v: Any, _ path: String) -> SecurityConfig {
+        var s = SecurityConfig()
+        guard let o = object(v, path) else { return s }
+        unknownKeys(o, ["scanners"], path)
+        guard let x = o["scanners"] else { return s }
+        guard let list = x as? [Any] else { error("\(path).scanners", "expected an array of {name, image, args}"); return s }
+        var names = Set<String>()
+        for (i, e) in list.enumerated() {
+            let p = "\(path).scanners[\(i)]"
+            guard let so = object(e, p) else { continue }
+            unknownKeys(so, ["name", "image", "args", "timeout"], p)
+            guard let n = so["name"].flatMap({ string($0, "\(p).name") }), !n.isEmpty else { error("\(p).name", "a scanner needs a name"); continue }
+            guard let image = so["image"].flatMap({ string($0, "\(p).image") }), !image.isEmpty else { error("\(p).image", "a scanner needs an image"); continue }
+            if !names.insert(n).inserted { error("\(p).name", "duplicate scanner name \"\(n)\""); continue }
+            var plugin = ScannerPluginConfig(name: n, image: image)
+            if let a = so["args"], let args = stringArray(a, "\(p).args") { plugin.args = args }
+            if let t = so["timeout"], let d = duration(t, "\(p).timeout") { plugin.timeout = d }
+            s.scanners.append(plugin)
+        }
+        return s
     }
 
     static func parseListen(_ s: String) -> (host: String, port: Int)? {

@@ -9,6 +9,17 @@ public protocol UpstreamTransport: AnyObject, Sendable {
     func send(_ message: [UInt8]) async throws
     /// Closes the transport; pending requests are failed by the peer.
     func close() async
+    /// Starts sending without waiting; failures are reported to `onFailure`. Transports that can
+    /// write without suspending (stdio pipes) override this to avoid a task per message.
+    func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void)
+}
+
+extension UpstreamTransport {
+    public func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void) {
+        Task {
+            do { try await self.send(message) } catch { onFailure(error) }
+        }
+    }
 }
 
 /// Request/response correlation over a transport. The proxy numbers its own requests upstream,
@@ -56,10 +67,8 @@ public final class JSONRPCPeer: @unchecked Sendable {
                 return nil
             }
             if let failure { scheduled?.cancel(); cont.resume(throwing: failure); return }
-            Task {
-                do { try await transport.send(message) } catch {
-                    self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
-                }
+            transport.sendDetached(message) { error in
+                self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
             }
         }
     }

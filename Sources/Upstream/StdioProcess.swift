@@ -122,6 +122,15 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
         try await channel.writeAndFlush(buf)
     }
 
+    public func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void) {
+        var buf = channel.allocator.buffer(capacity: message.count + 1)
+        buf.writeBytes(message)
+        buf.writeInteger(UInt8(0x0A))
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure(onFailure)
+        channel.writeAndFlush(buf, promise: promise)
+    }
+
     /// Closes stdin (the polite way to ask an MCP stdio server to exit).
     public func closeStdin() async {
         let first = lock.withLock { () -> Bool in

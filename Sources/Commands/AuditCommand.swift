@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import ProxyCore
+import Security
+
+/// `mcpproxy audit [--config PATH] [--json]`: checks the config for container misconfigurations
+/// (and, with Docker available, the configured user of the images). Exits 1 when a finding is
+/// high, for CI use; 2 when the config cannot be read.
+public struct AuditCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check the config for container misconfigurations (root user, privileged, Docker socket, broad mounts, no limits, ...).",
+        discussion: "Exit status: 0 no high findings, 1 at least one high finding, 2 the config could not be read.")
+
+    @Option(name: .long, help: "Config file (default: $MCPPROXY_CONFIG or ~/.mcpproxy/mcp_config.json).")
+    public var config: String?
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    public var json = false
+
+    public init() {}
+
+    public func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["HOME"] ?? NSHomeDirectory()
+        let path = config ?? env["MCPPROXY_CONFIG"] ?? "\(home)/.mcpproxy/mcp_config.json"
+        let loaded: ConfigLoader.Loaded
+        do { loaded = try ConfigLoader.load(path: path) } catch {
+            FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let docker = AuditCommand.dockerExecutable()
+        let auditor = ConfigAuditor(home: home, imageUser: { image in docker.flatMap { AuditCommand.imageUser(image, docker: $0) } })
+        let report = auditor.audit(loaded.config)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            var out = try encoder.encode(report)
+            out.append(0x0A)
+            FileHandle.standardOutput.write(out)
+        } else {
+            print(AuditCommand.render(report, path: path, serverCount: loaded.config.servers.count))
+        }
+        if report.hasHigh { throw ExitCode(1) }
+    }
+
+    /// The report as text for a terminal.
+    public static func render(_ report: AuditReport, path: String, serverCount: Int) -> String {
+        var lines: [String] = []
+        if report.findings.isEmpty {
+            lines.append("\(path): \(serverCount) server(s) audited, no findings")
+        } else {
+            let sorted = report.findings.sorted { ($0.severity, $1.server) > ($1.severity, $0.server) }
+            for f in sorted {
+                lines.append("\(f.severity.rawValue.uppercased()) \(f.server) [\(f.ruleID)] \(f.evidence)")
+                lines.append("    why: \(f.why)")
+                lines.append("    fix: \(f.fix)")
+            }
+            let high = report.findings.filter { $0.severity == .high }.count
+            lines.append("\(path): \(serverCount) server(s) audited, \(report.findings.count) finding(s), \(high) high")
+        }
+        if !report.unverifiedImages.isEmpty {
+            lines.append("image users not verified (Docker unavailable or image absent): \(report.unverifiedImages.joined(separator: ", "))")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func dockerExecutable() -> String? {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            let p = "\(dir)/docker"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    /// `docker image inspect --format {{.Config.User}} IMAGE`; nil when Docker or the image is
+    /// unavailable.
+    static func imageUser(_ image: String, docker: String) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: docker)
+        p.arguments = ["image", "inspect", "--format", "{{.Config.User}}", image]
+        p.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"].merging(
+            ProcessInfo.processInfo.environment.filter { $0.key == "DOCKER_HOST" }) { a, _ in a }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import ProxyCore
+import Security
+
+/// Adapts the security layer's gate to the gateway's `ToolGate` seam. Call records are buffered
+/// and written in batches, so the activity log costs the hot path one lock, not a database write.
+public final class SecurityToolGate: ToolGate, Sendable {
+    public let gate: SecurityGate
+    private let pending = NIOLockedValueBox<(records: [SecurityGate.CallRecord], flushing: Bool)>(([], false))
+
+    public init(gate: SecurityGate) { self.gate = gate }
+
+    public func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
+                         otherServers: [String: [String]]) async -> GateVerdict {
+        let v = await gate.evaluate(server: server, tools: tools, isolationMode: mode, otherServers: otherServers)
+        return GateVerdict(visible: Set(v.visibleToolNames), refusals: v.refusals)
+    }
+
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+                           arguments: [UInt8]?) async {
+        let record = SecurityGate.CallRecord(at: Date().timeIntervalSince1970, server: server, tool: tool, durationMs: durationMs,
+                                             outcome: outcome, requestID: requestID, arguments: arguments)
+        let startFlush = pending.withLockedValue { p -> Bool in
+            p.records.append(record)
+            if p.flushing { return false }
+            p.flushing = true
+            return true
+        }
+        guard startFlush else { return }
+        // One writer at a time; it drains whatever accumulated while it slept or wrote.
+        Task {
+            while true {
+                try? await Task.sleep(nanoseconds: 100_000_000)
+                let batch = pending.withLockedValue { p -> [SecurityGate.CallRecord] in
+                    defer { p.records.removeAll(keepingCapacity: true) }
+                    if p.records.isEmpty { p.flushing = false }
+                    return p.records
+                }
+                if batch.isEmpty { return }
+                await gate.recordCalls(batch)
+            }
+        }
+    }
+
+    public func forget(server: String) async {
+        try? await gate.forget(server: server)
+    }
+}
+
+/// The security REST routes: approvals, quarantine, diffs, scans, activity. Approvals exist only
+/// here and in the CLI, never in MCP, so an agent cannot approve the tools it is shown.
+public struct SecurityRESTExtension: RESTExtension {
+    public let gate: SecurityGate
+    public init(gate: SecurityGate) { self.gate = gate }
+
+    static func encoded<T: Encodable>(_ value: T) -> Response {
+        do {
+            let data = try JSONEncoder().encode(value)
+            return RESTAPI.ok(try JSONValue.parse(data))
+        } catch {
+            return RESTAPI.error(ProxyError(.internalError, "cannot encode the response", cause: "\(error)"))
+        }
+    }
+
+    static func run(_ body: () async throws -> Void) async -> Response? {
+        do { try await body() } catch let e as ProxyError { return RESTAPI.error(e) } catch {
+            return RESTAPI.error(ProxyError(.internalError, "\(error)"))
+        }
+        return nil
+    }
+
+    public func register(on group: RouterGroup<BasicRequestContext>, api: RESTAPI) {
+        let gate = self.gate
+        group.post("/servers/:name/unquarantine") { request, ctx in await api.withServer(ctx) { s in
+            if let failure = await Self.run({
+                try await gate.approveServer(s.name, force: request.uri.queryParameters.get("force") == "true")
+                try await api.manager.setQuarantined(s.name, false)
+            }) { return failure }
+            return Self.encoded(await gate.status(server: s.name))
+        } }
+        group.post("/servers/:name/quarantine") { _, ctx in await api.withServer(ctx) { s in
+            if let failure = await Self.run({
+                try await gate.quarantineServer(s.name)
+                try await api.manager.setQuarantined(s.name, true)
+            }) { return failure }
+            return Self.encoded(await gate.status(server: s.name))
+        } }
+        group.post("/servers/:name/tools/:tool/approve") { request, ctx in await api.withServer(ctx) { s in
+            guard let tool = ctx.parameters.get("tool") else { return RESTAPI.error(ProxyError(.invalidArgument, "missing tool name")) }
+            if let failure = await Self.run({
+                try await gate.approveTool(server: s.name, tool: tool, force: request.uri.queryParameters.get("force") == "true")
+                await api.manager.refresh(server: s.name)
+            }) { return failure }
+            return Self.encoded(await gate.status(server: s.name))
+        } }
+        group.get("/servers/:name/tools/diff") { _, ctx in await api.withServer(ctx) { s in
+            Self.encoded(DiffBody(server: s.name, diffs: await gate.toolDiffs(server: s.name)))
+        } }
+        group.get("/servers/:name/security") { _, ctx in await api.withServer(ctx) { s in
+            Self.encoded(await gate.status(server: s.name))
+        } }
+        group.get("/activity") { request, _ in
+            let limit = min(1000, max(1, request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 100))
+            switch await gate.activity(server: request.uri.queryParameters.get("server"), limit: limit) {
+            case .success(let list): return Self.encoded(ActivityBody(activity: list))
+            case .failure(let e): return RESTAPI.error(e)
+            }
+        }
+    }
+
+    public func serverFields(_ name: String) async -> [String: JSONValue] {
+        let st = await gate.status(server: name)
+        return ["quarantined": .bool(st.quarantined), "security": .object([
+            "scan_status": st.scan.map { .string($0.status.rawValue) } ?? .null,
+            "approved_tools": .number(Double(st.approvedTools)), "pending_tools": .number(Double(st.pendingTools)),
+            "changed_tools": .number(Double(st.changedTools)), "blocked_tools": .number(Double(st.blockedTools)),
+            "hint": st.hint.map { .string($0) } ?? .null,
+        ])]
+    }
+}
+
+struct DiffBody: Encodable { let server: String; let diffs: [ToolDiff] }
+struct ActivityBody: Encodable { let activity: [ActivityRecord] }

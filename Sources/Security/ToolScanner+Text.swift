@@ -1,0 +1,165 @@
+import Foundation
+
+/// A compiled regular expression; `NSRegularExpression` is immutable after creation and safe to
+/// share between threads.
+struct Pattern: @unchecked Sendable {
+    let regex: NSRegularExpression
+
+    init(_ pattern: String, caseSensitive: Bool = false) {
+        var options: NSRegularExpression.Options = [.useUnicodeWordBoundaries]
+        if !caseSensitive { options.insert(.caseInsensitive) }
+        // The patterns are constants of this file: a failure is a programming error.
+        regex = try! NSRegularExpression(pattern: pattern, options: options)
+    }
+
+    /// Ranges of every match in `text`.
+    func matches(in text: String) -> [Range<String.Index>] {
+        let ns = NSRange(text.startIndex..<text.endIndex, in: text)
+        return regex.matches(in: text, options: [], range: ns).compactMap { Range($0.range, in: text) }
+    }
+
+    /// The first match in `text`, if any.
+    func firstMatch(in text: String) -> Range<String.Index>? {
+        let ns = NSRange(text.startIndex..<text.endIndex, in: text)
+        return regex.firstMatch(in: text, options: [], range: ns).flatMap { Range($0.range, in: text) }
+    }
+
+    func matches(_ text: Substring) -> Bool { firstMatch(in: String(text)) != nil }
+}
+
+/// One field's text, with invisible characters removed for phrase matching and a map back to
+/// the original scalar offsets (so a span always points into the text the server sent).
+struct ScannedText {
+    let original: [Unicode.Scalar]
+    /// The text without invisible/format characters: attackers split words with them
+    /// ("ig\u{200B}nore") to dodge phrase rules.
+    let clean: String
+    /// For each scalar of `clean`, its offset in `original`.
+    let map: [Int]
+
+    init(_ text: String) {
+        original = Array(text.unicodeScalars)
+        var scalars = String.UnicodeScalarView()
+        var map: [Int] = []
+        for (i, u) in original.enumerated() where !UnicodeRules.isInvisible(u) {
+            scalars.append(u)
+            map.append(i)
+        }
+        clean = String(scalars)
+        self.map = map
+    }
+
+    /// The span in the original text of a range of `clean`.
+    func span(of range: Range<String.Index>) -> Finding.Span {
+        let u = clean.unicodeScalars
+        let start = u.distance(from: u.startIndex, to: range.lowerBound)
+        let end = u.distance(from: u.startIndex, to: range.upperBound)
+        guard !map.isEmpty else { return .init(start: 0, end: 0) }
+        let s = start < map.count ? map[start] : original.count
+        let e = end > 0 && end - 1 < map.count ? map[end - 1] + 1 : s
+        return .init(start: s, end: max(s, e))
+    }
+
+    /// The original text of a span, made readable.
+    func excerpt(_ span: Finding.Span, context: Int = 0) -> String {
+        let lo = max(0, span.start - context), hi = min(original.count, span.end + context)
+        return ScannedText.visible(original[lo..<hi])
+    }
+
+    /// Renders scalars with invisible ones shown as `<U+XXXX>` and tag characters decoded, cut to
+    /// 200 scalars.
+    static func visible<S: Sequence>(_ scalars: S) -> String where S.Element == Unicode.Scalar {
+        var out = ""
+        var count = 0
+        for u in scalars {
+            if count >= 200 { out += "…"; break }
+            if (0xE0020...0xE007E).contains(u.value), let ascii = Unicode.Scalar(u.value - 0xE0000) {
+                out += "⟨tag:\(Character(ascii))⟩"
+            } else if UnicodeRules.isInvisible(u) || UnicodeRules.isControl(u) {
+                out += String(format: "<U+%04X>", u.value)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+            count += 1
+        }
+        return out
+    }
+
+    /// Sentence ranges of `clean`: a sentence ends at `.`, `!` or `?` followed by white space, or
+    /// at a line break. Dots inside tokens (paths, addresses) do not end a sentence.
+    var sentences: [Range<String.Index>] {
+        var out: [Range<String.Index>] = []
+        var start = clean.startIndex
+        var i = clean.startIndex
+        while i < clean.endIndex {
+            let c = clean[i]
+            let next = clean.index(after: i)
+            var boundary = false
+            var end = next
+            if c == "\n" {
+                boundary = true
+                end = i
+            } else if c == "." || c == "!" || c == "?" {
+                boundary = next == clean.endIndex || clean[next].isWhitespace
+            }
+            if boundary {
+                if start < end { out.append(start..<end) }
+                start = next
+            }
+            i = next
+        }
+        if start < clean.endIndex { out.append(start..<clean.endIndex) }
+        return out
+    }
+}
+
+/// Classification of Unicode scalars that hide or reorder text.
+enum UnicodeRules {
+    static func isTag(_ u: Unicode.Scalar) -> Bool { (0xE0000...0xE007F).contains(u.value) }
+
+    static func isBidi(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return true
+        default: return false
+        }
+    }
+
+    static func isZeroWidth(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x200B, 0x200C, 0x200D, 0x2060...0x2064, 0xFEFF, 0x180E, 0x3164, 0x115F, 0x1160, 0xFFA0, 0x034F,
+             0x17B4, 0x17B5:
+            return true
+        default: return false
+        }
+    }
+
+    /// Control characters other than tab, line feed and carriage return (ESC starts terminal
+    /// escape sequences that can hide text in a terminal).
+    static func isControl(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x09, 0x0A, 0x0D: return false
+        case 0x00...0x1F, 0x7F, 0x80...0x9F: return true
+        default: return false
+        }
+    }
+
+    static func isPrivateUse(_ u: Unicode.Scalar) -> Bool {
+        (0xE000...0xF8FF).contains(u.value) || (0xF0000...0x10FFFF).contains(u.value)
+    }
+
+    /// Scalars a reader does not see.
+    static func isInvisible(_ u: Unicode.Scalar) -> Bool {
+        isTag(u) || isBidi(u) || isZeroWidth(u) || u.value == 0x00AD
+    }
+
+    /// Zero-width joiners are legitimate inside emoji sequences and in scripts that need them
+    /// (Persian, Indic): allowed when both neighbours are non-ASCII and visible.
+    static func isLegitimateJoiner(_ scalars: [Unicode.Scalar], at i: Int) -> Bool {
+        let u = scalars[i]
+        guard u.value == 0x200D || u.value == 0x200C else { return false }
+        guard i > 0, i + 1 < scalars.count else { return false }
+        let before = scalars[i - 1], after = scalars[i + 1]
+        func ok(_ s: Unicode.Scalar) -> Bool { s.value > 0x7F && !isInvisible(s) && !isControl(s) }
+        return ok(before) && (ok(after) || after.value == 0xFE0F)
+    }
+}
