@@ -538,11 +538,24 @@ class Proxy:
         """Waits until the named servers (default: every enabled one) report state "ready"."""
         wanted = set(names) if names is not None else None
 
+        def settled(name: str) -> bool:
+            # "ready" is reported as soon as the upstream answered tools/list; its tools become
+            # routable once the security gate has judged them. Wait for that too (a held tool
+            # with a reason, e.g. quarantine, counts as settled).
+            r = self.rest("GET", f"/api/v1/servers/{name}/tools")
+            if r.status != 200:
+                return False
+            for t in r.json().get("tools", []):
+                status, why = t.get("status", "available"), t.get("held_reason") or ""
+                if status != "available" and (not why or "being evaluated" in why):
+                    return False
+            return True
+
         def ready() -> list[dict] | None:
             servers = self.servers()
             by_name = {s["name"]: s for s in servers}
             targets = wanted if wanted is not None else {s["name"] for s in servers if s.get("enabled", True)}
-            if all(by_name.get(n, {}).get("state") == "ready" for n in targets):
+            if all(by_name.get(n, {}).get("state") == "ready" for n in targets) and all(map(settled, targets)):
                 for s in servers:
                     if s.get("pid"):
                         self.sampler.add(s["pid"])

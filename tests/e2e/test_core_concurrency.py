@@ -76,11 +76,18 @@ def _open_event_stream(mcp_url: str, session_id: str):
 
 
 def test_tools_file_change_reaches_clients(proxy, tmp_path):
+    zebra = {"name": "zebra_stripes", "description": "Count the stripes of a zebra in a photo.",
+             "inputSchema": {"type": "object", "properties": {"photo": {"type": "string"}}},
+             "annotations": {"readOnlyHint": True}}
     tools_file = tmp_path / "tools.json"
-    tools_file.write_text("[]")
+    tools_file.write_text(json.dumps([zebra]))
     p = proxy(make_config([fixture_server("fixture", "--tools-file", str(tools_file))]))
-    assert p.server("fixture")["tool_count"] == 12
+    assert p.server("fixture")["tool_count"] == 13
     s = p.session()
+    r = s.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "zebra stripes", "limit": 1}})
+    assert tool_result_json(r["result"])["tools"][0]["name"] == "fixture:zebra_stripes"
+    assert result_text(s.call_tool("fixture:zebra_stripes", {})["result"]) == "zebra_stripes called"
+
     conn, resp = _open_event_stream(p.mcp_url, s.session_id)
     assert resp.status == 200, (resp.status, resp.read()[:300])
     assert resp.getheader("Content-Type", "").startswith("text/event-stream")
@@ -99,19 +106,21 @@ def test_tools_file_change_reaches_clients(proxy, tmp_path):
     th.start()
     try:
         time.sleep(0.3)
-        tools_file.write_text(json.dumps([{
-            "name": "zebra_stripes", "description": "Count the stripes of a zebra in a photo.",
-            "inputSchema": {"type": "object", "properties": {"photo": {"type": "string"}}},
-            "annotations": {"readOnlyHint": True}}]))
-        wait_until(lambda: p.server("fixture")["tool_count"] == 13, 20, 0.1, "the new tool to be listed")
+        # The upstream drops a tool (announced by its notifications/tools/list_changed): the visible
+        # tool set shrinks, so clients must be told and the tool must be gone.
+        tools_file.write_text("[]")
+        wait_until(lambda: p.server("fixture")["tool_count"] == 12, 20, 0.1, "the tool to be dropped")
         wait_until(lambda: any("notifications/tools/list_changed" in e for e in events), 20, 0.1,
                    "notifications/tools/list_changed on the GET /mcp stream")
-        tools = {t["name"]: t for t in p.rest("GET", "/api/v1/servers/fixture/tools").json()["tools"]}
-        assert "zebra_stripes" in tools
-        if tools["zebra_stripes"].get("status", "available") == "available":
-            r = s.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "zebra stripes", "limit": 1}})
-            assert tool_result_json(r["result"])["tools"][0]["name"] == "fixture:zebra_stripes"
-            assert result_text(s.call_tool("fixture:zebra_stripes", {})["result"]) == "zebra_stripes called"
+        r = s.call_tool("fixture:zebra_stripes", {})
+        assert "error" in r, r
+        r = s.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "zebra stripes", "limit": 3}})
+        assert all(t["name"] != "fixture:zebra_stripes" for t in tool_result_json(r["result"])["tools"])
+        # A tool that appears later is listed by the REST API (the security layer may hold it).
+        tools_file.write_text(json.dumps([dict(zebra, name="okapi_spots")]))
+        wait_until(lambda: p.server("fixture")["tool_count"] == 13, 20, 0.1, "the new tool to be listed")
+        names = {t["name"] for t in p.rest("GET", "/api/v1/servers/fixture/tools").json()["tools"]}
+        assert "okapi_spots" in names
     finally:
         conn.close()
 

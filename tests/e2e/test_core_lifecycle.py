@@ -180,7 +180,9 @@ def test_proxy_env_does_not_leak_to_servers(proxy):
     p = proxy(make_config([fixture_server("fixture", env={"GIVEN": "configured-value"})]),
               env={"E2E_HOST_SECRET": canary})
     s = p.session()
-    assert result_text(s.call_tool("fixture:get_env", {"name": "E2E_HOST_SECRET"})["result"]) == "(unset)"
+    r = s.call_tool("fixture:get_env", {"name": "E2E_HOST_SECRET"})
+    assert "result" in r, r
+    assert result_text(r["result"]) == "(unset)"
     assert result_text(s.call_tool("fixture:get_env", {"name": "MCPPROXY_API_KEY"})["result"]) == "(unset)"
     assert result_text(s.call_tool("fixture:get_env", {"name": "GIVEN"})["result"]) == "configured-value"
     names = result_text(s.call_tool("fixture:list_env", {})["result"]).split("\n")

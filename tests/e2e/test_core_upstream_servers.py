@@ -34,21 +34,19 @@ def test_add_and_remove_persist(proxy, form):
     assert servers["extra"].get("env") == {"EXTRA_VAR": "42"}
     assert isinstance(p.read_config()["mcpServers"], dict if form == "object" else list), "form must be kept"
 
-    # A server added by a client is new: the security layer may quarantine it. Approve it through
-    # the config file, then it must start and serve.
-    if servers["extra"].get("quarantined") is not False:
-        cfg = p.read_config()
-        if isinstance(cfg["mcpServers"], dict):
-            cfg["mcpServers"]["extra"]["quarantined"] = False
-            cfg["mcpServers"]["extra"]["isolation"] = {"mode": "none"}
-        else:
-            for e in cfg["mcpServers"]:
-                if e["name"] == "extra":
-                    e["quarantined"] = False
-                    e["isolation"] = {"mode": "none"}
-        p.write_config(cfg)
+    # A server added by a client starts quarantined (docs/commands.md): a person approves it.
     p.wait_ready(["fixture", "extra"], timeout=20)
-    assert result_text(s.call_tool("extra:get_env", {"name": "EXTRA_VAR"})["result"]) == "42"
+    held = s.call_tool("extra:get_env", {"name": "EXTRA_VAR"})
+    assert "error" in held and held["error"]["code"] == -32003, held
+    approved = p.rest("POST", "/api/v1/servers/extra/unquarantine")
+    assert approved.status == 200, approved
+    wait_until(lambda: all(t.get("status", "available") == "available"
+                           for t in p.rest("GET", "/api/v1/servers/extra/tools").json()["tools"]),
+               20, 0.1, "extra's tools to be available after approval")
+    p.wait_ready(["fixture", "extra"], timeout=20)
+    r = s.call_tool("extra:get_env", {"name": "EXTRA_VAR"})
+    assert "result" in r, f"{r}\nconfig entry: {config_servers(p.read_config())['extra']}\ntools: {p.rest('GET', '/api/v1/servers/extra/tools').text[:600]}"
+    assert result_text(r["result"]) == "42"
     extra_pid = p.server("extra")["pid"]
 
     removed = _op(s, operation="remove", name="extra")
