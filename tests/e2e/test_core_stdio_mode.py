@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import time
+
+import pytest
 
 from e2e_support import (ProcId, bin_dir, descendants, fixture_server, make_config, run_async, wait_gone,
                          wait_until)
@@ -93,3 +96,32 @@ def test_stdio_mode_exits_on_eof(tmp_path, binaries):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: with stdout redirected to a regular file, `serve --stdio` exits 1 "
+                   "with 'Error: Operation unsupported' (epoll cannot watch a regular file) before answering")
+def test_stdio_mode_with_stdout_to_a_file(tmp_path, binaries):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([fixture_server("fixture")])))
+    out = tmp_path / "stdout.jsonl"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                                 "--data-dir", str(tmp_path / "data")],
+                                stdin=subprocess.PIPE, stdout=sink, stderr=open(tmp_path / "err", "wb"),
+                                env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        try:
+            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            proc.stdin.write((json.dumps(init) + "\n").encode())
+            proc.stdin.flush()
+            wait_until(lambda: out.read_bytes().endswith(b"\n") or proc.poll() is not None, 20, 0.05, "a reply")
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    reply = json.loads(out.read_bytes().splitlines()[0])
+    assert reply["id"] == 1 and "result" in reply, reply
