@@ -344,10 +344,8 @@ public final class MCPHandler: Sendable {
         var outcome = "failed"
         defer {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
-            let g = gate
-            let rid = String(decoding: id, as: UTF8.self)
-            let oc = outcome
-            Task { await g.recordCall(server: ct.server, tool: ct.tool.name, durationMs: ms, outcome: oc, requestID: rid, arguments: rawArgs) }
+            gate.recordCall(server: ct.server, tool: ct.tool.name, durationMs: ms, outcome: outcome,
+                            requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs)
         }
         do {
             let reply = try await server.request(method: "tools/call", params: params, timeout: timeout)

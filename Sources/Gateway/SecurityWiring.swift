@@ -20,7 +20,7 @@ public final class SecurityToolGate: ToolGate, Sendable {
     }
 
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                           arguments: [UInt8]?) async {
+                           arguments: [UInt8]?) {
         let record = SecurityGate.CallRecord(at: Date().timeIntervalSince1970, server: server, tool: tool, durationMs: durationMs,
                                              outcome: outcome, requestID: requestID, arguments: arguments)
         let startFlush = pending.withLockedValue { p -> Bool in

@@ -22,8 +22,9 @@ public struct GateVerdict: Sendable {
 public protocol ToolGate: Sendable {
     func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
                   otherServers: [String: [String]]) async -> GateVerdict
+    /// Records a finished call. Synchronous and cheap: called on the hot path.
     func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                    arguments: [UInt8]?) async
+                    arguments: [UInt8]?)
     /// Called when a server leaves the config, so a later server of that name starts afresh.
     func forget(server: String) async
 }
@@ -40,7 +41,7 @@ public struct OpenGate: ToolGate {
         GateVerdict(visible: Set(tools.map(\.name)))
     }
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                           arguments: [UInt8]?) async {}
+                           arguments: [UInt8]?) {}
 }
 
 /// The routable view of all servers, swapped atomically when anything changes.

@@ -28,8 +28,13 @@ extension UpstreamTransport {
 public final class JSONRPCPeer: @unchecked Sendable {
     private struct Pending {
         let continuation: CheckedContinuation<RawMessage, Error>
-        let timeout: Scheduled<Void>?
+        let deadline: UInt64  // DispatchTime uptime ns; 0 = none
+        let method: String
+        let timeout: Double
     }
+    /// One repeating sweep per peer finds expired requests: cheaper than a scheduled task (and an
+    /// event-loop wake-up) per request on the hot path. Timeouts are therefore ±100 ms.
+    private var sweeper: RepeatedTask?
     private let lock = NIOLock()
     private var nextID = 1
     private var pending: [Int: Pending] = [:]
@@ -57,16 +62,15 @@ public final class JSONRPCPeer: @unchecked Sendable {
             return nextID
         }
         let message = JSONRPC.request(id: id, method: method, rawParams: params)
+        let deadline = timeout > 0 ? DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9) : 0
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<RawMessage, Error>) in
-            let scheduled: Scheduled<Void>? = timeout > 0 ? eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [weak self] in
-                self?.resolve(id: id, with: .failure(ProxyError(.timeout, "upstream server \"\(self?.serverName ?? "")\" did not answer \(method) within \(Self.format(timeout))")))
-            } : nil
             let failure: ProxyError? = lock.withLock {
                 if let closedError { return closedError }
-                pending[id] = Pending(continuation: cont, timeout: scheduled)
+                pending[id] = Pending(continuation: cont, deadline: deadline, method: method, timeout: timeout)
+                if sweeper == nil { startSweeper() }
                 return nil
             }
-            if let failure { scheduled?.cancel(); cont.resume(throwing: failure); return }
+            if let failure { cont.resume(throwing: failure); return }
             transport.sendDetached(message) { error in
                 self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
             }
@@ -82,8 +86,23 @@ public final class JSONRPCPeer: @unchecked Sendable {
     private func resolve(id: Int, with result: Result<RawMessage, Error>) {
         let p = lock.withLock { pending.removeValue(forKey: id) }
         guard let p else { return }
-        p.timeout?.cancel()
         p.continuation.resume(with: result)
+    }
+
+    /// Called with the lock held.
+    private func startSweeper() {
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            let expired: [(Int, Pending)] = self.lock.withLock {
+                let due = self.pending.filter { $0.value.deadline != 0 && $0.value.deadline <= now }
+                for (id, _) in due { self.pending.removeValue(forKey: id) }
+                return due.map { ($0.key, $0.value) }
+            }
+            for (_, p) in expired {
+                p.continuation.resume(throwing: ProxyError(.timeout, "upstream server \"\(self.serverName)\" did not answer \(p.method) within \(Self.format(p.timeout))"))
+            }
+        }
     }
 
     /// Feeds one received message.
@@ -109,13 +128,12 @@ public final class JSONRPCPeer: @unchecked Sendable {
     public func fail(_ error: ProxyError) {
         let all: [Pending] = lock.withLock {
             if closedError == nil { closedError = error }
+            sweeper?.cancel()
+            sweeper = nil
             defer { pending.removeAll() }
             return Array(pending.values)
         }
-        for p in all {
-            p.timeout?.cancel()
-            p.continuation.resume(throwing: error)
-        }
+        for p in all { p.continuation.resume(throwing: error) }
     }
 
     static func intID(_ bytes: [UInt8]) -> Int? {
