@@ -223,7 +223,9 @@ struct SupervisorService: Service {
     }
 }
 
-/// Serves one MCP client over stdin/stdout (newline-delimited JSON-RPC).
+/// Serves one MCP client over stdin/stdout (newline-delimited JSON-RPC). Plain blocking reads on
+/// a thread and locked writes: stdin/stdout may be pipes, ttys or regular files (NIO's pipe
+/// channels refuse files), and one client needs no event loop.
 struct StdioFrontend: Service {
     let handler: MCPHandler
     let logger: Logger
@@ -231,16 +233,27 @@ struct StdioFrontend: Service {
     func run() async throws {
         let session = MCPSession(id: "stdio")
         let lines = AsyncStream<[UInt8]>.makeStream()
-        let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { ch in
-                ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 64 << 20)))
-                    try ch.pipeline.syncOperations.addHandler(LineSink(onLine: { lines.continuation.yield(Array($0.readableBytesView)) },
-                                                                       onClose: { _ in lines.continuation.finish() }))
+        let input = dup(0)
+        Thread.detachNewThread {
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: buffer[0..<n])
+                while let nl = pending.firstIndex(of: 0x0A) {
+                    var line = Array(pending[..<nl])
+                    if line.last == 0x0D { line.removeLast() }
+                    pending.removeSubrange(...nl)
+                    lines.continuation.yield(line)
                 }
             }
-            .takingOwnershipOfDescriptors(input: dup(0), output: dup(1))
-            .get()
+            if !pending.isEmpty { lines.continuation.yield(pending) }
+            close(input)
+            lines.continuation.finish()
+        }
+        let out = NIOLockedValueBox(())
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for await line in lines.stream {
@@ -248,7 +261,15 @@ struct StdioFrontend: Service {
                     group.addTask {
                         if case .response(var bytes) = await handler.handle(line, session: session) {
                             bytes.append(0x0A)
-                            try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+                            out.withLockedValue { _ in
+                                var offset = 0
+                                while offset < bytes.count {
+                                    let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+                                    if n < 0 && errno == EINTR { continue }
+                                    if n <= 0 { break }
+                                    offset += n
+                                }
+                            }
                         }
                     }
                 }
@@ -256,6 +277,5 @@ struct StdioFrontend: Service {
         } onGracefulShutdown: {
             lines.continuation.finish()
         }
-        try? await channel.close()
     }
 }
