@@ -9,7 +9,6 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from e2e_support import (ProcId, bin_dir, descendants, fixture_server, make_config, run_async, wait_gone,
                          wait_until)
@@ -98,8 +97,6 @@ def test_stdio_mode_exits_on_eof(tmp_path, binaries):
             proc.wait(5)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: with stdout redirected to a regular file, `serve --stdio` exits 1 "
-                   "with 'Error: Operation unsupported' (epoll cannot watch a regular file) before answering")
 def test_stdio_mode_with_stdout_to_a_file(tmp_path, binaries):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(make_config([fixture_server("fixture")])))
@@ -125,3 +122,30 @@ def test_stdio_mode_with_stdout_to_a_file(tmp_path, binaries):
                 proc.wait(5)
     reply = json.loads(out.read_bytes().splitlines()[0])
     assert reply["id"] == 1 and "result" in reply, reply
+
+
+def test_stdio_mode_with_files_for_stdin_and_stdout(tmp_path, binaries):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([fixture_server("fixture")])))
+    requests = tmp_path / "in.jsonl"
+    requests.write_text("".join(json.dumps(m) + "\n" for m in [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]))
+    out = tmp_path / "out.jsonl"
+    with open(requests, "rb") as src, open(out, "wb") as sink:
+        proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                                 "--data-dir", str(tmp_path / "data")],
+                                stdin=src, stdout=sink, stderr=open(tmp_path / "err", "wb"),
+                                env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        try:
+            rc = proc.wait(30)  # EOF on the input file ends the session
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert rc == 0, (rc, (tmp_path / "err").read_text()[-2000:])
+    replies = {m["id"]: m for m in map(json.loads, out.read_bytes().splitlines())}
+    assert set(replies) == {1, 2}, replies
+    assert any(t["name"] == "call_tool" for t in replies[2]["result"]["tools"])
