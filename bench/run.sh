@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# Gateway core benchmark: per-call latency (p50/p99) and calls/s at 1, 8 and 32 concurrent
+# sessions through `mcpproxy serve` against the raw stdio floor (the same fixture server driven
+# directly over its pipes), plus proxy RSS after load, proxy CPU per call and time to ready.
+#
+# Usage: bench/run.sh [--no-build] [--quick] [--update-docs] [--perf]
+#   --no-build     use the binaries already in $BIN_DIR (default .build/release)
+#   --quick        short runs (1 s per point) for a smoke test of the harness
+#   --update-docs  splice the result table into docs/benchmarks.md ("Gateway core" section)
+#   --perf         also record a perf profile of the proxy at 32 sessions (top symbols)
+# Env: BIN_DIR (binaries), DURATION (s per load point, default 5), CALLS (stdio floor calls, 20000)
+#
+# Idempotent, loopback only, bounded: every wait has a timeout, the proxy is always stopped.
+# Results: bench/results/gateway-core.md (+ raw key=value lines in bench/results/raw.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=1 QUICK=0 UPDATE_DOCS=0 PERF=0
+for a in "$@"; do
+  case "$a" in
+    --no-build) BUILD=0 ;;
+    --quick) QUICK=1 ;;
+    --update-docs) UPDATE_DOCS=1 ;;
+    --perf) PERF=1 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+BIN_DIR=${BIN_DIR:-$ROOT/.build/release}
+DURATION=${DURATION:-5}
+CALLS=${CALLS:-20000}
+if [ "$QUICK" = 1 ]; then DURATION=1; CALLS=3000; fi
+OUT=$ROOT/bench/results
+mkdir -p "$OUT/bin"
+RAW=$OUT/raw.txt
+: >"$RAW"
+log() { echo "[bench] $*" >&2; }
+
+if [ "$BUILD" = 1 ]; then
+  log "swift build -c release (first time: ~10+ min)"
+  timeout 3600 swift build -c release --product mcpproxy >&2
+  timeout 1800 swift build -c release --product mcpproxy-fixture >&2
+fi
+for b in mcpproxy mcpproxy-fixture; do
+  [ -x "$BIN_DIR/$b" ] || { echo "missing $BIN_DIR/$b (build it or set BIN_DIR)" >&2; exit 1; }
+done
+cc -O2 -Wall -o "$OUT/bin/stdio_floor" bench/stdio_floor.c
+cc -O2 -Wall -o "$OUT/bin/loadgen" bench/loadgen.c
+
+WORK=$(mktemp -d /tmp/mcpproxy-bench.XXXXXX)
+PROXY_PID=""
+cleanup() {
+  if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PROXY_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }   # kv LINE KEY
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }     # utime+stime of a pid, in clock ticks
+HZ=$(getconf CLK_TCK)
+
+# ---- machine facts ----------------------------------------------------------------------------
+CPU_MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+FACTS="$(nproc) CPUs (${CPU_MODEL:-unknown}), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r), $(swift --version 2>/dev/null | head -1 | sed 's/ (.*//'), load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "$FACTS"
+
+# ---- raw stdio floor ----------------------------------------------------------------------------
+declare -A FLOOR
+for c in 1 8 32; do
+  line=$(timeout 300 "$OUT/bin/stdio_floor" -n "$CALLS" -w $((CALLS / 10)) -c "$c" -- "$BIN_DIR/mcpproxy-fixture")
+  echo "floor c=$c $line" >>"$RAW"
+  FLOOR[$c]=$line
+  log "stdio floor c=$c: $line"
+done
+
+# ---- the proxy ----------------------------------------------------------------------------------
+PORT=$(free_port)
+cat >"$WORK/config.json" <<EOF
+{
+  "listen": "127.0.0.1:$PORT",
+  "mcpServers": [
+    {"name": "fixture", "command": "$BIN_DIR/mcpproxy-fixture", "args": ["--name", "fixture"],
+     "protocol": "stdio", "quarantined": false, "isolation": {"mode": "none"}}
+  ]
+}
+EOF
+export MCPPROXY_API_KEY=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+# Time to ready: spawn → /healthz 200, and spawn → first tools/call (call_tool fixture:echo)
+# answered with a result. Five cold starts, the median is reported.
+READY=$(python3 - "$BIN_DIR/mcpproxy" "$WORK" "$PORT" <<'PY'
+import http.client, json, os, statistics, subprocess, sys, time
+binary, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def post(conn, body, sid=None):
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if sid: h["Mcp-Session-Id"] = sid
+    conn.request("POST", "/mcp", json.dumps(body), h)
+    r = conn.getresponse(); data = r.read()
+    return r.status, r.getheader("Mcp-Session-Id"), data
+health, first = [], []
+for run in range(5):
+    data = os.path.join(work, f"ready-data-{run}")
+    t0 = time.monotonic()
+    p = subprocess.Popen([binary, "serve", "--config", os.path.join(work, "config.json"), "--listen",
+                          f"127.0.0.1:{port}", "--data-dir", data, "--log-level", "warn"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = t0 + 60
+        t_health = t_first = None
+        while time.monotonic() < deadline and t_health is None:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz"); r = c.getresponse(); r.read()
+                if r.status == 200: t_health = time.monotonic() - t0
+            except OSError:
+                time.sleep(0.002)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        st, sid, _ = post(c, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+        post(c, {"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
+        while time.monotonic() < deadline and t_first is None:
+            st, _, body = post(c, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "call_tool", "arguments": {"name": "fixture:echo", "args": {"text": "hi"}}}}, sid)
+            if st == 200 and b'"result"' in body and b'"isError":true' not in body:
+                t_first = time.monotonic() - t0
+            else:
+                time.sleep(0.002)
+        if t_health is None or t_first is None:
+            sys.exit(f"proxy not ready within 60 s (health={t_health}, first={t_first})")
+        health.append(t_health * 1000); first.append(t_first * 1000)
+    finally:
+        p.terminate()
+        try: p.wait(20)
+        except subprocess.TimeoutExpired: p.kill(); p.wait()
+print(f"health_ms={statistics.median(health):.0f} first_call_ms={statistics.median(first):.0f} "
+      f"health_runs={','.join(f'{x:.0f}' for x in health)} first_runs={','.join(f'{x:.0f}' for x in first)}")
+PY
+)
+echo "ready $READY" >>"$RAW"
+log "time to ready: $READY"
+
+"$BIN_DIR/mcpproxy" serve --config "$WORK/config.json" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+  --log-level warn </dev/null >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+for _ in $(seq 1 600); do
+  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$PROXY_PID" 2>/dev/null || { cat "$WORK/proxy.log" >&2; exit 1; }
+  sleep 0.1
+done
+for _ in $(seq 1 300); do
+  STATE=$(curl -sf -H "X-API-Key: $MCPPROXY_API_KEY" "http://127.0.0.1:$PORT/api/v1/servers" | jq -r '.servers[0].state' 2>/dev/null || true)
+  [ "$STATE" = ready ] && break
+  sleep 0.1
+done
+[ "$STATE" = ready ] || { echo "fixture not ready through the proxy: $STATE" >&2; cat "$WORK/proxy.log" >&2; exit 1; }
+UPSTREAM_PID=$(curl -sf -H "X-API-Key: $MCPPROXY_API_KEY" "http://127.0.0.1:$PORT/api/v1/servers" | jq -r '.servers[0].pid')
+RSS_IDLE=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
+
+declare -A PROXY PROXY_CPU UP_CPU CS
+for c in 1 8 32; do
+  t0=$(cpu_ticks "$PROXY_PID"); u0=$(cpu_ticks "$UPSTREAM_PID" 2>/dev/null || echo 0)
+  "$OUT/bin/loadgen" -p "$PORT" -c "$c" -d "$DURATION" -w 1 >"$WORK/lg.txt" 2>"$WORK/lg.err" &
+  LG=$!
+  # Context switches of the proxy during the measured span (after the 1 s warm-up).
+  CS[$c]="–"
+  if command -v perf >/dev/null; then
+    sleep 1
+    if timeout $((DURATION + 30)) perf stat -x, -e context-switches -p "$PROXY_PID" -- sleep "$((DURATION - 1 > 0 ? DURATION - 1 : 1))" 2>"$WORK/cs.txt" >/dev/null; then
+      CS[$c]=$(awk -F, '/context-switches/{print $1}' "$WORK/cs.txt")
+    fi
+  fi
+  wait $LG || { echo "loadgen failed at c=$c: $(cat "$WORK/lg.txt" "$WORK/lg.err")" >&2; cat "$WORK/proxy.log" >&2; exit 1; }
+  line=$(cat "$WORK/lg.txt")
+  t1=$(cpu_ticks "$PROXY_PID"); u1=$(cpu_ticks "$UPSTREAM_PID" 2>/dev/null || echo 0)
+  calls=$(kv "$line" calls)
+  if [ "${CS[$c]}" != "–" ]; then
+    CS[$c]=$(awk -v cs="${CS[$c]}" -v r="$(kv "$line" rps)" -v d="$((DURATION - 1 > 0 ? DURATION - 1 : 1))" 'BEGIN{printf "%.1f", (r * d) ? cs / (r * d) : 0}')
+  fi
+  # Ticks cover warmup + measurement; divide by all calls made in that span (approximated by
+  # scaling the measured calls by (warmup + duration) / duration).
+  total=$(awk -v c="$calls" -v d="$DURATION" 'BEGIN{print c * (d + 1) / d}')
+  PROXY_CPU[$c]=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+  UP_CPU[$c]=$(awk -v t=$((u1 - u0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+  PROXY[$c]=$line
+  echo "proxy c=$c $line proxy_cpu_us_per_call=${PROXY_CPU[$c]} upstream_cpu_us_per_call=${UP_CPU[$c]} proxy_ctx_switches_per_call=${CS[$c]}" >>"$RAW"
+  log "through proxy c=$c: $line proxy_cpu_us/call=${PROXY_CPU[$c]}"
+done
+RSS_LOAD=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
+HWM=$(awk '/VmHWM/{print $2}' "/proc/$PROXY_PID/status")
+echo "rss idle_kb=$RSS_IDLE after_load_kb=$RSS_LOAD hwm_kb=$HWM" >>"$RAW"
+
+PERF_TXT=""
+if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
+  log "perf record of the proxy at 32 sessions"
+  "$OUT/bin/loadgen" -p "$PORT" -c 32 -d 6 -w 0 >/dev/null &
+  LG=$!
+  sleep 1
+  timeout 60 perf record -F 999 -g -p "$PROXY_PID" -o "$WORK/perf.data" -- sleep 4 >/dev/null 2>&1 || true
+  wait $LG || true
+  perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -25 >"$OUT/perf-top.txt" || true
+  perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -12 >"$OUT/perf-dso.txt" || true
+  PERF_TXT=$OUT/perf-top.txt
+fi
+
+# ---- report -------------------------------------------------------------------------------------
+floor_p50_1=$(kv "${FLOOR[1]}" p50_us); proxy_p50_1=$(kv "${PROXY[1]}" p50_us)
+added=$(awk -v a="$proxy_p50_1" -v b="$floor_p50_1" 'BEGIN{printf "%.0f", a - b}')
+rps32=$(kv "${PROXY[32]}" rps)
+verdict_lat=$(awk -v x="$added" 'BEGIN{print (x <= 150) ? "met" : "not met"}')
+verdict_rps=$(awk -v x="$rps32" 'BEGIN{print (x >= 5000) ? "met" : "not met"}')
+{
+  echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/run.sh\`, binaries: $(basename "$BIN_DIR") build."
+  echo
+  echo "Machine: $FACTS."
+  echo
+  echo "| path | concurrency | calls/s | p50 µs | p90 µs | p99 µs | max µs | driver CPU | proxy CPU µs/call |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for c in 1 8 32; do
+    l=${FLOOR[$c]}
+    echo "| stdio floor (direct to fixture) | $c in flight | $(kv "$l" rps) | $(kv "$l" p50_us) | $(kv "$l" p90_us) | $(kv "$l" p99_us) | $(kv "$l" max_us) | $(kv "$l" driver_cpu_pct)% | – |"
+  done
+  for c in 1 8 32; do
+    l=${PROXY[$c]}
+    echo "| through mcpproxy (HTTP, call_tool) | $c session$([ "$c" = 1 ] || echo s) | $(kv "$l" rps) | $(kv "$l" p50_us) | $(kv "$l" p90_us) | $(kv "$l" p99_us) | $(kv "$l" max_us) | $(kv "$l" loadgen_cpu_pct)% | ${PROXY_CPU[$c]} |"
+  done
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  echo "| p50 added latency at 1 session (proxy p50 − floor p50) | ${added} µs (target ≤ 150 µs: $verdict_lat) |"
+  echo "| calls/s at 32 sessions | $rps32 (target ≥ 5,000: $verdict_rps) |"
+  echo "| proxy context switches per call, 1/8/32 sessions (perf stat) | ${CS[1]} / ${CS[8]} / ${CS[32]} |"
+  echo "| upstream (fixture) CPU per call through the proxy, 1/8/32 | ${UP_CPU[1]} / ${UP_CPU[8]} / ${UP_CPU[32]} µs |"
+  echo "| proxy RSS idle / after load / peak | $((RSS_IDLE / 1024)) / $((RSS_LOAD / 1024)) / $((HWM / 1024)) MiB |"
+  echo "| time to ready: spawn → /healthz 200 (median of 5) | $(kv "$READY" health_ms) ms (runs: $(kv "$READY" health_runs)) |"
+  echo "| time to ready: spawn → first tools/call answered (median of 5) | $(kv "$READY" first_call_ms) ms (runs: $(kv "$READY" first_runs)) |"
+  if [ -n "$PERF_TXT" ] && [ -s "$PERF_TXT" ]; then
+    echo
+    echo "perf, proxy at 32 sessions, top symbols (self time):"
+    echo
+    echo '```'
+    cat "$PERF_TXT"
+    echo '```'
+  fi
+} >"$OUT/gateway-core.md"
+cat "$OUT/gateway-core.md"
+
+if [ "$UPDATE_DOCS" = 1 ]; then
+  DOC=$ROOT/docs/benchmarks.md
+  python3 - "$DOC" "$OUT/gateway-core.md" <<'PY'
+import re, sys
+doc, table = sys.argv[1], open(sys.argv[2]).read().strip()
+text = open(doc).read()
+begin, end = "<!-- gateway-core:results:begin -->", "<!-- gateway-core:results:end -->"
+if begin not in text or end not in text:
+    sys.exit(f"{doc}: markers {begin} / {end} not found")
+pre, rest = text.split(begin, 1)
+_, post = rest.split(end, 1)
+open(doc, "w").write(pre + begin + "\n" + table + "\n" + end + post)
+PY
+  log "updated $DOC"
+fi

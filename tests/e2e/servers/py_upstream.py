@@ -1,0 +1,63 @@
+"""A small MCP server from the real Python SDK, served over HTTP for the gateway's e2e tests.
+
+Usage: python py_upstream.py --transport streamable-http|sse --port PORT [--name NAME]
+
+Streamable HTTP answers at /mcp, legacy SSE at /sse (messages at /messages/). Loopback only.
+Its tools have distinctive names and descriptions so tests can find them through the gateway.
+"""
+
+import argparse
+
+try:  # mcp >= 2
+    from mcp.server.mcpserver import MCPServer as _Server
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as _Server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transport", choices=["streamable-http", "sse"], required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="pyhttp")
+    ns = parser.parse_args()
+
+    server = _Server(ns.name)
+
+    @server.tool()
+    def reverse_text(text: str) -> str:
+        """Reverse the characters of a text string (palindrome checker helper)."""
+        return text[::-1]
+
+    @server.tool()
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers and return the product."""
+        return a * b
+
+    @server.tool()
+    async def wait_ms(ms: int) -> str:
+        """Wait for the given number of milliseconds, then answer."""
+        import anyio
+        await anyio.sleep(ms / 1000)
+        return "waited"
+
+    @server.tool()
+    def transport_name() -> str:
+        """Return the name of the transport this server speaks."""
+        return ns.transport
+
+    if ns.transport == "streamable-http":
+        try:
+            server.run("streamable-http", host="127.0.0.1", port=ns.port)
+        except TypeError:  # mcp 1.x: host/port are settings
+            server.settings.host, server.settings.port = "127.0.0.1", ns.port
+            server.run("streamable-http")
+    else:
+        try:
+            server.run("sse", host="127.0.0.1", port=ns.port)
+        except TypeError:
+            server.settings.host, server.settings.port = "127.0.0.1", ns.port
+            server.run("sse")
+
+
+if __name__ == "__main__":
+    main()
