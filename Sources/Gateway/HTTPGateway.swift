@@ -148,6 +148,8 @@ public struct HTTPGateway: Sendable {
             extra[Self.sessionHeader] = session!.id
         } else {
             guard let id = request.headers[Self.sessionHeader] else {
+                let valid = body.withUnsafeBufferPointer { JSONSpan.isValid($0, 0..<$0.count) }
+                if !valid { return Self.json(.badRequest, Self.jsonRPCError(-32700, "parse error: the body is not valid JSON")) }
                 return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header: send initialize first"))
             }
             guard let s = sessions.get(id) else {

@@ -162,6 +162,15 @@ public final class ProxyRuntime: Sendable {
 
     /// Runs until SIGTERM/SIGINT (HTTP) or end of stdin (stdio).
     public func run() async throws {
+        do {
+            try await runServices()
+        } catch {
+            try? await httpClient.shutdown()  // AsyncHTTPClient traps if it is dropped running
+            throw error
+        }
+    }
+
+    func runServices() async throws {
         for hook in plugins.beforeStart { await hook(self) }
         let service = SupervisorService(runtime: self)
         if options.stdio {
@@ -173,6 +182,10 @@ public final class ProxyRuntime: Sendable {
         } else {
             guard let (host, port) = Self.parseListen(listen) else {
                 throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
+            }
+            try Self.checkListenable(host: host, port: port, listen: listen)
+            if !["127.0.0.1", "localhost", "::1"].contains(host) {
+                logger.warning("listening on \(listen), which is not loopback: /mcp has no authentication (only the REST API needs the key); put an authenticating proxy in front or bind to 127.0.0.1")
             }
             let logger = self.logger
             let listen = self.listen
@@ -195,6 +208,21 @@ public final class ProxyRuntime: Sendable {
         try? await httpClient.shutdown()
         if runtimeDir.hasPrefix("/run/mcpproxy/") || runtimeDir.hasPrefix("/var/run/mcpproxy/") {
             try? FileManager.default.removeItem(atPath: runtimeDir)
+        }
+    }
+
+    /// Fails fast, before any server is spawned, when the address cannot be bound, naming it.
+    static func checkListenable(host: String, port: Int, listen: String) throws {
+        guard port != 0 else { return }
+        do {
+            let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).wait()
+            try channel.close().wait()
+        } catch {
+            let text = "\(error)"
+            let why = text.contains("in use") ? "address already in use (is another mcpproxy running?)" : text
+            throw ProxyError(.unavailable, "cannot listen on \(listen): \(why)")
         }
     }
 

@@ -93,7 +93,10 @@ public struct RESTAPI: Sendable {
             return Self.ok(["server": .string(s.name), "tools": .array(tools)])
         } }
         api.get("/servers/:name/logs") { request, ctx in await self.withServer(ctx) { s in
-            let n = min(10_000, max(1, request.uri.queryParameters.get("tail").flatMap { Int($0) } ?? 100))
+            let tail = request.uri.queryParameters.get("tail")
+            guard let n = tail.map({ Int($0) }) ?? 100, (1...10_000).contains(n) else {
+                return Self.error(ProxyError(.invalidArgument, "tail must be a whole number from 1 to 10000, got \"\(tail ?? "")\""))
+            }
             let lines = logs.server(s.name).tail(n)
             return Self.ok(["server": .string(s.name), "lines": .array(lines.map { .string($0) })])
         } }

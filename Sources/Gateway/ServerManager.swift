@@ -54,6 +54,8 @@ public struct Catalog: Sendable {
     public var servers: [String: UpstreamServer] = [:]
     /// A hash of the visible tools, to notify clients only on real changes.
     public var signature: Int = 0
+    /// Servers whose current tool list has been through the gate.
+    public var evaluated: Set<String> = []
 
     public func lookup(_ qualified: String) -> CatalogTool? { tools[qualified] }
 }
@@ -99,6 +101,7 @@ public actor ServerManager {
     /// Starts every configured server.
     public func startAll() {
         for s in config.servers where servers[s.name] == nil { makeServer(s) }
+        rebuildCatalog()
     }
 
     private func makeServer(_ s: ServerConfig) {
@@ -122,6 +125,7 @@ public actor ServerManager {
         for (n, s) in servers where n != name { others[n] = s.tools.map(\.name) }
         let mode = IsolationResolver.resolve(sc, global: config.dockerIsolation).mode
         let verdict = await gate.evaluate(server: sc, tools: tools, mode: mode, otherServers: others)
+        guard servers[name] === server else { return }  // removed or replaced meanwhile
         verdicts[name] = verdict
         rebuildCatalog()
     }
@@ -134,6 +138,7 @@ public actor ServerManager {
         for s in config.servers where s.enabled {
             guard let server = servers[s.name], server.state == .ready else { continue }
             let verdict = verdicts[s.name]
+            if verdict != nil { c.evaluated.insert(s.name) }
             for t in server.tools {
                 let ct = CatalogTool(server: s.name, tool: t)
                 if let v = verdict, v.visible.contains(t.name) {
@@ -189,8 +194,15 @@ public actor ServerManager {
     public nonisolated func waitForStartup(timeout: Double) async {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let servers = catalog.servers.values
-            if !servers.contains(where: { $0.state == .starting }) { return }
+            let c = catalog
+            let unsettled = c.servers.contains { name, server in
+                switch server.state {
+                case .starting, .stopped: return true
+                case .ready: return !c.evaluated.contains(name)  // tools not yet through the gate
+                default: return false
+                }
+            }
+            if !unsettled { return }
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
     }

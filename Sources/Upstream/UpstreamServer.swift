@@ -121,6 +121,9 @@ public actor UpstreamServer {
         self.env = environment
         self.onEvent = onEvent
         self.decision = IsolationResolver.resolve(config, global: proxyConfig.dockerIsolation)
+        // An enabled server is "starting" from birth: callers waiting for start-up must not see
+        // it as stopped in the moment before its start task runs.
+        if config.enabled { live.withLockedValue { $0.state = .starting } }
         let file = environment.logs.server(config.name)
         let level = environment.logLevel
         var logger = Logger(label: "server.\(config.name)") { label in

@@ -229,8 +229,6 @@ def test_port_in_use_exits_cleanly(proxy):
     assert first.server("fixture")["state"] == "ready"
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: the bind error does not name the address: "
-                   "'Error: bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)'")
 def test_port_in_use_error_names_the_address(proxy):
     first, second, rc = _start_on_busy_port(proxy)
     assert f"127.0.0.1:{first.port}" in second.stderr(), second.stderr()

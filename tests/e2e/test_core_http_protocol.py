@@ -100,8 +100,6 @@ def test_malformed_json_is_parse_error(p, body):
     assert msg["id"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: a body that is not JSON, sent without Mcp-Session-Id, is answered "
-                   "400 -32600 'missing Mcp-Session-Id header' instead of -32700 parse error")
 def test_malformed_json_without_session_is_parse_error(p):
     r = _post(p, b"{{{")
     assert r.status in (200, 400), r

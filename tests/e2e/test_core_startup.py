@@ -17,7 +17,6 @@ BUG = ("product bug: right after start, a call or search for a server that is st
        "immediately)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_first_call_waits_for_starting_server(proxy):
     p = proxy(make_config([fixture_server("slow", *SLOW)]), wait=False)
     s = p.session()
@@ -26,7 +25,6 @@ def test_first_call_waits_for_starting_server(proxy):
     assert result_text(r["result"]) == "patience"
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_first_search_waits_for_starting_server(proxy):
     p = proxy(make_config([fixture_server("slow", *SLOW)]), wait=False)
     s = p.session()
@@ -35,7 +33,6 @@ def test_first_search_waits_for_starting_server(proxy):
     assert tools and tools[0]["name"] == "slow:echo", tools
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_first_call_waits_in_stdio_mode(tmp_path, binaries):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(make_config([fixture_server("slow", *SLOW)])))
