@@ -19,9 +19,13 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
     private var tasks: [UUID: Task<Void, Never>] = [:]
     private var closed = false
     private let maxMessageBytes: Int
+    /// Called with a request's id when its reply stream ended without a reply (the server died).
+    private let onUnanswered: @Sendable ([UInt8]) -> Void
 
     public init(client: HTTPClient, url: String, headers: [String: String], maxMessageBytes: Int,
-                deliver: @escaping @Sendable ([UInt8]) -> Void) {
+                deliver: @escaping @Sendable ([UInt8]) -> Void,
+                onUnanswered: @escaping @Sendable ([UInt8]) -> Void = { _ in }) {
+        self.onUnanswered = onUnanswered
         self.client = client
         self.url = url
         self.headers = headers
@@ -58,8 +62,12 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         if contentType.hasPrefix("text/event-stream") {
             // Read the stream in the background so that send() returns; replies are delivered.
             let id = UUID()
-            let task = Task { [deliver] in
+            let requestID = (try? JSONRPCEnvelope.parse(message)).flatMap { $0.kind == .request ? $0.id : nil }
+            let task = Task { [deliver, onUnanswered] in
                 await Self.deliverMessages(of: response, to: deliver)
+                // A reply delivered above already resolved the request; otherwise fail it now
+                // rather than at the call timeout.
+                if let requestID { onUnanswered(requestID) }
                 self.lock.withLock { _ = self.tasks.removeValue(forKey: id) }
             }
             lock.withLock { tasks[id] = task }

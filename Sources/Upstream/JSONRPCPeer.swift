@@ -124,6 +124,12 @@ public final class JSONRPCPeer: @unchecked Sendable {
         }
     }
 
+    /// Fails one pending request (no-op when it was already answered).
+    public func abandon(id: [UInt8], error: ProxyError) {
+        guard let n = Self.intID(id) else { return }
+        resolve(id: n, with: .failure(error))
+    }
+
     /// Fails every pending request and refuses new ones.
     public func fail(_ error: ProxyError) {
         let all: [Pending] = lock.withLock {

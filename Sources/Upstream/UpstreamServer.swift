@@ -262,8 +262,12 @@ public actor UpstreamServer {
             }
         case .http:
             guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
+            let serverName = name
             let t = StreamableHTTPTransport(client: env.httpClient, url: url, headers: config.headers,
-                                            maxMessageBytes: env.maxMessageBytes, deliver: { peer.deliver($0) })
+                                            maxMessageBytes: env.maxMessageBytes, deliver: { peer.deliver($0) },
+                                            onUnanswered: { id in
+                                                peer.abandon(id: id, error: ProxyError(.upstreamFailed, "upstream server \"\(serverName)\" closed its reply stream without answering (the server may have stopped)"))
+                                            })
             transport = t
             peer.transport = t
             log.info("connecting (streamable HTTP): \(url)")

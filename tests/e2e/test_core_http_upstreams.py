@@ -66,9 +66,7 @@ def test_http_upstream_down_at_start_is_reported(proxy):
 
 
 @pytest.mark.parametrize("transport,protocol", [
-    pytest.param("streamable-http", "http", marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: when a streamable-HTTP upstream dies during a call, the call hangs until the "
-        "120 s call timeout (-32001) instead of failing at once; SSE upstreams fail at once"))),
+    ("streamable-http", "http"),
     ("sse", "sse")])
 def test_http_upstream_dies_mid_call(proxy, py_http_upstream, transport, protocol):
     import threading
