@@ -13,7 +13,8 @@ typedef struct {
 /// Spawns `file` (searched on the PATH found in `envp` when it has no '/') with `argv` and
 /// exactly the environment `envp`, in directory `cwd` (NULL: inherit). The child gets its own
 /// session and process group, default signal dispositions and an empty signal mask, no fds but
-/// 0-2, and SIGKILL as its parent-death signal. The fork happens on one dedicated, never-exiting
+/// 0-2, and SIGKILL as its parent-death signal; as root it is also PID 1 of a new PID namespace,
+/// so nothing it starts outlives it. The fork happens on one dedicated, never-exiting
 /// thread, because PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process.
 /// Returns 0, or an errno value (the child's exec/chdir errno is reported back over a pipe).
 int mcpx_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
