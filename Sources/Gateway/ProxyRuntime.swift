@@ -183,7 +183,7 @@ public final class ProxyRuntime: Sendable {
             guard let (host, port) = Self.parseListen(listen) else {
                 throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
             }
-            try Self.checkListenable(host: host, port: port, listen: listen)
+            try await Self.checkListenable(host: host, port: port, listen: listen)
             if !["127.0.0.1", "localhost", "::1"].contains(host) {
                 logger.warning("listening on \(listen), which is not loopback: /mcp has no authentication (only the REST API needs the key); put an authenticating proxy in front or bind to 127.0.0.1")
             }
@@ -212,13 +212,13 @@ public final class ProxyRuntime: Sendable {
     }
 
     /// Fails fast, before any server is spawned, when the address cannot be bound, naming it.
-    static func checkListenable(host: String, port: Int, listen: String) throws {
+    static func checkListenable(host: String, port: Int, listen: String) async throws {
         guard port != 0 else { return }
         do {
-            let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: host, port: port).wait()
-            try channel.close().wait()
+                .bind(host: host, port: port).get()
+            try await channel.close().get()
         } catch {
             let text = "\(error)"
             let why = text.contains("in use") ? "address already in use (is another mcpproxy running?)" : text
