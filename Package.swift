@@ -68,7 +68,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .executableTarget(name: "mcpproxy", dependencies: ["Commands"]),
+        .executableTarget(name: "mcpproxy", dependencies: [
+            "Commands", .product(name: "Logging", package: "swift-log"),
+        ]),
         // A fixture MCP server (Foundation only, so it also builds as a static binary for images).
         .executableTarget(name: "mcpproxy-fixture"),
         // The sandbox escape-battery probe: an MCP stdio server whose tools try to break out.

@@ -16,7 +16,11 @@ enum Plugins {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let config = (try? ConfigLoader.load(path: configPath).config) ?? ProxyConfig()  // first run: no file yet
         let store = try SecurityStore.open(dataDir: dataDir)
-        let gate = SecurityGate(store: store, log: Logger(label: "mcpproxy.security"), plugins: config.security.scanners,
+        // The security log goes where the proxy's own log goes (main.log and stderr), never to
+        // stdout, which carries the protocol in --stdio mode.
+        let mainLog = LogFiles(directory: (dataDir as NSString).appendingPathComponent("logs")).main
+        let securityLog = Logger(label: "security") { FileLogHandler(label: $0, files: [mainLog], level: .info, alsoStderr: true) }
+        let gate = SecurityGate(store: store, log: securityLog, plugins: config.security.scanners,
                                 logCallArguments: config.logCallArguments)
         plugins.gate = SecurityToolGate(gate: gate)
         plugins.restExtensions = [SecurityRESTExtension(gate: gate)]

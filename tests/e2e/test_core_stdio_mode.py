@@ -149,3 +149,25 @@ def test_stdio_mode_with_files_for_stdin_and_stdout(tmp_path, binaries):
     replies = {m["id"]: m for m in map(json.loads, out.read_bytes().splitlines())}
     assert set(replies) == {1, 2}, replies
     assert any(t["name"] == "call_tool" for t in replies[2]["result"]["tools"])
+
+
+def test_stdout_carries_only_protocol_with_a_quarantined_server(tmp_path, binaries):
+    """Every layer's logs go to stderr/main.log: in --stdio mode stdout is the MCP channel, and a
+    quarantined server (which the security layer logs about) must not corrupt it."""
+    import subprocess as sp
+    server = fixture_server("held", quarantined=False)
+    server.pop("quarantined")  # a new server: quarantined, and logged as such
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([server])))
+    msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "call_tool", "arguments": {"name": "held:echo", "args": {"text": "x"}}}}]
+    out = sp.run([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg), "--data-dir", str(tmp_path / "data")],
+                 input="".join(json.dumps(m) + "\n" for m in msgs).encode(), capture_output=True, timeout=60,
+                 env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    lines = [l for l in out.stdout.decode().splitlines() if l.strip()]
+    replies = [json.loads(l) for l in lines]  # every stdout line is a JSON-RPC message
+    assert [r["id"] for r in replies] == [1, 2], replies
+    assert "quarantined" in replies[1]["error"]["message"], replies[1]
+    assert "quarantined" in out.stderr.decode()
