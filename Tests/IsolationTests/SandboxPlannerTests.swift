@@ -413,11 +413,3 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         #expect(SandboxPlanner.absolute("x/../y", base: "/w") == "/w/y")
     }
 }
-
-@Suite struct SandboxScannerTests {
-    @Test func dockerScannersAreSkippedOutsideDockerMode() {
-        #expect(IsolationScanners.dockerScannerSkipReason(for: .docker) == nil)
-        #expect(IsolationScanners.dockerScannerSkipReason(for: .sandbox)?.contains("sandbox") == true)
-        #expect(IsolationScanners.dockerScannerSkipReason(for: .none)?.contains("none") == true)
-    }
-}

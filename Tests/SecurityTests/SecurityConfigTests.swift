@@ -36,3 +36,13 @@ struct SecurityConfigTests {
         #expect(c.warnings.map(\.path) == ["security.scaners"])
     }
 }
+
+@Suite struct ScannerSkipReasonTests {
+    // Seed 001: Docker-based scanners run only under docker; elsewhere a mode-specific reason.
+    @Test func dockerScannersAreSkippedOutsideDockerMode() {
+        let plugin = ScannerPluginConfig(name: "probe", image: "img")
+        #expect(ScannerPluginPlanner.skipReason(plugin, mode: .docker) == nil)
+        #expect(ScannerPluginPlanner.skipReason(plugin, mode: .sandbox)?.contains("sandbox") == true)
+        #expect(ScannerPluginPlanner.skipReason(plugin, mode: .none)?.contains("none") == true)
+    }
+}
