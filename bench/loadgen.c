@@ -30,13 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "bench_common.h"
 
-static void die(const char *what) { perror(what); exit(2); }
 static void fail(const char *msg) { fprintf(stderr, "loadgen: %s\n", msg); exit(2); }
 
 enum { BUFSZ = 1 << 20 };
@@ -167,16 +162,6 @@ static void next_request(conn_t *c) {
     if (at) snprintf(body, sizeof body, "%.*s%s%s", (int)(at - body_tmpl), body_tmpl, idtxt, at + 4);
     else snprintf(body, sizeof body, "%s", body_tmpl);
     build(c, "POST", body);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint64_t *v, size_t n, double p) {
-    if (n == 0) return 0;
-    return (double)v[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0;
 }
 
 static double cpu_s(void) {

@@ -22,13 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "bench_common.h"
 
-static void die(const char *what) { perror(what); exit(2); }
 
 static int to_child = -1, from_child = -1;
 static char rbuf[1 << 22];
@@ -79,17 +74,6 @@ static void wait_id(long want) {
         }
         fill();
     }
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint64_t *v, size_t n, double p) {
-    if (n == 0) return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return (double)v[i] / 1000.0;
 }
 
 int main(int argc, char **argv) {
