@@ -66,7 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
         let options = ServeOptions(configPath: paths.resolvedConfig, dataDir: paths.resolvedDataDir, listen: listen,
                                    logLevel: Self.level(logLevel)!, stdio: stdio)
         do {
-            let runtime = try ProxyRuntime(options: options, plugins: Plugins.make(dataDir: options.dataDir, configPath: options.configPath))
+            let runtime = try ProxyRuntime(options: options) { try Plugins.make(dataDir: options.dataDir, config: $0, logs: $1) }
             try await runtime.run()
         } catch let e as ProxyError {
             FileHandle.standardError.write(Data("mcpproxy: \(e.description)\n".utf8))

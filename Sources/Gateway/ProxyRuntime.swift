@@ -59,7 +59,9 @@ public final class ProxyRuntime: Sendable {
         public init() {}
     }
 
-    public init(options: ServeOptions, plugins: Plugins = Plugins()) throws {
+    /// - Parameter makePlugins: builds the optional layers from the loaded config (read once) and
+    ///   the proxy's log files (one writer per file, so rotation stays consistent).
+    public init(options: ServeOptions, makePlugins: (ProxyConfig, LogFiles) throws -> Plugins = { _, _ in Plugins() }) throws {
         self.options = options
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -79,6 +81,7 @@ public final class ProxyRuntime: Sendable {
         let loaded = try ConfigLoader.load(path: options.configPath)
         for w in loaded.warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
         initialConfig = loaded.config
+        let plugins = try makePlugins(loaded.config, logs)
         listen = options.listen ?? loaded.config.listen
 
         instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
