@@ -20,7 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // 4.x: jwt-kit 5 needs it.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
@@ -47,21 +50,27 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .target(name: "Security", dependencies: [
+        // Named MCPSecurity, not Security: swift-certificates tests `canImport(Security)` (Apple's
+        // framework) and would import a module of that name on Linux.
+        .target(name: "MCPSecurity", dependencies: [
             "ProxyCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "ProxyCore", "Isolation", "Upstream", "Security",
+            "ProxyCore", "Isolation", "Upstream", "MCPSecurity",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "Commands", dependencies: [
-            "ProxyCore", "Isolation", "Upstream", "Security", "Gateway", "CSandbox",
+            "ProxyCore", "Isolation", "Upstream", "MCPSecurity", "Gateway", "CSandbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,10 +88,11 @@ let package = Package(
 
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
-        .testTarget(name: "SecurityTests", dependencies: ["Security", "ProxyCore"],
+        .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore"],
                     resources: [.copy("Corpus")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "ProxyCore", "Upstream",
+            "Gateway", "ProxyCore", "Upstream", "MCPSecurity",
+            .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProxyCore
-import Security
+import MCPSecurity
 
 /// `mcpproxy audit [--config PATH] [--json]`: checks the config for container misconfigurations
 /// (and, with Docker available, the configured user of the images). Exits 1 when a finding is

@@ -2,7 +2,7 @@ import Foundation
 import Gateway
 import Logging
 import ProxyCore
-import Security
+import MCPSecurity
 
 /// Wires the optional layers (container lifecycle, security gate) into the runtime.
 enum Plugins {
@@ -22,6 +22,7 @@ enum Plugins {
                                 logCallArguments: config.logCallArguments)
         plugins.gate = SecurityToolGate(gate: gate)
         plugins.restExtensions = [SecurityRESTExtension(gate: gate)]
+        plugins.stateStore = store
         return plugins
     }
 }

@@ -11,7 +11,7 @@ public struct RootCommand: AsyncParsableCommand {
         commandName: "mcpproxy",
         abstract: "An MCP gateway: federates MCP servers behind one endpoint and confines each stdio server.",
         version: ProxyVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, ScanCommand.self, AuditCommand.self, ContainersCommand.self, SandboxExecCommand.self],
+        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, TokenCommand.self, ScanCommand.self, AuditCommand.self, ContainersCommand.self, SandboxExecCommand.self],
         defaultSubcommand: ServeCommand.self)
     public init() {}
 }
@@ -46,10 +46,13 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String = "info"
     @Flag(name: .long, help: "Serve one MCP client over stdin/stdout instead of HTTP.")
     var stdio = false
+    @Option(name: .customLong("token-file"), help: "With --stdio: a file holding an agent token; the client gets that token's scope (default: full).")
+    var tokenFile: String?
 
     func validate() throws {
         guard Self.level(logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warn or error") }
-        if let listen, ProxyRuntimeListen.parse(listen) == nil { throw ValidationError("--listen must be HOST:PORT") }
+        if let listen, ListenAddress.parse(listen) == nil { throw ValidationError("--listen must be HOST:PORT (port 0-65535)") }
+        if tokenFile != nil && !stdio { throw ValidationError("--token-file is for --stdio; HTTP clients send their token in the Authorization header") }
     }
 
     static func level(_ s: String) -> Logger.Level? {
@@ -64,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let options = ServeOptions(configPath: paths.resolvedConfig, dataDir: paths.resolvedDataDir, listen: listen,
-                                   logLevel: Self.level(logLevel)!, stdio: stdio)
+                                   logLevel: Self.level(logLevel)!, stdio: stdio, tokenFile: tokenFile.map(paths.absolute))
         do {
             let runtime = try ProxyRuntime(options: options) { try Plugins.make(dataDir: options.dataDir, config: $0, logs: $1) }
             try await runtime.run()
@@ -75,9 +78,3 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-enum ProxyRuntimeListen {
-    static func parse(_ s: String) -> (String, Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        return (String(s[..<colon]), port)
-    }
-}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProxyCore
-import Security
+import MCPSecurity
 
 /// `mcpproxy scan NAME`: the tool-description scan of a server, from the running proxy.
 struct ScanCommand: AsyncParsableCommand {

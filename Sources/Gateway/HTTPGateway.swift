@@ -17,8 +17,10 @@ final class SessionStore: Sendable {
     let maxSessions = 10_000
     let idleLimit: TimeInterval = 3600
 
-    func create() -> MCPSession {
-        let s = MCPSession(id: UUID().uuidString.lowercased())
+    /// A new session owned by `identity`. Ids are random UUIDv4 (122 random bits).
+    func create(identity: Identity, toolsSignature: Int) -> MCPSession {
+        let s = MCPSession(id: UUID().uuidString.lowercased(), identity: identity)
+        _ = s.updateToolsSignature(toolsSignature)
         sessions.withLockedValue { all in
             if all.count >= maxSessions {
                 let now = Date()
@@ -31,9 +33,17 @@ final class SessionStore: Sendable {
         }
         return s
     }
-    func get(_ id: String) -> MCPSession? { sessions.withLockedValue { $0[id] } }
-    @discardableResult func remove(_ id: String) -> Bool {
-        let s = sessions.withLockedValue { $0.removeValue(forKey: id) }
+    /// The session with this id if `identity` owns it; another identity gets nil, exactly as
+    /// for an id that does not exist.
+    func get(_ id: String, for identity: Identity) -> MCPSession? {
+        guard let s = sessions.withLockedValue({ $0[id] }), s.ownerKey == identity.key else { return nil }
+        return s
+    }
+    @discardableResult func remove(_ id: String, for identity: Identity) -> Bool {
+        let s = sessions.withLockedValue { all -> MCPSession? in
+            guard let s = all[id], s.ownerKey == identity.key else { return nil }
+            return all.removeValue(forKey: id)
+        }
         s?.closeStreams()
         return s != nil
     }
@@ -41,30 +51,44 @@ final class SessionStore: Sendable {
         let all = sessions.withLockedValue { all in defer { all.removeAll() }; return Array(all.values) }
         all.forEach { $0.closeStreams() }
     }
-    func broadcast(_ bytes: [UInt8]) {
-        for s in sessions.withLockedValue({ Array($0.values) }) { s.send(bytes) }
-    }
+    var all: [MCPSession] { sessions.withLockedValue { Array($0.values) } }
     var count: Int { sessions.withLockedValue { $0.count } }
 }
 
-/// Builds the Hummingbird application: `/mcp` (streamable HTTP), `/api/v1` (REST) and `/healthz`.
+/// Builds the Hummingbird application: `/mcp` (streamable HTTP), `/api/v1` (REST), `/healthz`
+/// and, with OAuth, the Protected Resource Metadata. Every route checks the Host header; `/mcp`
+/// needs a credential unless `mcp_auth` is `none`.
 public struct HTTPGateway: Sendable {
     let handler: MCPHandler
     let rest: RESTAPI
+    let auth: Authenticator
+    let door: FrontDoor
     let sessions = SessionStore()
     let maxBody: NIOLockedValueBox<Int>
     let allowedOrigins: NIOLockedValueBox<[String]>
     let log: Logger
 
-    public init(handler: MCPHandler, rest: RESTAPI, config: ProxyConfig, logger: Logger) {
+    public init(handler: MCPHandler, rest: RESTAPI, auth: Authenticator, door: FrontDoor, config: ProxyConfig, logger: Logger) {
         self.handler = handler
         self.rest = rest
+        self.auth = auth
+        self.door = door
         self.maxBody = NIOLockedValueBox(config.maxRequestBodyBytes)
         self.allowedOrigins = NIOLockedValueBox(config.allowedOrigins)
         self.log = logger
         let sessions = self.sessions
-        handler.manager.onCatalogChange {
-            sessions.broadcast(JSONRPC.notification(method: "notifications/tools/list_changed"))
+        let manager = handler.manager
+        manager.onCatalogChange {
+            // Tell each session only when what its identity can see changed.
+            let catalog = manager.catalog
+            var signatures: [String: Int] = [:]
+            let note = JSONRPC.notification(method: "notifications/tools/list_changed")
+            for s in sessions.all {
+                let identity = s.identity
+                let sig = signatures[identity.key] ?? MCPHandler.visibleSignature(catalog, for: identity)
+                signatures[identity.key] = sig
+                if s.updateToolsSignature(sig) { s.send(note) }
+            }
         }
     }
 
@@ -79,21 +103,79 @@ public struct HTTPGateway: Sendable {
     static let sessionHeader = HTTPField.Name("Mcp-Session-Id")!
     static let versionHeader = HTTPField.Name("MCP-Protocol-Version")!
 
+    /// Refuses requests whose Host is not this gateway's (DNS rebinding: a web page on the
+    /// attacker's domain, resolved to 127.0.0.1, still sends its own domain as Host).
+    struct HostMiddleware: RouterMiddleware {
+        typealias Context = BasicRequestContext
+        let door: FrontDoor
+        let log: Logger
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            guard door.hostAllowed(request.head.authority) else {
+                log.warning("refused a request for Host \(request.head.authority.map { FrontDoor.quotable(String($0.prefix(100))) } ?? "(none)")")
+                return HTTPGateway.json(.forbidden, HTTPGateway.jsonRPCError(ProxyError(.refused, "Host \(request.head.authority.map { "\"\(FrontDoor.quotable(String($0.prefix(100))))\"" } ?? "(missing)") is not this gateway's; add it to allowed_hosts if it is")))
+            }
+            return try await next(request, context)
+        }
+    }
+
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: HostMiddleware(door: door, log: log))
         router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        if let prm = door.protectedResourceMetadata() {
+            for path in door.metadataPaths {
+                router.get(RouterPath(path)) { _, _ in
+                    var headers = HTTPFields()
+                    headers[.cacheControl] = "max-age=300"
+                    return Self.json(.ok, prm.serialized(), headers: headers)
+                }
+            }
+        }
         router.post("/mcp") { request, _ in await self.post(request) }
-        router.get("/mcp") { request, _ in self.notificationStream(request) }
+        router.get("/mcp") { request, _ in await self.notificationStream(request) }
         router.delete("/mcp") { request, _ in
             if let r = self.originCheck(request) { return r }
-            guard let id = request.headers[Self.sessionHeader] else {
-                return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header"))
+            let identity: Identity
+            switch await self.authenticate(request) {
+            case .success(let i): identity = i
+            case .failure(let r): return r.response
             }
-            return self.sessions.remove(id) ? Response(status: .noContent) : Self.json(.notFound, Self.jsonRPCError(-32001, "unknown session"))
+            guard let id = request.headers[Self.sessionHeader] else {
+                return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header")))
+            }
+            return self.sessions.remove(id, for: identity) ? Response(status: .noContent)
+                : Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown session")))
         }
-        rest.register(on: router)
+        rest.register(on: router, auth: auth)
         return router
+    }
+
+    /// A response that ends a request before it reaches MCP.
+    struct Refusal: Error { let response: Response }
+
+    /// Authenticates a `/mcp` request: 401 with a challenge when there is no valid credential,
+    /// 403 when a JWT grants no usable scope.
+    func authenticate(_ request: Request) async -> Result<Identity, Refusal> {
+        switch await auth.authenticate(request.headers) {
+        case .ok(let identity):
+            return .success(identity)
+        case .missing:
+            return .failure(Refusal(response: unauthorized("authentication required: send Authorization: Bearer <token> (the API key, an agent token from `mcpproxy token create`, or an OAuth access token)", error: nil)))
+        case .invalid(let why):
+            log.notice("refused a request to /mcp: \(why)")
+            return .failure(Refusal(response: unauthorized("invalid credential: \(why)", error: "invalid_token", description: why)))
+        case .insufficientScope(let why):
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = door.challenge(error: "insufficient_scope", description: why, scope: IntentScope.read)
+            return .failure(Refusal(response: Self.json(.forbidden, Self.jsonRPCError(ProxyError(.refused, "insufficient scope: \(why)")), headers: headers)))
+        }
+    }
+
+    func unauthorized(_ message: String, error: String?, description: String? = nil) -> Response {
+        var headers = HTTPFields()
+        headers[.wwwAuthenticate] = door.challenge(error: error, description: description)
+        return Self.json(.unauthorized, Self.jsonRPCError(ProxyError(.unauthorized, message)), headers: headers)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String, headers extra: HTTPFields = [:]) -> Response {
@@ -106,8 +188,8 @@ public struct HTTPGateway: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    static func jsonRPCError(_ code: Int, _ message: String) -> [UInt8] {
-        JSONRPC.error(id: nil, code: code, message: message)
+    static func jsonRPCError(_ e: ProxyError) -> [UInt8] {
+        JSONRPC.error(id: nil, e)
     }
 
     /// Browsers send Origin; a page on another site must not drive a local proxy (DNS rebinding).
@@ -117,48 +199,55 @@ public struct HTTPGateway: Sendable {
            ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) { return nil }
         if allowedOrigins.withLockedValue({ $0.contains(origin) }) { return nil }
         log.warning("refused a request from origin \(origin)")
-        return Self.json(.forbidden, Self.jsonRPCError(-32600, "origin \(origin) is not allowed (add it to allowed_origins)"))
+        return Self.json(.forbidden, Self.jsonRPCError(ProxyError(.refused, "origin \(origin) is not allowed (add it to allowed_origins)")))
     }
 
     func post(_ request: Request) async -> Response {
         if let r = originCheck(request) { return r }
+        let identity: Identity
+        switch await authenticate(request) {
+        case .success(let i): identity = i
+        case .failure(let r): return r.response
+        }
         let limit = maxBody.withLockedValue { $0 }
         if let len = request.headers[.contentLength].flatMap({ Int($0) }), len > limit {
-            return Self.json(.contentTooLarge, Self.jsonRPCError(-32600, "request body of \(len) bytes exceeds the limit of \(limit) bytes"))
+            return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body of \(len) bytes exceeds the limit of \(limit) bytes")))
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch {
-            return Self.json(.contentTooLarge, Self.jsonRPCError(-32600, "request body exceeds the limit of \(limit) bytes"))
+            return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes")))
         }
         let body = Array(buffer.readableBytesView)
         if let v = request.headers[Self.versionHeader], !MCPHandler.supportedVersions.contains(v) {
-            return Self.json(.badRequest, Self.jsonRPCError(-32600, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))"))
+            return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))")))
         }
         let accept = request.headers[.accept] ?? ""
         let wantsSSE = accept.contains("text/event-stream") && !accept.contains("application/json")
 
-        // initialize creates a session; everything else needs one.
+        // initialize creates a session; everything else needs one, created by the same identity.
         let isInitialize = Self.isInitialize(body)
         var session: MCPSession?
         var extra = HTTPFields()
         if isInitialize {
-            session = sessions.create()
-            extra[Self.sessionHeader] = session!.id
+            let s = sessions.create(identity: identity, toolsSignature: MCPHandler.visibleSignature(handler.manager.catalog, for: identity))
+            extra[Self.sessionHeader] = s.id
+            session = s
         } else {
             guard let id = request.headers[Self.sessionHeader] else {
                 let valid = body.withUnsafeBufferPointer { JSONSpan.isValid($0, 0..<$0.count) }
-                if !valid { return Self.json(.badRequest, Self.jsonRPCError(-32700, "parse error: the body is not valid JSON")) }
-                return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header: send initialize first"))
+                if !valid { return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.parseError, "parse error: the body is not valid JSON"))) }
+                return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header: send initialize first")))
             }
-            guard let s = sessions.get(id) else {
-                return Self.json(.notFound, Self.jsonRPCError(-32001, "unknown or expired session; initialize again"))
+            guard let s = sessions.get(id, for: identity) else {
+                return Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown or expired session; initialize again")))
             }
             s.lastSeen = Date()
+            s.identity = identity
             session = s
         }
-        switch await handler.handle(body, session: session) {
+        switch await handler.handle(body, session: session, identity: identity) {
         case .accepted:
             return Response(status: .accepted, headers: extra)
         case .response(let bytes):
@@ -177,18 +266,23 @@ public struct HTTPGateway: Sendable {
     /// `GET /mcp`: the server-to-client event stream of a session. Carries
     /// `notifications/tools/list_changed` when the visible tools change, and a comment every 15 s
     /// so dead connections are noticed. Ends when the session ends or the proxy shuts down.
-    func notificationStream(_ request: Request) -> Response {
+    func notificationStream(_ request: Request) async -> Response {
         if let r = originCheck(request) { return r }
+        let identity: Identity
+        switch await authenticate(request) {
+        case .success(let i): identity = i
+        case .failure(let r): return r.response
+        }
         guard (request.headers[.accept] ?? "").contains("text/event-stream") else {
             var headers = HTTPFields()
             headers[.allow] = "POST, DELETE"
-            return Self.json(.notAcceptable, Self.jsonRPCError(-32600, "GET /mcp needs Accept: text/event-stream"), headers: headers)
+            return Self.json(.notAcceptable, Self.jsonRPCError(ProxyError(.invalidRequest, "GET /mcp needs Accept: text/event-stream")), headers: headers)
         }
         guard let id = request.headers[Self.sessionHeader] else {
-            return Self.json(.badRequest, Self.jsonRPCError(-32600, "missing Mcp-Session-Id header"))
+            return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header")))
         }
-        guard let session = sessions.get(id) else {
-            return Self.json(.notFound, Self.jsonRPCError(-32001, "unknown or expired session; initialize again"))
+        guard let session = sessions.get(id, for: identity) else {
+            return Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown or expired session; initialize again")))
         }
         let stream = session.openStream()
         var headers = HTTPFields()

@@ -4,46 +4,6 @@ import NIOConcurrencyHelpers
 import ProxyCore
 import Upstream
 
-/// Per-client MCP session state.
-public final class MCPSession: @unchecked Sendable {
-    public let id: String
-    private let lock = NIOLock()
-    private var _protocolVersion: String = MCPHandler.supportedVersions.last!
-    private var _clientName: String = ""
-    public var lastSeen: Date = Date()
-
-    private var streams: [UUID: AsyncStream<[UInt8]>.Continuation] = [:]
-
-    public init(id: String) { self.id = id }
-
-    /// Opens a server-to-client event stream (GET /mcp).
-    func openStream() -> (id: UUID, events: AsyncStream<[UInt8]>) {
-        let id = UUID()
-        let (stream, cont) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(64))
-        lock.withLock { streams[id] = cont }
-        return (id, stream)
-    }
-    func closeStream(_ id: UUID) { lock.withLock { streams.removeValue(forKey: id) }?.finish() }
-    func closeStreams() {
-        let all = lock.withLock { () -> [AsyncStream<[UInt8]>.Continuation] in defer { streams.removeAll() }; return Array(streams.values) }
-        all.forEach { $0.finish() }
-    }
-    /// Sends one JSON-RPC message as an SSE event on every open stream of this session.
-    func send(_ message: [UInt8]) {
-        let event = Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
-        for c in lock.withLock({ Array(streams.values) }) { c.yield(event) }
-    }
-    func sendRaw(_ bytes: [UInt8], to id: UUID) { _ = lock.withLock { streams[id] }?.yield(bytes) }
-    public var protocolVersion: String {
-        get { lock.withLock { _protocolVersion } }
-        set { lock.withLock { _protocolVersion = newValue } }
-    }
-    public var clientName: String {
-        get { lock.withLock { _clientName } }
-        set { lock.withLock { _clientName = newValue } }
-    }
-}
-
 /// Handles client-side MCP messages for both transports (HTTP and stdio): the built-in tools,
 /// direct-mode tools and routing to upstreams. Payloads of upstream results are spliced in
 /// byte-exact.
@@ -71,16 +31,17 @@ public final class MCPHandler: Sendable {
         case accepted
     }
 
-    /// Handles a message or a batch.
-    public func handle(_ body: [UInt8], session: MCPSession?) async -> Outcome {
+    /// Handles a message or a batch from `identity` (for HTTP, the request's credential; for
+    /// stdio, the pipe's identity).
+    public func handle(_ body: [UInt8], session: MCPSession?, identity: Identity) async -> Outcome {
         let first = body.first { !JSONSpan.isSpace($0) }
         if first == UInt8(ascii: "[") {
             let parts: [Range<Int>]? = body.withUnsafeBufferPointer { JSONSpan.elements($0, 0..<$0.count) }
-            guard let parts else { return .response(JSONRPC.error(id: nil, code: -32700, message: "parse error: the body is not valid JSON")) }
-            if parts.isEmpty { return .response(JSONRPC.error(id: nil, code: -32600, message: "invalid request: empty batch")) }
+            guard let parts else { return .response(JSONRPC.error(id: nil, ProxyError(.parseError, "parse error: the body is not valid JSON"))) }
+            if parts.isEmpty { return .response(JSONRPC.error(id: nil, ProxyError(.invalidRequest, "invalid request: empty batch"))) }
             var responses: [[UInt8]] = []
             for r in parts {
-                if case .response(let bytes) = await handleOne(Array(body[r]), session: session) { responses.append(bytes) }
+                if case .response(let bytes) = await handleOne(Array(body[r]), session: session, identity: identity) { responses.append(bytes) }
             }
             if responses.isEmpty { return .accepted }
             var out: [UInt8] = [UInt8(ascii: "[")]
@@ -88,19 +49,19 @@ public final class MCPHandler: Sendable {
             out.append(UInt8(ascii: "]"))
             return .response(out)
         }
-        return await handleOne(body, session: session)
+        return await handleOne(body, session: session, identity: identity)
     }
 
-    func handleOne(_ body: [UInt8], session: MCPSession?) async -> Outcome {
+    func handleOne(_ body: [UInt8], session: MCPSession?, identity: Identity) async -> Outcome {
         let env: JSONRPCEnvelope
         do {
             env = try JSONRPCEnvelope.parse(body)
         } catch {
             switch error {
             case .parse:
-                return .response(JSONRPC.error(id: nil, code: -32700, message: "parse error: the body is not valid JSON"))
+                return .response(JSONRPC.error(id: nil, ProxyError(.parseError, "parse error: the body is not valid JSON")))
             case .invalid(let why):
-                return .response(JSONRPC.error(id: Self.bestEffortID(body), code: -32600, message: "invalid request: \(why)"))
+                return .response(JSONRPC.error(id: Self.bestEffortID(body), ProxyError(.invalidRequest, "invalid request: \(why)")))
             }
         }
         guard env.kind == .request, let method = env.method, let id = env.id else { return .accepted }
@@ -108,19 +69,19 @@ public final class MCPHandler: Sendable {
             switch method {
             case "initialize": return .response(initialize(id: id, body: body, env: env, session: session))
             case "ping": return .response(JSONRPC.result(id: id, json: "{}"))
-            case "tools/list": return .response(JSONRPC.result(id: id, json: toolsList()))
-            case "tools/call": return .response(try await toolsCall(id: id, body: body, env: env))
+            case "tools/list": return .response(JSONRPC.result(id: id, json: toolsList(for: identity)))
+            case "tools/call": return .response(try await toolsCall(id: id, body: body, env: env, identity: identity))
             case "resources/list": return .response(JSONRPC.result(id: id, json: #"{"resources":[]}"#))
             case "resources/templates/list": return .response(JSONRPC.result(id: id, json: #"{"resourceTemplates":[]}"#))
             case "prompts/list": return .response(JSONRPC.result(id: id, json: #"{"prompts":[]}"#))
             default:
-                return .response(JSONRPC.error(id: id, code: -32601, message: "method not found: \(method)"))
+                return .response(JSONRPC.error(id: id, ProxyError(.methodNotFound, "method not found: \(method)")))
             }
         } catch let e as ProxyError {
             return .response(JSONRPC.error(id: id, e))
         } catch {
             log.error("internal error handling \(method): \(error)")
-            return .response(JSONRPC.error(id: id, code: -32603, message: "internal error"))
+            return .response(JSONRPC.error(id: id, ProxyError(.internalError, "internal error")))
         }
     }
 
@@ -191,13 +152,26 @@ public final class MCPHandler: Sendable {
         ]
     }()
 
-    func toolsList() -> String {
-        var tools = Self.builtinTools
+    /// The built-in tools `identity` may use: `call_tool_write`/`_destructive` only up to its
+    /// intent ceiling, `upstream_servers` only when it may manage servers.
+    static func builtinTools(for identity: Identity) -> [JSONValue] {
+        builtinTools.filter { t in
+            switch t["name"]?.stringValue {
+            case "call_tool_write": return identity.ceiling >= .write
+            case "call_tool_destructive": return identity.ceiling >= .destructive
+            case "upstream_servers": return identity.manageServers
+            default: return true
+            }
+        }
+    }
+
+    func toolsList(for identity: Identity) -> String {
+        var tools = Self.builtinTools(for: identity)
         if settings.withLockedValue({ $0.routingMode }) == .direct {
             let catalog = manager.catalog
             for key in catalog.tools.keys.sorted() {
                 let ct = catalog.tools[key]!
-                guard case .object(var o) = ct.tool.raw else { continue }
+                guard identity.allows(server: ct.server, tool: ct.tool), case .object(var o) = ct.tool.raw else { continue }
                 o["name"] = .string(ct.directName)
                 tools.append(.object(o))
             }
@@ -205,9 +179,33 @@ public final class MCPHandler: Sendable {
         return JSONValue.object(["tools": .array(tools)]).serialized()
     }
 
+    /// A signature of what `identity` sees in `tools/list` and `retrieve_tools`, so the event
+    /// stream tells a session only about changes to its own view.
+    static func visibleSignature(_ catalog: Catalog, for identity: Identity) -> Int {
+        if identity.isUnrestricted { return catalog.signature }
+        var h = Hasher()
+        for key in catalog.tools.keys.sorted() {
+            let ct = catalog.tools[key]!
+            guard identity.allows(server: ct.server, tool: ct.tool) else { continue }
+            h.combine(key)
+            h.combine(ct.tool.raw)
+        }
+        return h.finalize()
+    }
+
     // MARK: tools/call
 
-    func toolsCall(id: [UInt8], body: [UInt8], env: JSONRPCEnvelope) async throws -> [UInt8] {
+    /// An input or policy problem of a built-in tool call: answered as a tool result with
+    /// `isError: true` (SEP-1303), so the model can read it and correct itself.
+    struct ToolFailure: Error {
+        var message: String
+    }
+
+    static func toolError(_ message: String) -> String {
+        JSONValue.object(["content": [["type": "text", "text": .string(message)]], "isError": true]).serialized()
+    }
+
+    func toolsCall(id: [UInt8], body: [UInt8], env: JSONRPCEnvelope, identity: Identity) async throws -> [UInt8] {
         guard let pr = env.params else { throw ProxyError(.invalidArgument, "tools/call needs params with a \"name\"") }
         let (name, argsRange): (String?, Range<Int>?) = body.withUnsafeBufferPointer { p in
             guard let m = JSONSpan.members(p, pr) else { return (nil, nil) }
@@ -215,20 +213,26 @@ public final class MCPHandler: Sendable {
             return (n, m.first { $0.key == "arguments" }?.value)
         }
         guard let name else { throw ProxyError(.invalidArgument, "tools/call needs a string \"name\"") }
-        switch name {
-        case "retrieve_tools": return JSONRPC.result(id: id, json: try await retrieveTools(body, argsRange))
-        case "call_tool": return try await callTool(id: id, body, argsRange, intent: .any)
-        case "call_tool_read": return try await callTool(id: id, body, argsRange, intent: .read)
-        case "call_tool_write": return try await callTool(id: id, body, argsRange, intent: .write)
-        case "call_tool_destructive": return try await callTool(id: id, body, argsRange, intent: .destructive)
-        case "upstream_servers": return JSONRPC.result(id: id, json: try await upstreamServers(body, argsRange))
-        default:
-            if settings.withLockedValue({ $0.routingMode }) == .direct, let sep = name.range(of: "__") {
-                let qualified = "\(name[..<sep.lowerBound]):\(name[sep.upperBound...])"
-                let raw = argsRange.map { Array(body[$0]) } ?? Array("{}".utf8)
-                return try await route(id: id, qualified: qualified, rawArgs: raw, intent: .any)
+        let builtin = Self.builtinTools(for: identity).contains { $0["name"]?.stringValue == name }
+        do {
+            switch name {
+            case "retrieve_tools" where builtin: return JSONRPC.result(id: id, json: try await retrieveTools(body, argsRange, identity: identity))
+            case "call_tool" where builtin: return try await callTool(id: id, body, argsRange, intent: .any, identity: identity)
+            case "call_tool_read" where builtin: return try await callTool(id: id, body, argsRange, intent: .read, identity: identity)
+            case "call_tool_write" where builtin: return try await callTool(id: id, body, argsRange, intent: .write, identity: identity)
+            case "call_tool_destructive" where builtin: return try await callTool(id: id, body, argsRange, intent: .destructive, identity: identity)
+            case "upstream_servers" where builtin: return JSONRPC.result(id: id, json: try await upstreamServers(body, argsRange, identity: identity))
+            default:
+                if settings.withLockedValue({ $0.routingMode }) == .direct, let sep = name.range(of: "__") {
+                    let qualified = "\(name[..<sep.lowerBound]):\(name[sep.upperBound...])"
+                    let raw = argsRange.map { Array(body[$0]) } ?? Array("{}".utf8)
+                    return try await route(id: id, qualified: qualified, rawArgs: raw, intent: .any, identity: identity, direct: true)
+                }
+                // An unknown tool of tools/call itself is a protocol error (MCP 2025-11-25, tools).
+                throw ProxyError(.invalidArgument, unknownToolMessage(name, identity: identity, builtins: true))
             }
-            throw unknownTool(name, builtins: true)
+        } catch let failure as ToolFailure {
+            return JSONRPC.result(id: id, json: Self.toolError(failure.message))
         }
     }
 
@@ -240,14 +244,17 @@ public final class MCPHandler: Sendable {
         return v
     }
 
-    func retrieveTools(_ body: [UInt8], _ range: Range<Int>?) async throws -> String {
+    func retrieveTools(_ body: [UInt8], _ range: Range<Int>?, identity: Identity) async throws -> String {
         let args = try arguments(body, range)
         guard let query = args["query"]?.stringValue, !query.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ProxyError(.invalidArgument, "retrieve_tools needs a non-empty \"query\"")
+            throw ToolFailure(message: "retrieve_tools needs a non-empty \"query\" (what you want to do, in words)")
         }
         let limit = min(50, max(1, args["limit"]?.intValue ?? 10))
         if Date().timeIntervalSince(startedAt) < 120 { await manager.waitForStartup(timeout: 15) }
-        let hits = manager.catalog.index.search(query, limit: limit)
+        let catalog = manager.catalog
+        let hits = identity.isUnrestricted
+            ? catalog.index.search(query, limit: limit)
+            : catalog.index.search(query, limit: limit) { identity.allows(server: $0.server, tool: $0.tool) }
         let tools: [JSONValue] = hits.map { h in
             [
                 "name": .string(h.tool.qualifiedName), "server": .string(h.tool.server),
@@ -256,8 +263,31 @@ public final class MCPHandler: Sendable {
                 "score": .number((h.score * 1000).rounded() / 1000),
             ]
         }
-        let structured: JSONValue = ["tools": .array(tools), "query": .string(query)]
-        return Self.textResult(structured)
+        var structured: [String: JSONValue] = ["tools": .array(tools), "query": .string(query)]
+        if let held = heldSummary(catalog, identity: identity) { structured["held"] = held.json; structured["note"] = .string(held.note) }
+        return Self.textResult(.object(structured))
+    }
+
+    /// Servers and tools in the caller's scope that are held for a person's approval, so an
+    /// agent can tell "no such tool" from "not approved yet".
+    func heldSummary(_ catalog: Catalog, identity: Identity) -> (json: JSONValue, note: String)? {
+        var servers: [String] = []
+        var tools = 0
+        for (key, _) in catalog.refusals {
+            guard let colon = key.firstIndex(of: ":") else { continue }
+            let server = String(key[..<colon])
+            guard identity.mayUse(server: server) else { continue }
+            if key[key.index(after: colon)...] == "*" { servers.append(server) } else { tools += 1 }
+        }
+        let pending = manager.pendingNames.filter { identity.mayUse(server: $0) }
+        guard !servers.isEmpty || tools > 0 || !pending.isEmpty else { return nil }
+        var parts: [String] = []
+        if !servers.isEmpty { parts.append("\(servers.count) server(s) quarantined (\(servers.sorted().joined(separator: ", ")))") }
+        if tools > 0 { parts.append("\(tools) tool(s) held for review") }
+        if !pending.isEmpty { parts.append("\(pending.count) server(s) awaiting approval to start (\(pending.sorted().joined(separator: ", ")))") }
+        let note = parts.joined(separator: "; ") + ". Their tools are not searchable until a person approves them (`mcpproxy upstream approve NAME`, or POST /api/v1/servers/NAME/approve).";
+        return (["quarantined_servers": .array(servers.sorted().map { .string($0) }), "held_tools": .number(Double(tools)),
+                 "awaiting_approval": .array(pending.sorted().map { .string($0) })], note)
     }
 
     static func textResult(_ v: JSONValue, isError: Bool = false) -> String {
@@ -269,14 +299,15 @@ public final class MCPHandler: Sendable {
         ]).serialized()
     }
 
-    func callTool(id: [UInt8], _ body: [UInt8], _ range: Range<Int>?, intent: CallIntent) async throws -> [UInt8] {
-        guard let range else { throw ProxyError(.invalidArgument, "call_tool needs arguments {name, args}") }
+    func callTool(id: [UInt8], _ body: [UInt8], _ range: Range<Int>?, intent: CallIntent, identity: Identity) async throws -> [UInt8] {
+        guard let range else { throw ToolFailure(message: "call_tool needs arguments {\"name\": \"server:tool\", \"args\": {...}}") }
         var target: String?
         var rawArgs: [UInt8]?
         var argsJSON: String?
         var badArgs = false
+        var notObject = false
         body.withUnsafeBufferPointer { p in
-            guard let m = JSONSpan.members(p, range) else { badArgs = true; return }
+            guard let m = JSONSpan.members(p, range) else { notObject = true; return }
             for (k, v) in m {
                 switch k {
                 case "name": target = JSONSpan.decodeString(p, v)
@@ -288,52 +319,69 @@ public final class MCPHandler: Sendable {
                 }
             }
         }
-        if badArgs { throw ProxyError(.invalidArgument, "\"args\" must be an object") }
-        guard let target, !target.isEmpty else { throw ProxyError(.invalidArgument, "call_tool needs \"name\" as server:tool") }
+        if notObject { throw ProxyError(.invalidArgument, "\"arguments\" must be an object") }
+        if badArgs { throw ToolFailure(message: "\"args\" must be an object of the tool's arguments") }
+        guard let target, !target.isEmpty else { throw ToolFailure(message: "call_tool needs \"name\" as server:tool (use retrieve_tools to find it)") }
         if rawArgs == nil, let argsJSON, !argsJSON.trimmingCharacters(in: .whitespaces).isEmpty {
             let bytes = Array(argsJSON.utf8)
             let ok = bytes.withUnsafeBufferPointer { p in JSONSpan.members(p, 0..<p.count) != nil }
-            guard ok else { throw ProxyError(.invalidArgument, "\"args_json\" must hold a JSON object") }
+            guard ok else { throw ToolFailure(message: "\"args_json\" must hold a JSON object") }
             rawArgs = bytes
         }
-        return try await route(id: id, qualified: target, rawArgs: rawArgs ?? Array("{}".utf8), intent: intent)
+        return try await route(id: id, qualified: target, rawArgs: rawArgs ?? Array("{}".utf8), intent: intent,
+                               identity: identity, direct: false)
     }
 
-    func unknownTool(_ name: String, builtins: Bool) -> ProxyError {
+    /// "unknown tool" with the closest names among those `identity` may see, and nothing else:
+    /// the same answer whether the tool does not exist or lies outside the caller's scope.
+    func unknownToolMessage(_ name: String, identity: Identity, builtins: Bool) -> String {
         let catalog = manager.catalog
-        var names = Array(catalog.tools.keys)
-        if builtins { names += Self.builtinTools.compactMap { $0["name"]?.stringValue } }
+        var names = catalog.tools.values.filter { identity.allows(server: $0.server, tool: $0.tool) }.map(\.qualifiedName)
+        if builtins { names += Self.builtinTools(for: identity).compactMap { $0["name"]?.stringValue } }
         let close = ToolIndex.closest(to: name, among: names)
         let hint = close.isEmpty ? "no tools are available" : "closest: \(close.joined(separator: ", "))"
-        return ProxyError(.invalidArgument, "unknown tool \"\(name)\"; \(hint)")
+        return "unknown tool \"\(name)\"; \(hint)"
     }
 
     /// Routes a call to `server:tool`, forwarding the upstream's result (or error) byte-exact.
-    func route(id: [UInt8], qualified: String, rawArgs: [UInt8], intent: CallIntent) async throws -> [UInt8] {
+    /// Anything the caller may not see is answered exactly like a tool that does not exist; a
+    /// refusal it may see (quarantine, held, intent) is a tool result with `isError`.
+    func route(id: [UInt8], qualified: String, rawArgs: [UInt8], intent: CallIntent, identity: Identity,
+               direct: Bool) async throws -> [UInt8] {
         var catalog = manager.catalog
         if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < 120 {
             // Right after start, servers may still be coming up: wait for them once.
             await manager.waitForStartup(timeout: 15)
             catalog = manager.catalog
         }
-        guard let ct = catalog.lookup(qualified) else {
-            if let why = catalog.refusals[qualified] { throw ProxyError(.refused, why) }
-            if let colon = qualified.firstIndex(of: ":") {
-                let server = String(qualified[..<colon])
-                if let why = catalog.refusals["\(server):*"] { throw ProxyError(.refused, why) }
-                if catalog.serverNames.contains(server), let s = await manager.server(named: server), s.state != .ready {
-                    let snap = await s.snapshot()
-                    throw ProxyError(.unavailable, "upstream server \"\(server)\" is \(snap.state.rawValue)\(snap.lastError.map { ": \($0)" } ?? "")")
-                }
-            } else {
-                throw ProxyError(.invalidArgument, "tool name \"\(qualified)\" must be server:tool; \(unknownTool(qualified, builtins: false).message.components(separatedBy: "; ").last ?? "")")
+        func unknown() -> Error {
+            let message = unknownToolMessage(qualified, identity: identity, builtins: false)
+            return direct ? ProxyError(.invalidArgument, message) : ToolFailure(message: message)
+        }
+        guard let ct = catalog.lookup(qualified), identity.allows(server: ct.server, tool: ct.tool) else {
+            guard let colon = qualified.firstIndex(of: ":") else {
+                if direct { throw unknown() }
+                throw ToolFailure(message: "tool name \"\(qualified)\" must be server:tool; \(unknownToolMessage(qualified, identity: identity, builtins: false).components(separatedBy: "; ").last ?? "")")
             }
-            throw unknownTool(qualified, builtins: false)
+            let server = String(qualified[..<colon])
+            let toolName = String(qualified[qualified.index(after: colon)...])
+            guard identity.mayUse(server: server), catalog.serverNames.contains(server) else { throw unknown() }
+            if let why = catalog.refusals["\(server):*"] { throw ToolFailure(message: why) }
+            if let why = catalog.refusals[qualified],
+               let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),
+               identity.allows(server: server, tool: def) {
+                throw ToolFailure(message: why)
+            }
+            if let s = catalog.servers[server], s.state != .ready, s.state != .disabled {
+                let snap = await s.snapshot()
+                throw ToolFailure(message: "upstream server \"\(server)\" is \(snap.state.rawValue)\(snap.lastError.map { ": \($0)" } ?? ""); try again shortly")
+            }
+            throw unknown()
         }
         if let conflict = intent.conflict(with: ct.tool) {
-            throw ProxyError(.refused, "call_tool_\(intent.rawValue) refused for \"\(qualified)\": \(conflict)")
+            throw ToolFailure(message: "call_tool_\(intent.rawValue) refused for \"\(qualified)\": \(conflict)")
         }
-        guard let server = catalog.servers[ct.server] else { throw unknownTool(qualified, builtins: false) }
+        guard let server = catalog.servers[ct.server] else { throw unknown() }
         var params = Array(#"{"name":"#.utf8)
         params += Array(JSONValue.quoted(ct.tool.name).utf8)
         params += Array(#","arguments":"#.utf8)
@@ -345,7 +393,7 @@ public final class MCPHandler: Sendable {
         defer {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
             gate.recordCall(server: ct.server, tool: ct.tool.name, durationMs: ms, outcome: outcome,
-                            requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs)
+                            requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs, caller: identity.label)
         }
         do {
             let reply = try await server.request(method: "tools/call", params: params, timeout: timeout)
@@ -367,52 +415,59 @@ public final class MCPHandler: Sendable {
 
     // MARK: upstream_servers
 
-    func upstreamServers(_ body: [UInt8], _ range: Range<Int>?) async throws -> String {
+    func upstreamServers(_ body: [UInt8], _ range: Range<Int>?, identity: Identity) async throws -> String {
         let args = try arguments(body, range)
         guard let op = args["operation"]?.stringValue else {
-            throw ProxyError(.invalidArgument, "upstream_servers needs \"operation\": list, add, remove, enable, disable or restart")
+            throw ToolFailure(message: "upstream_servers needs \"operation\": list, add, remove, enable, disable or restart")
         }
         let name = args["name"]?.stringValue
         func needName() throws -> String {
-            guard let name, !name.isEmpty else { throw ProxyError(.invalidArgument, "operation \(op) needs \"name\"") }
+            guard let name, !name.isEmpty else { throw ToolFailure(message: "operation \(op) needs \"name\"") }
+            guard identity.mayUse(server: name) else { throw ToolFailure(message: "no server named \"\(name)\"") }
             return name
         }
-        switch op {
-        case "list":
-            var list: [JSONValue] = []
-            for s in await manager.allServers() {
-                let snap = await s.snapshot()
-                list.append(RESTAPI.serverJSON(snap, config: (await manager.currentConfig).server(named: snap.name)))
-            }
-            return Self.textResult(["servers": .array(list)])
-        case "add":
-            let n = try needName()
-            var s = ServerConfig(name: n)
-            s.command = args["command"]?.stringValue
-            s.args = args["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            s.env = args["env"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
-            s.url = args["url"]?.stringValue
-            s.workingDir = args["working_dir"]?.stringValue
-            if let p = args["protocol"]?.stringValue {
-                guard let proto = UpstreamProtocol(rawValue: p == "streamable-http" ? "http" : p) else {
-                    throw ProxyError(.invalidArgument, "unknown protocol \"\(p)\"")
+        do {
+            switch op {
+            case "list":
+                var list: [JSONValue] = []
+                let config = await manager.currentConfig
+                for s in await manager.allServers() where identity.mayUse(server: s.name) {
+                    list.append(RESTAPI.serverJSON(await s.snapshot(), config: config.server(named: s.name)))
                 }
-                s.protocolKind = proto
+                for p in manager.pendingServers where identity.mayUse(server: p.name) { list.append(RESTAPI.pendingJSON(p)) }
+                return Self.textResult(["servers": .array(list)])
+            case "add":
+                let n = try needName()
+                var s = ServerConfig(name: n)
+                s.command = args["command"]?.stringValue
+                s.args = args["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                s.env = args["env"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
+                s.url = args["url"]?.stringValue
+                s.workingDir = args["working_dir"]?.stringValue
+                if let p = args["protocol"]?.stringValue {
+                    guard let proto = UpstreamProtocol(rawValue: p == "streamable-http" ? "http" : p) else {
+                        throw ToolFailure(message: "unknown protocol \"\(p)\" (expected stdio, http or sse)")
+                    }
+                    s.protocolKind = proto
+                }
+                guard (s.command != nil) != (s.url != nil) else { throw ToolFailure(message: "add needs exactly one of \"command\" or \"url\"") }
+                try await manager.addPending(s, addedBy: identity.label)
+                return Self.textResult(["ok": true, "server": .string(n), "state": "awaiting_approval",
+                                        "message": .string("added; nothing runs until a person approves it (`mcpproxy upstream approve \(n)` or POST /api/v1/servers/\(n)/approve); it then starts quarantined and its tools need a second approval")])
+            case "remove":
+                let n = try needName(); try await manager.remove(n)
+                return Self.textResult(["ok": true, "server": .string(n), "message": "removed"])
+            case "enable", "disable":
+                let n = try needName(); try await manager.setEnabled(n, op == "enable")
+                return Self.textResult(["ok": true, "server": .string(n), "message": .string("\(op)d")])
+            case "restart":
+                let n = try needName(); try await manager.restart(n)
+                return Self.textResult(["ok": true, "server": .string(n), "message": "restarting"])
+            default:
+                throw ToolFailure(message: "unknown operation \"\(op)\" (expected list, add, remove, enable, disable or restart)")
             }
-            guard (s.command != nil) != (s.url != nil) else { throw ProxyError(.invalidArgument, "add needs exactly one of \"command\" or \"url\"") }
-            try await manager.add(s)
-            return Self.textResult(["ok": true, "server": .string(n), "message": .string("added; it starts quarantined until approved via the REST API or `mcpproxy upstream approve \(n)`")])
-        case "remove":
-            let n = try needName(); try await manager.remove(n)
-            return Self.textResult(["ok": true, "server": .string(n), "message": "removed"])
-        case "enable", "disable":
-            let n = try needName(); try await manager.setEnabled(n, op == "enable")
-            return Self.textResult(["ok": true, "server": .string(n), "message": .string("\(op)d")])
-        case "restart":
-            let n = try needName(); try await manager.restart(n)
-            return Self.textResult(["ok": true, "server": .string(n), "message": "restarting"])
-        default:
-            throw ProxyError(.invalidArgument, "unknown operation \"\(op)\" (expected list, add, remove, enable, disable or restart)")
+        } catch let e as ProxyError where [.invalidArgument, .notFound, .conflict, .refused].contains(e.code) {
+            throw ToolFailure(message: e.description)
         }
     }
 }

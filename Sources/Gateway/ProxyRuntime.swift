@@ -6,9 +6,13 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ProxyCore
+import MCPSecurity
 import ServiceLifecycle
 import Upstream
+import HummingbirdTLS
+import HummingbirdCore
 
 /// Options of `mcpproxy serve`, already merged with flags and environment.
 public struct ServeOptions: Sendable {
@@ -17,12 +21,15 @@ public struct ServeOptions: Sendable {
     public var listen: String?
     public var logLevel: Logger.Level
     public var stdio: Bool
-    public init(configPath: String, dataDir: String, listen: String?, logLevel: Logger.Level, stdio: Bool) {
+    /// `--token-file`: the agent token whose scope a `--stdio` client gets (default: full).
+    public var tokenFile: String?
+    public init(configPath: String, dataDir: String, listen: String?, logLevel: Logger.Level, stdio: Bool, tokenFile: String? = nil) {
         self.configPath = configPath
         self.dataDir = dataDir
         self.listen = listen
         self.logLevel = logLevel
         self.stdio = stdio
+        self.tokenFile = tokenFile
     }
 }
 
@@ -45,15 +52,20 @@ public final class ProxyRuntime: Sendable {
     public let manager: ServerManager
     public let handler: MCPHandler
     public let gateway: HTTPGateway
+    public let authenticator: Authenticator
     let httpClient: HTTPClient
     let initialConfig: ProxyConfig
     let listen: String
+    let listenAddress: ListenAddress
 
     /// Hooks other layers fill in before `run()`.
     public struct Plugins: Sendable {
         public var containerHooks: ContainerHooks = NoContainerHooks()
         public var gate: ToolGate = OpenGate()
         public var restExtensions: [RESTExtension] = []
+        /// The state database (agent tokens, servers awaiting approval); nil: tokens are off and
+        /// pending servers live in memory only.
+        public var stateStore: SecurityStore? = nil
         /// Runs once before servers start (e.g. orphan container cleanup).
         public var beforeStart: [@Sendable (ProxyRuntime) async -> Void] = []
         public init() {}
@@ -81,8 +93,19 @@ public final class ProxyRuntime: Sendable {
         let loaded = try ConfigLoader.load(path: options.configPath)
         for w in loaded.warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
         initialConfig = loaded.config
-        let plugins = try makePlugins(loaded.config, logs)
         listen = options.listen ?? loaded.config.listen
+        guard let address = ListenAddress.parse(listen) else {
+            throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
+        }
+        listenAddress = address
+        if !options.stdio {
+            // The config loader checked the config's own listen; --listen may differ.
+            let problems = loaded.config.auth.problems(listen: address)
+            if !problems.isEmpty {
+                throw ProxyError(.invalidConfig, problems.map { "\($0.key): \($0.message)" }.joined(separator: "; "))
+            }
+        }
+        let plugins = try makePlugins(loaded.config, logs)
 
         instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
         apiKey = try Self.loadAPIKey(dataDir: options.dataDir, logger: logger)
@@ -106,11 +129,15 @@ public final class ProxyRuntime: Sendable {
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
             containerHooks: plugins.containerHooks)
         manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
-                                gate: plugins.gate, logger: logger)
+                                gate: plugins.gate, logger: logger, store: plugins.stateStore)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
         let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
-                           extensions: plugins.restExtensions)
-        gateway = HTTPGateway(handler: handler, rest: rest, config: loaded.config, logger: logger)
+                           extensions: plugins.restExtensions, tokenStore: plugins.stateStore)
+        let door = try FrontDoor(listen: address, auth: loaded.config.auth)
+        let client = httpClient
+        let jwt = loaded.config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
+        authenticator = Authenticator(adminKey: apiKey, mode: loaded.config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
+        gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: loaded.config, logger: logger)
         self.plugins = plugins
     }
     let plugins: Plugins
@@ -176,41 +203,70 @@ public final class ProxyRuntime: Sendable {
     func runServices() async throws {
         for hook in plugins.beforeStart { await hook(self) }
         let service = SupervisorService(runtime: self)
+        let tokens = TokenWatchService(authenticator: authenticator)
         if options.stdio {
-            let stdio = StdioFrontend(handler: handler, logger: logger)
+            // The pipes are the credential; --token-file narrows the client to a token's scope.
+            let identity = try options.tokenFile.map { try authenticator.identity(tokenFile: $0) } ?? .admin
+            let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service), .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [.init(service: service), .init(service: tokens),
+                           .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } else {
-            guard let (host, port) = Self.parseListen(listen) else {
-                throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
+            let address = listenAddress
+            try await Self.checkListenable(host: address.host, port: address.port, listen: listen)
+            let auth = initialConfig.auth
+            if auth.mode == .none {
+                logger.warning("mcp_auth is \"none\": /mcp answers every local process without a credential (any program on this machine, a confined server included, can call your tools). Remove \"mcp_auth\" to require a token")
             }
-            try await Self.checkListenable(host: host, port: port, listen: listen)
-            if !["127.0.0.1", "localhost", "::1"].contains(host) {
-                logger.warning("listening on \(listen), which is not loopback: /mcp has no authentication (only the REST API needs the key); put an authenticating proxy in front or bind to 127.0.0.1")
+            if !address.isLoopback {
+                logger.warning("listening on \(listen), which is not loopback: every request to /mcp needs a credential\(auth.tls ? "" : "; TLS is off (allow_plaintext), so credentials cross the network in clear text")")
             }
+            if !address.isLoopback && !auth.tls && auth.allowPlaintext {
+                logger.warning("allow_plaintext is set: serving plain HTTP on a non-loopback address")
+            }
+            if let jwt = authenticator.jwt { await jwt.loadKeys() }
             let logger = self.logger
             let listen = self.listen
             let key = (options.dataDir as NSString).appendingPathComponent("api_key")
             var appLogger = logger
             appLogger.logLevel = .warning
+            let scheme = auth.tls ? "https" : "http"
+            let server: HTTPServerBuilder = auth.tls ? try .tls(.http1(), tlsConfiguration: Self.tlsConfiguration(auth)) : .http1()
             let app = Application(
                 router: gateway.router(),
-                configuration: .init(address: .hostname(host, port: port), serverName: nil),
+                server: server,
+                configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
                 onServerRunning: { channel in
-                    let addr = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen
-                    logger.info("listening on http://\(addr)/mcp (REST API under /api/v1; key: \(ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] != nil ? "MCPPROXY_API_KEY" : key))")
+                    let addr = channel.localAddress.map { "\($0.ipAddress ?? address.host):\($0.port ?? address.port)" } ?? listen
+                    logger.info("listening on \(scheme)://\(addr)/mcp (REST API under /api/v1; admin key: \(ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] != nil ? "MCPPROXY_API_KEY" : key))")
                 },
                 logger: appLogger)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service), .init(service: app)],
+                services: [.init(service: service), .init(service: tokens), .init(service: app)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
         try? await httpClient.shutdown()
         if runtimeDir.hasPrefix("/run/mcpproxy/") || runtimeDir.hasPrefix("/var/run/mcpproxy/") {
             try? FileManager.default.removeItem(atPath: runtimeDir)
+        }
+    }
+
+    /// The TLS configuration from `tls_cert` / `tls_key` (PEM), with a clear error naming the file.
+    static func tlsConfiguration(_ auth: GatewayAuthConfig) throws -> TLSConfiguration {
+        guard let certPath = auth.tlsCert, let keyPath = auth.tlsKey else {
+            throw ProxyError(.invalidConfig, "tls_cert and tls_key are both needed")
+        }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certPath).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            tls.minimumTLSVersion = .tlsv12
+            return tls
+        } catch {
+            throw ProxyError(.invalidConfig, "cannot load the TLS certificate \(certPath) or key \(keyPath): check that both are PEM files readable by mcpproxy", cause: "\(error)")
         }
     }
 
@@ -229,18 +285,19 @@ public final class ProxyRuntime: Sendable {
         }
     }
 
-    static func parseListen(_ s: String) -> (String, Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]) else { return nil }
-        var host = String(s[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host.isEmpty ? "127.0.0.1" : host, port)
-    }
-
     /// Applies a reloaded config everywhere.
     func apply(_ config: ProxyConfig) async {
         handler.updateConfig(config)
         gateway.updateConfig(config)
         await manager.apply(config)
+    }
+}
+
+/// Keeps the authenticator's agent tokens in step with the database (revocations by the CLI).
+struct TokenWatchService: Service {
+    let authenticator: Authenticator
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await authenticator.watchTokens() }
     }
 }
 
@@ -285,10 +342,11 @@ struct SupervisorService: Service {
 /// channels refuse files), and one client needs no event loop.
 struct StdioFrontend: Service {
     let handler: MCPHandler
+    let identity: Identity
     let logger: Logger
 
     func run() async throws {
-        let session = MCPSession(id: "stdio")
+        let session = MCPSession(id: "stdio", identity: identity)
         let lines = AsyncStream<[UInt8]>.makeStream()
         let input = dup(0)
         Thread.detachNewThread {
@@ -316,7 +374,7 @@ struct StdioFrontend: Service {
                 for await line in lines.stream {
                     if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
                     group.addTask {
-                        if case .response(var bytes) = await handler.handle(line, session: session) {
+                        if case .response(var bytes) = await handler.handle(line, session: session, identity: identity) {
                             bytes.append(0x0A)
                             out.withLockedValue { _ in
                                 var offset = 0

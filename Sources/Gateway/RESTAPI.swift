@@ -5,6 +5,7 @@ import Isolation
 import Logging
 import NIOCore
 import ProxyCore
+import MCPSecurity
 import Upstream
 
 /// Extra REST routes contributed by other layers (security: quarantine, scans, approvals).
@@ -24,15 +25,18 @@ public struct RESTAPI: Sendable {
     let listen: String
     let logs: LogFiles
     var extensions: [RESTExtension]
+    /// Where agent tokens live; nil: the token routes answer 501.
+    let tokenStore: SecurityStore?
 
     public init(manager: ServerManager, apiKey: String, instanceID: String, listen: String, logs: LogFiles,
-                extensions: [RESTExtension] = []) {
+                extensions: [RESTExtension] = [], tokenStore: SecurityStore? = nil) {
         self.manager = manager
         self.apiKey = apiKey
         self.instanceID = instanceID
         self.listen = listen
         self.logs = logs
         self.extensions = extensions
+        self.tokenStore = tokenStore
     }
 
     /// A JSON error body `{"error":{"code","message"}}` with the code's HTTP status.
@@ -53,33 +57,48 @@ public struct RESTAPI: Sendable {
         return diff == 0 && x.count == y.count
     }
 
-    func authorized(_ request: Request) -> Bool {
-        var presented: String?
-        if let k = request.headers[HTTPField.Name("X-API-Key")!] { presented = k }
-        else if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") { presented = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
-        else if let q = request.uri.queryParameters.get("apikey") { presented = q }
-        guard let presented else { return false }
-        return Self.constantTimeEqual(presented, apiKey)
+    /// The credential a REST request presents: `X-API-Key`, `Authorization: Bearer`, or
+    /// `?apikey=` (kept for the REST API's documented form; `/mcp` never reads the query).
+    static func presentedKey(_ request: Request) -> String? {
+        if let k = Authenticator.credential(request.headers) { return k }
+        return request.uri.queryParameters.get("apikey").map { String($0) }
     }
 
+    /// Only the admin API key may use the REST API: no credential or an invalid one is 401; a
+    /// valid agent token or JWT is 403 (it may never use these routes).
     struct KeyMiddleware: RouterMiddleware {
         typealias Context = BasicRequestContext
         let api: RESTAPI
+        let auth: Authenticator
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-            guard api.authorized(request) else {
-                return RESTAPI.error(ProxyError(.unauthorized, "missing or wrong API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
+            guard let presented = RESTAPI.presentedKey(request) else {
+                return RESTAPI.error(ProxyError(.unauthorized, "missing API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
             }
-            return try await next(request, context)
+            if RESTAPI.constantTimeEqual(presented, api.apiKey) { return try await next(request, context) }
+            if case .ok(let identity) = await auth.authenticate(credential: presented) {
+                return RESTAPI.error(ProxyError(.refused, "\(identity.label) may not use the REST API: it needs the admin API key"))
+            }
+            return RESTAPI.error(ProxyError(.unauthorized, "wrong API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
         }
     }
 
-    func register(on router: Router<BasicRequestContext>) {
-        let api = router.group("/api/v1").add(middleware: KeyMiddleware(api: self))
+    func register(on router: Router<BasicRequestContext>, auth: Authenticator) {
+        let api = router.group("/api/v1").add(middleware: KeyMiddleware(api: self, auth: auth))
         api.get("/status") { _, _ in await self.status() }
         api.get("/servers") { _, _ in await self.servers() }
-        api.get("/servers/:name") { _, ctx in await self.withServer(ctx) { s in
+        api.get("/servers/:name") { _, ctx in
+            if let p = self.pending(ctx) { return Self.ok(Self.pendingJSON(p)) }
+            return await self.withServer(ctx) { s in
             Self.ok(Self.serverJSON(await s.snapshot(), config: await manager.currentConfig.server(named: s.name), extra: await extraFields(s.name)))
         } }
+        api.delete("/servers/:name") { _, ctx in
+            guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing server name")) }
+            do { try await manager.remove(name) } catch let e as ProxyError { return Self.error(e) } catch {
+                return Self.error(ProxyError(.internalError, "\(error)"))
+            }
+            return Self.ok(["ok": true, "server": .string(name), "operation": "remove"])
+        }
+        registerTokens(on: api, auth: auth)
         api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in
             let catalog = manager.catalog
             let tools: [JSONValue] = s.tools.map { t in
@@ -116,6 +135,75 @@ public struct RESTAPI: Sendable {
             } }
         }
         for ext in extensions { ext.register(on: api, api: self) }
+    }
+
+    /// `GET/POST /tokens`, `DELETE /tokens/{name}`: agent tokens (admin only, like all of REST).
+    func registerTokens(on api: RouterGroup<BasicRequestContext>, auth: Authenticator) {
+        api.get("/tokens") { _, _ in
+            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
+            do { return Self.ok(["tokens": .array(try store.tokens().map { $0.listing() })]) } catch let e as ProxyError { return Self.error(e) }
+        }
+        api.post("/tokens") { request, _ in
+            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
+            do {
+                let body = try await request.body.collect(upTo: 64 << 10)
+                guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
+                    throw ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}")
+                }
+                guard let name = v["name"]?.stringValue else { throw ProxyError(.invalidArgument, "\"name\" is required") }
+                var expires: Double? = nil
+                if let e = v["expires"], e != .null {
+                    guard let d = e.stringValue.flatMap(TokenExpiry.parse) ?? e.numberValue else {
+                        throw ProxyError(.invalidArgument, "\"expires\" must be a duration like \"30d\", \"12h\" or seconds")
+                    }
+                    expires = d
+                }
+                var servers: [String]? = nil
+                if let list = v["servers"], list != .null {
+                    guard let a = list.arrayValue?.compactMap(\.stringValue) else { throw ProxyError(.invalidArgument, "\"servers\" must be an array of names") }
+                    servers = a
+                }
+                let (token, record) = try AgentTokenIssuer.create(in: store, name: name, servers: servers,
+                                                                  intent: v["intent"]?.stringValue ?? "read", expiresIn: expires,
+                                                                  manageServers: v["manage_servers"]?.boolValue ?? false)
+                auth.reloadTokens()
+                var out = record.listing().objectValue ?? [:]
+                out["token"] = .string(token)
+                return Self.ok(.object(out))
+            } catch let e as ProxyError { return Self.error(e) } catch {
+                return Self.error(ProxyError(.invalidArgument, "cannot read the request body", cause: "\(error)"))
+            }
+        }
+        api.delete("/tokens/:name") { _, ctx in
+            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
+            guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing token name")) }
+            do {
+                guard try store.revokeToken(named: name) else { return Self.error(ProxyError(.notFound, "no active token named \"\(name)\"")) }
+                auth.reloadTokens()
+                return Self.ok(["ok": true, "token": .string(name), "operation": "revoke"])
+            } catch let e as ProxyError { return Self.error(e) } catch { return Self.error(ProxyError(.internalError, "\(error)")) }
+        }
+    }
+
+    /// The pending (awaiting approval) server named in the path, if any.
+    func pending(_ ctx: BasicRequestContext) -> PendingServer? {
+        guard let name = ctx.parameters.get("name") else { return nil }
+        return manager.pendingServers.first { $0.name == name }
+    }
+
+    /// A server awaiting approval, as listed: what it would run (env keys only, never values).
+    public static func pendingJSON(_ p: PendingServer) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "name": .string(p.name), "state": "awaiting_approval", "enabled": false, "added_by": .string(p.addedBy),
+            "added_at": .number(p.addedAt.rounded()), "tool_count": 0,
+            "hint": .string("added over MCP; nothing runs until approved: `mcpproxy upstream approve \(p.name)` or POST /api/v1/servers/\(p.name)/approve"),
+        ]
+        if let c = p.entry["command"]?.stringValue { o["command"] = .string(c) }
+        if let a = p.entry["args"] { o["args"] = a }
+        if let u = p.entry["url"]?.stringValue { o["url"] = .string(URLRedaction.redact(u)) }
+        if let e = p.entry["env"]?.objectValue { o["env_keys"] = .array(e.keys.sorted().map { .string($0) }) }
+        if let w = p.entry["working_dir"] { o["working_dir"] = w }
+        return .object(o)
     }
 
     /// Runs `body` with the server named in the path, or answers 404.
@@ -155,6 +243,7 @@ public struct RESTAPI: Sendable {
         for s in await manager.allServers() {
             list.append(Self.serverJSON(await s.snapshot(), config: config.server(named: s.name), extra: await extraFields(s.name)))
         }
+        for p in manager.pendingServers { list.append(Self.pendingJSON(p)) }
         return Self.ok(["servers": .array(list)])
     }
 
@@ -198,7 +287,7 @@ public struct RESTAPI: Sendable {
         ]
         if let c = config {
             if let cmd = c.command { o["command"] = .string(cmd) }
-            if let u = c.url { o["url"] = .string(u) }
+            if let u = c.url { o["url"] = .string(URLRedaction.redact(u)) }
         }
         if let info = s.serverInfo { o["server_info"] = info }
         o.merge(extra) { _, b in b }

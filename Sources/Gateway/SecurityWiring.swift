@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import ProxyCore
-import Security
+import MCPSecurity
 
 /// Adapts the security layer's gate to the gateway's `ToolGate` seam. Call records are buffered
 /// and written in batches, so the activity log costs the hot path one lock, not a database write.
@@ -20,9 +20,9 @@ public final class SecurityToolGate: ToolGate, Sendable {
     }
 
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                           arguments: [UInt8]?) {
+                           arguments: [UInt8]?, caller: String) {
         let record = SecurityGate.CallRecord(at: Date().timeIntervalSince1970, server: server, tool: tool, durationMs: durationMs,
-                                             outcome: outcome, requestID: requestID, arguments: arguments)
+                                             outcome: outcome, requestID: requestID, arguments: arguments, caller: caller)
         let startFlush = pending.withLockedValue { p -> Bool in
             p.records.append(record)
             if p.flushing { return false }
@@ -74,17 +74,32 @@ public struct SecurityRESTExtension: RESTExtension {
 
     public func register(on group: RouterGroup<BasicRequestContext>, api: RESTAPI) {
         let gate = self.gate
-        group.post("/servers/:name/unquarantine") { request, ctx in await api.withServer(ctx) { s in
-            if let failure = await Self.run({
-                try await gate.approveServer(s.name, force: request.uri.queryParameters.get("force") == "true")
-                try await api.manager.setQuarantined(s.name, false)
-            }) { return failure }
-            return Self.encoded(await gate.status(server: s.name))
-        } }
+        // Approval: for a server added over MCP (awaiting_approval), permission to start it
+        // (it then runs quarantined); for a running server, release of its tools.
+        for route in ["/servers/:name/unquarantine", "/servers/:name/approve"] {
+            group.post(RouterPath(route)) { request, ctx in
+                if let p = api.pending(ctx) {
+                    if let failure = await Self.run({ try await api.manager.approvePending(p.name) }) { return failure }
+                    return RESTAPI.ok(["ok": true, "server": .string(p.name), "state": "quarantined",
+                                       "message": .string("approved to start; it now runs quarantined: review its tools (\(SecurityRoutes.security(p.name))) and approve again to release them")])
+                }
+                return await api.withServer(ctx) { s in
+                    if let failure = await Self.run({
+                        try await gate.approveServer(s.name, force: request.uri.queryParameters.get("force") == "true")
+                        try await api.manager.setQuarantined(s.name, false)
+                        // The config may already say false (an identity change re-quarantined it):
+                        // re-evaluate now rather than on the next restart.
+                        await api.manager.refresh(server: s.name)
+                    }) { return failure }
+                    return Self.encoded(await gate.status(server: s.name))
+                }
+            }
+        }
         group.post("/servers/:name/quarantine") { _, ctx in await api.withServer(ctx) { s in
             if let failure = await Self.run({
                 try await gate.quarantineServer(s.name)
                 try await api.manager.setQuarantined(s.name, true)
+                await api.manager.refresh(server: s.name)
             }) { return failure }
             return Self.encoded(await gate.status(server: s.name))
         } }

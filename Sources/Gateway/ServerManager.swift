@@ -3,6 +3,7 @@ import Isolation
 import Logging
 import NIOConcurrencyHelpers
 import ProxyCore
+import MCPSecurity
 import Upstream
 
 /// What the security layer decides about one server's tools.
@@ -24,7 +25,7 @@ public protocol ToolGate: Sendable {
                   otherServers: [String: [String]]) async -> GateVerdict
     /// Records a finished call. Synchronous and cheap: called on the hot path.
     func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                    arguments: [UInt8]?)
+                    arguments: [UInt8]?, caller: String)
     /// Called when a server leaves the config, so a later server of that name starts afresh.
     func forget(server: String) async
 }
@@ -41,7 +42,7 @@ public struct OpenGate: ToolGate {
         GateVerdict(visible: Set(tools.map(\.name)))
     }
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
-                           arguments: [UInt8]?) {}
+                           arguments: [UInt8]?, caller: String) {}
 }
 
 /// The routable view of all servers, swapped atomically when anything changes.
@@ -73,13 +74,27 @@ public actor ServerManager {
     private var verdicts: [String: GateVerdict] = [:]
     /// Called after the catalog changes (sessions are told tools/list_changed).
     private nonisolated let listeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
+    /// Servers added over MCP that await a person's approval (nothing runs for them), by name.
+    private nonisolated let pendingBox = NIOLockedValueBox<[String: PendingServer]>([:])
+    /// Where pending servers persist; nil keeps them in memory only (unit tests).
+    private let store: SecurityStore?
 
-    public init(config: ProxyConfig, configPath: String, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger) {
+    public init(config: ProxyConfig, configPath: String, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
+                store: SecurityStore? = nil) {
         self.config = config
         self.configPath = configPath
         self.env = environment
         self.gate = gate
         self.log = logger
+        self.store = store
+        if let store {
+            do {
+                let all = try store.pendingServers()
+                pendingBox.withLockedValue { p in for s in all { p[s.name] = s } }
+            } catch {
+                logger.error("cannot read the servers awaiting approval: \(error)")
+            }
+        }
     }
 
     public nonisolated var catalog: Catalog { catalogBox.withLockedValue { $0 } }
@@ -160,7 +175,7 @@ public actor ServerManager {
             defer { old = c }
             return old.signature != c.signature
         }
-        if changed { for f in listeners.withLockedValue({ $0 }) { f() } }
+        if changed { notifyListeners() }
     }
 
     /// Applies a new config: removed servers stop, new ones start, changed ones restart, and
@@ -168,6 +183,7 @@ public actor ServerManager {
     public func apply(_ newConfig: ProxyConfig) async {
         let old = config
         config = newConfig
+        dropPendingShadowedByConfig()
         let newNames = Set(newConfig.servers.map(\.name))
         for (name, server) in servers where !newNames.contains(name) {
             log.info("server removed from config: \(name)")
@@ -216,22 +232,88 @@ public actor ServerManager {
 
     // MARK: changes that persist to the config file
 
-    /// Adds a server: written to the config file, then started (quarantined unless the security
-    /// layer says otherwise).
-    public func add(_ s: ServerConfig) async throws {
-        guard ConfigLoader.isValidServerName(s.name) else {
-            throw ProxyError(.invalidArgument, "invalid server name \"\(s.name)\": use letters, digits, '-', '_' and '.'")
+    public func remove(_ name: String) async throws {
+        if pendingBox.withLockedValue({ $0[name] }) != nil, config.server(named: name) == nil {
+            try rejectPending(name)
+            return
         }
-        if config.server(named: s.name) != nil { throw ProxyError(.conflict, "a server named \"\(s.name)\" already exists") }
-        var entry = s
-        entry.quarantined = nil  // a new server is never pre-approved through this path
-        try ConfigFile.updateServer(path: configPath, name: s.name, create: true) { _ in ConfigFile.json(for: entry) }
+        try ConfigFile.updateServer(path: configPath, name: name, create: false) { _ in nil }
         try await reloadFromFile()
     }
 
-    public func remove(_ name: String) async throws {
-        try ConfigFile.updateServer(path: configPath, name: name, create: false) { _ in nil }
+    // MARK: servers awaiting approval (added over MCP)
+
+    /// Servers awaiting approval, by name.
+    public nonisolated var pendingServers: [PendingServer] {
+        pendingBox.withLockedValue { $0.values.sorted { $0.name < $1.name } }
+    }
+    /// Their names (cheap: read by retrieve_tools on every search).
+    public nonisolated var pendingNames: [String] { pendingBox.withLockedValue { Array($0.keys) } }
+
+    /// Records a server added over MCP as `awaiting_approval`: stored in the state database, not
+    /// in the config file, and nothing is started, connected or pulled for it until a person
+    /// approves it (`approvePending`).
+    public func addPending(_ s: ServerConfig, addedBy: String) async throws {
+        guard ConfigLoader.isValidServerName(s.name) else {
+            throw ProxyError(.invalidArgument, "invalid server name \"\(s.name)\": use letters, digits, '-', '_' and '.'")
+        }
+        if config.server(named: s.name) != nil || pendingBox.withLockedValue({ $0[s.name] }) != nil {
+            throw ProxyError(.conflict, "a server named \"\(s.name)\" already exists")
+        }
+        var entry = s
+        entry.quarantined = nil  // never pre-approved through this path
+        let json = try JSONValue.parse(JSONSerialization.data(withJSONObject: ConfigFile.json(for: entry), options: [.sortedKeys]))
+        // Validate now, so that approval cannot fail on an entry a person already looked at.
+        var probe: [String: Any] = ["mcpServers": [ConfigFile.json(for: entry)]]
+        probe["listen"] = config.listen
+        _ = try ConfigLoader.parse(data: JSONSerialization.data(withJSONObject: probe), file: "upstream_servers add")
+        let p = PendingServer(name: s.name, entry: json, addedBy: addedBy, addedAt: Date().timeIntervalSince1970)
+        try store?.addPendingServer(p)
+        pendingBox.withLockedValue { $0[s.name] = p }
+        log.notice("server \(s.name) added over MCP by \(addedBy): awaiting approval, nothing started")
+        notifyListeners()
+    }
+
+    /// A person approved a pending server: it is written to the config file (without
+    /// `quarantined`, so it starts quarantined: connected and inspected, tools hidden until a
+    /// second approval).
+    public func approvePending(_ name: String) async throws {
+        guard let p = pendingBox.withLockedValue({ $0[name] }) else {
+            throw ProxyError(.notFound, "no server named \"\(name)\" is awaiting approval")
+        }
+        guard let entry = p.entry.objectValue else { throw ProxyError(.internalError, "the stored entry of \"\(name)\" is not an object") }
+        let object = try JSONSerialization.jsonObject(with: Data(JSONValue.object(entry).serialized().utf8)) as? [String: Any] ?? [:]
+        try ConfigFile.updateServer(path: configPath, name: name, create: true) { _ in object }
+        try store?.removePendingServer(name)
+        pendingBox.withLockedValue { _ = $0.removeValue(forKey: name) }
+        log.notice("server \(name) (added over MCP by \(p.addedBy)) approved to start; it runs quarantined until its tools are approved")
         try await reloadFromFile()
+    }
+
+    /// Drops a pending server without starting it.
+    public func rejectPending(_ name: String) throws {
+        guard pendingBox.withLockedValue({ $0[name] }) != nil else {
+            throw ProxyError(.notFound, "no server named \"\(name)\" is awaiting approval")
+        }
+        try store?.removePendingServer(name)
+        pendingBox.withLockedValue { _ = $0.removeValue(forKey: name) }
+        log.notice("server \(name) awaiting approval was removed")
+        notifyListeners()
+    }
+
+    /// A person wrote a server of the same name into the config file: theirs wins.
+    private func dropPendingShadowedByConfig() {
+        let names = Set(config.servers.map(\.name))
+        let shadowed = pendingBox.withLockedValue { p in p.keys.filter { names.contains($0) } }
+        for name in shadowed {
+            try? store?.removePendingServer(name)
+            pendingBox.withLockedValue { _ = $0.removeValue(forKey: name) }
+            log.warning("server \(name) awaiting approval was dropped: the config file now defines a server of that name")
+        }
+    }
+
+    private func notifyListeners() {
+        for f in listeners.withLockedValue({ $0 }) { f() }
     }
 
     public func setEnabled(_ name: String, _ enabled: Bool) async throws {

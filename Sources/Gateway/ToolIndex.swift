@@ -79,13 +79,15 @@ public struct ToolIndex: Sendable {
         return out
     }
 
-    /// The best `limit` tools for `query`, best first; ties broken by name.
-    public func search(_ query: String, limit: Int) -> [Hit] {
+    /// The best `limit` tools for `query`, best first; ties broken by name. `include` filters
+    /// candidates before ranking (a caller's scope), so a filtered search still returns `limit`.
+    public func search(_ query: String, limit: Int, where include: ((CatalogTool) -> Bool)? = nil) -> [Hit] {
         let terms = Set(Self.tokenize(query))
         guard !terms.isEmpty, !docs.isEmpty else { return [] }
         let n = Double(docs.count)
         var hits: [Hit] = []
         for d in docs {
+            if let include, !include(d.tool) { continue }
             var score = 0.0
             for term in terms {
                 guard let f = d.tf[term] else { continue }
@@ -126,21 +128,21 @@ public struct ToolIndex: Sendable {
 public enum CallIntent: String, Sendable {
     case any, read, write, destructive
 
-    /// Nil when the intent fits the tool's annotations, else why it does not. Read needs
-    /// `readOnlyHint: true`; write is refused for tools annotated `destructiveHint: true`
-    /// (use call_tool_destructive); destructive and plain calls accept any tool.
+    /// Nil when the intent covers what the tool needs (`IntentLevel.required(by:)`, with the MCP
+    /// spec's annotation defaults), else why it does not. Read needs `readOnlyHint: true`; write
+    /// needs read-only or `destructiveHint: false`; destructive and plain calls accept any tool.
     public func conflict(with tool: ToolDefinition) -> String? {
+        let needed = IntentLevel.required(by: tool)
         switch self {
         case .any, .destructive: return nil
         case .read:
-            if tool.readOnlyHint == true { return nil }
+            if needed == .read { return nil }
             if tool.destructiveHint == true { return "the tool is annotated destructive (destructiveHint: true); use call_tool_destructive" }
             return "the tool is not annotated read-only (readOnlyHint is not true); use call_tool_write or call_tool_destructive"
         case .write:
-            if tool.destructiveHint == true && tool.readOnlyHint != true {
-                return "the tool is annotated destructive (destructiveHint: true); use call_tool_destructive"
-            }
-            return nil
+            if needed <= .write { return nil }
+            if tool.destructiveHint == true { return "the tool is annotated destructive (destructiveHint: true); use call_tool_destructive" }
+            return "the tool does not say it is non-destructive (no destructiveHint: false; MCP's default is destructive); use call_tool_destructive"
         }
     }
 }

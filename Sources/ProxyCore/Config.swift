@@ -39,6 +39,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var logCallArguments: Bool = false
     public var dockerIsolation: DockerIsolationConfig = .init()
     public var sandbox: SandboxGlobalConfig = .init()
+    /// Authentication, TLS and Host checks of the HTTP endpoint (`mcp_auth`, `oauth`, ...).
+    public var auth: GatewayAuthConfig = .init()
     /// `security`: the security layer's settings (scanner plugins).
     public var security: SecurityConfig = .init()
     public var servers: [ServerConfig] = []

@@ -184,12 +184,12 @@ struct Walker {
     mutating func config(_ root: Any) -> ProxyConfig {
         var c = ProxyConfig()
         guard let o = object(root, "$") else { return c }
-        let known: Set<String> = ["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
+        let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
-                                  "data_dir", "api_key", "security"]
+                                  "data_dir", "api_key", "security"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
-            if Self.parseListen(s) == nil { error("listen", "expected HOST:PORT, found \"\(s)\"") } else { c.listen = s }
+            if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
         }
         if let v = o["routing_mode"], let s = string(v, "routing_mode") {
             if let m = RoutingMode(rawValue: s) { c.routingMode = m } else { error("routing_mode", "expected \"retrieve_tools\" or \"direct\", found \"\(s)\"") }
@@ -206,6 +206,7 @@ struct Walker {
         if let v = o["sandbox"] { c.sandbox = sandbox(v, "sandbox") }
         if let v = o["security"] { c.security = security(v, "security") }
         if let v = o["mcpServers"] { c.servers = servers(v) }
+        c.auth = auth(o, listen: c.listen)
         return c
     }
 
@@ -229,14 +230,6 @@ struct Walker {
             s.scanners.append(plugin)
         }
         return s
-    }
-
-    static func parseListen(_ s: String) -> (host: String, port: Int)? {
-        guard let colon = s.lastIndex(of: ":") else { return nil }
-        var host = String(s[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        return (host.isEmpty ? "127.0.0.1" : host, port)
     }
 
     mutating func dockerIsolation(_ v: Any, _ path: String) -> DockerIsolationConfig {

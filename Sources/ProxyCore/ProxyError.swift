@@ -8,7 +8,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         private enum Value: String, Sendable {
             case invalidArgument, invalidConfig, notFound, timeout, unsupported, unavailable
             case upstreamFailed, refused, parseError, invalidRequest, methodNotFound
-            case unauthorized, payloadTooLarge, internalError, conflict
+            case unauthorized, payloadTooLarge, internalError, conflict, unknownSession
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -29,6 +29,8 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let payloadTooLarge = Code(.payloadTooLarge)
         public static let internalError = Code(.internalError)
         public static let conflict = Code(.conflict)
+        /// An `Mcp-Session-Id` that does not exist, expired, or belongs to another identity.
+        public static let unknownSession = Code(.unknownSession)
 
         public var description: String { value.rawValue }
 
@@ -36,7 +38,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         public var jsonRPCCode: Int {
             switch value {
             case .parseError: return -32700
-            case .invalidRequest: return -32600
+            case .invalidRequest, .unknownSession: return -32600
             case .methodNotFound: return -32601
             case .invalidArgument, .invalidConfig: return -32602
             case .internalError: return -32603
@@ -54,7 +56,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
             case .invalidArgument, .invalidConfig, .parseError, .invalidRequest: return 400
             case .unauthorized: return 401
             case .refused: return 403
-            case .notFound, .methodNotFound: return 404
+            case .notFound, .methodNotFound, .unknownSession: return 404
             case .conflict: return 409
             case .payloadTooLarge: return 413
             case .timeout: return 504

@@ -55,7 +55,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         if let sid = response.headers.first(name: "Mcp-Session-Id") { lock.withLock { sessionID = sid } }
         guard (200..<300).contains(response.status.code) else {
             let body = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
-            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(url)", cause: body.isEmpty ? nil : String(body.prefix(300)))
+            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))", cause: body.isEmpty ? nil : String(body.prefix(300)))
         }
         if response.status.code == 202 { return }
         let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
@@ -160,7 +160,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
             do {
                 let response = try await client.execute(request, timeout: .hours(24 * 365))
                 guard response.status.code == 200 else {
-                    throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(url)")
+                    throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))")
                 }
                 var parser = SSEParser()
                 for try await chunk in response.body {
@@ -191,7 +191,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
             case .failure(let e): throw e
             }
         }
-        throw ProxyError(.timeout, "no endpoint event from \(url) within \(Int(timeout)) s")
+        throw ProxyError(.timeout, "no endpoint event from \(URLRedaction.redact(url)) within \(Int(timeout)) s")
     }
 
     public func send(_ message: [UInt8]) async throws {

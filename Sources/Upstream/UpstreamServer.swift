@@ -270,7 +270,7 @@ public actor UpstreamServer {
                                             })
             transport = t
             peer.transport = t
-            log.info("connecting (streamable HTTP): \(url)")
+            log.info("connecting (streamable HTTP): \(URLRedaction.redact(url))")
         case .sse:
             guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
             let t = SSETransport(client: env.httpClient, url: url, headers: config.headers, deliver: { peer.deliver($0) },
@@ -280,7 +280,7 @@ public actor UpstreamServer {
                                  })
             transport = t
             peer.transport = t
-            log.info("connecting (SSE): \(url)")
+            log.info("connecting (SSE): \(URLRedaction.redact(url))")
             try await t.connect(timeout: startupTimeout)
         }
         live.withLockedValue { $0.peer = peer }

@@ -80,7 +80,9 @@ import ProxyCore
     @Test(arguments: [
         (CallIntent.read, true, nil, true), (.read, true, false, true), (.read, nil, nil, false), (.read, false, nil, false),
         (.read, nil, true, false), (.read, false, false, false),
-        (.write, nil, nil, true), (.write, false, false, true), (.write, true, nil, true), (.write, nil, true, false), (.write, false, true, false),
+        // MCP's defaults: readOnlyHint false, destructiveHint true; so an unannotated tool (or one
+        // with only readOnlyHint: false) needs call_tool_destructive.
+        (.write, nil, nil, false), (.write, false, nil, false), (.write, nil, false, true), (.write, false, false, true), (.write, true, nil, true), (.write, nil, true, false), (.write, false, true, false),
         (.destructive, nil, true, true), (.destructive, true, nil, true), (.destructive, nil, nil, true),
         (.any, nil, true, true), (.any, true, false, true),
     ] as [(CallIntent, Bool?, Bool?, Bool)])

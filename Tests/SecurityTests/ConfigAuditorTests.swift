@@ -1,7 +1,7 @@
 import Foundation
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 private func audit(_ json: String, imageUser: @escaping ConfigAuditor.ImageUserLookup = { _ in "1000:1000" }) throws -> AuditReport {
     let config = try ConfigLoader.parse(data: Data(json.utf8)).config

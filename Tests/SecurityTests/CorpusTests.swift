@@ -1,7 +1,7 @@
 import Foundation
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 /// One labelled corpus entry (Corpus/poisoned.json, Corpus/benign.json).
 struct CorpusEntry {

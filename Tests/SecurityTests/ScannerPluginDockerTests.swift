@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 /// A scanner plugin image built locally (no registry): a static C program that reports, as a
 /// finding, what it could do inside the container (uid, network, writing to /).

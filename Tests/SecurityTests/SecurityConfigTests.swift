@@ -1,7 +1,7 @@
 import Foundation
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 @Suite("security config section")
 struct SecurityConfigTests {

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 private let echo = ToolDefinition(name: "echo", description: "Echo the given text back unchanged.",
                                   inputSchema: ["type": "object", "properties": ["text": ["type": "string"]]])
@@ -132,11 +132,14 @@ struct SecurityGateTests {
         let q = await g.evaluate(server: "t", configQuarantined: true, tools: [echo], isolationMode: .none, otherServers: [:])
         #expect(q.quarantined)
         #expect(q.visibleTools.isEmpty)
-        // Quarantine by REST, then approval before the tools were ever seen: pinned on first sight.
+        // Quarantine by REST, then approval before the tools were ever seen: an approval covers
+        // only what a person could review, so tools seen later are held as pending.
         try await g.quarantineServer("t")
         try await g.approveServer("later")
         let later = await g.evaluate(server: "later", configQuarantined: nil, tools: [add], isolationMode: .none, otherServers: [:])
-        #expect(later.visibleToolNames == ["add"])
+        #expect(!later.quarantined)
+        #expect(later.visibleToolNames.isEmpty)
+        #expect(later.tools == ["add": .pending])
     }
 
     @Test("Docker-based scanner plugins are skipped under sandbox and none with a mode-specific reason")
@@ -262,7 +265,7 @@ struct SecurityGateIdentityTests {
 
 @Suite("Security gate while a server restarts")
 struct SecurityGateEmptyListTests {
-    @Test("an approval seen with an empty tool list (server restarting) pins the first real list")
+    @Test("config trust with an empty list pins the first real list; a REST approval of an empty list pins nothing")
     func emptyListKeepsPendingPin() async throws {
         let dir = TempDir()
         let g = SecurityGate(store: try SecurityStore.open(dataDir: dir.path), log: Logger(label: "test"))
@@ -272,10 +275,18 @@ struct SecurityGateEmptyListTests {
         #expect(!restarting.quarantined)
         let up = await g.evaluate(server: "x", configQuarantined: false, tools: [echo, add], isolationMode: .none, otherServers: [:])
         #expect(up.visibleToolNames == ["echo", "add"])
-        // Approval by REST while the list is empty behaves the same.
+        // A person approving by REST a server that reported zero tools approved nothing: tools that
+        // appear later are held until approved one by one (never auto-pinned).
         _ = await g.evaluate(server: "y", configQuarantined: nil, tools: [], isolationMode: .none, otherServers: [:])
         try await g.approveServer("y")
         let y = await g.evaluate(server: "y", configQuarantined: nil, tools: [add], isolationMode: .none, otherServers: [:])
-        #expect(y.visibleToolNames == ["add"])
+        #expect(y.visibleToolNames.isEmpty)
+        #expect(y.tools == ["add": .pending])
+        // Even with the config then saying "quarantined": false (what the REST approval writes).
+        let y2 = await g.evaluate(server: "y", configQuarantined: false, tools: [add], isolationMode: .none, otherServers: [:])
+        #expect(y2.visibleToolNames.isEmpty)
+        try await g.approveTool(server: "y", tool: "add")
+        let y3 = await g.evaluate(server: "y", configQuarantined: false, tools: [add], isolationMode: .none, otherServers: [:])
+        #expect(y3.visibleToolNames == ["add"])
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 /// A temporary directory removed when the test ends.
 final class TempDir {

@@ -1,7 +1,7 @@
 import Foundation
 import ProxyCore
 import Testing
-@testable import Security
+@testable import MCPSecurity
 
 private func tool(_ description: String, name: String = "t", schema: JSONValue = ["type": "object"]) -> ToolDefinition {
     ToolDefinition(name: name, description: description, inputSchema: schema)

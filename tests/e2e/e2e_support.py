@@ -251,10 +251,13 @@ MCP_ACCEPT = "application/json, text/event-stream"
 class RawSession:
     """An MCP session spoken in raw JSON-RPC over HTTP, to see the exact bytes and statuses."""
 
-    def __init__(self, mcp_url: str, protocol_version: str = "2025-06-18", headers: dict[str, str] | None = None):
+    def __init__(self, mcp_url: str, protocol_version: str = "2025-06-18", headers: dict[str, str] | None = None,
+                 token: str | None = None):
         self.url = mcp_url
         self.protocol_version = protocol_version
         self.extra_headers = dict(headers or {})
+        if token:
+            self.extra_headers.setdefault("Authorization", f"Bearer {token}")
         self.session_id: str | None = None
         self.initialize_result: dict | None = None
         self._next_id = 1
@@ -320,18 +323,29 @@ def result_text(result: dict) -> str:
 
 
 @contextlib.asynccontextmanager
-async def mcp_client_session(mcp_url: str):
-    """An initialized `mcp.ClientSession` over streamable HTTP (works with SDK 1.x and 2.x)."""
+async def mcp_client_session(mcp_url: str, token: str | None = None, auth: Any = None):
+    """An initialized `mcp.ClientSession` over streamable HTTP (works with SDK 1.x and 2.x).
+
+    `token` is sent as `Authorization: Bearer <token>` (the proxy's API key or an agent token);
+    `auth` is an httpx auth flow (the SDK's OAuthClientProvider)."""
     from mcp import ClientSession
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         from mcp.client.streamable_http import streamable_http_client as _connect
+        from mcp.shared._httpx_utils import create_mcp_http_client
     except ImportError:  # mcp 1.x
-        from mcp.client.streamable_http import streamablehttp_client as _connect
-    async with _connect(mcp_url) as streams:
-        read, write = streams[0], streams[1]
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            yield session
+        from mcp.client.streamable_http import streamablehttp_client as _legacy
+        async with _legacy(mcp_url, headers=headers, auth=auth) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                yield session
+        return
+    async with create_mcp_http_client(headers=headers, auth=auth) as client:
+        async with _connect(mcp_url, http_client=client) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
 
 
 def run_async(coro_factory: Callable[[], Any], timeout: float = 90) -> Any:
@@ -653,9 +667,28 @@ class Proxy:
     def server(self, name: str) -> dict | None:
         return next((s for s in self.servers() if s["name"] == name), None)
 
-    def session(self, protocol_version: str = "2025-06-18") -> RawSession:
-        """A new initialized raw MCP session."""
-        return RawSession(self.mcp_url, protocol_version).initialize()
+    def session(self, protocol_version: str = "2025-06-18", token: str | None = "default") -> RawSession:
+        """A new initialized raw MCP session, authenticated with the API key unless `token` is
+        given (None: no credential)."""
+        return RawSession(self.mcp_url, protocol_version, token=self.api_key if token == "default" else token).initialize()
+
+    def cli(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs `mcpproxy ARGS... --config C --data-dir D` with the proxy's environment."""
+        return subprocess.run([str(bin_dir() / "mcpproxy"), *args, "--config", str(self.config_path),
+                               "--data-dir", str(self.data_dir)], env=self.env, input=input,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def create_token(self, name: str, *flags: str) -> str:
+        """An agent token made by `mcpproxy token create` (printed once on stdout)."""
+        r = self.cli("token", "create", name, *flags)
+        assert r.returncode == 0, r
+        token = r.stdout.strip()
+        assert token.startswith("mcpx_"), r
+        return token
+
+    def client(self, token: str | None = "default", auth: Any = None):
+        """An initialized SDK `ClientSession` (async context manager) with the API key, or `token`."""
+        return mcp_client_session(self.mcp_url, token=self.api_key if token == "default" else token, auth=auth)
 
 
 class ProxyFactory:

@@ -52,7 +52,7 @@ def test_concurrent_real_clients(proxy):
     p = proxy(make_config([fixture_server("fixture")]))
 
     async def one(k: int):
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             out = []
             for i in range(5):
                 r = await s.call_tool("call_tool", {"name": "fixture:add", "args": {"a": k, "b": i}})
@@ -66,11 +66,11 @@ def test_concurrent_real_clients(proxy):
     assert results == [[str(k + i) for i in range(5)] for k in range(4)]
 
 
-def _open_event_stream(mcp_url: str, session_id: str):
+def _open_event_stream(mcp_url: str, session_id: str, token: str):
     parts = urlsplit(mcp_url)
     conn = HTTPConnection(parts.hostname, parts.port, timeout=30)
     conn.request("GET", parts.path, headers={"Accept": "text/event-stream", "Mcp-Session-Id": session_id,
-                                             "MCP-Protocol-Version": "2025-06-18"})
+                                             "MCP-Protocol-Version": "2025-06-18", "Authorization": f"Bearer {token}"})
     resp = conn.getresponse()
     return conn, resp
 
@@ -88,7 +88,7 @@ def test_tools_file_change_reaches_clients(proxy, tmp_path):
     assert tool_result_json(r["result"])["tools"][0]["name"] == "fixture:zebra_stripes"
     assert result_text(s.call_tool("fixture:zebra_stripes", {})["result"]) == "zebra_stripes called"
 
-    conn, resp = _open_event_stream(p.mcp_url, s.session_id)
+    conn, resp = _open_event_stream(p.mcp_url, s.session_id, p.api_key)
     assert resp.status == 200, (resp.status, resp.read()[:300])
     assert resp.getheader("Content-Type", "").startswith("text/event-stream")
     events: list[str] = []
@@ -127,7 +127,7 @@ def test_tools_file_change_reaches_clients(proxy, tmp_path):
 
 def test_event_stream_needs_a_known_session(proxy):
     p = proxy(make_config([fixture_server("fixture")]))
-    conn, resp = _open_event_stream(p.mcp_url, "ffffffffffffffffffffffffffffffff")
+    conn, resp = _open_event_stream(p.mcp_url, "ffffffffffffffffffffffffffffffff", p.api_key)
     try:
         assert resp.status == 404, resp.status
     finally:

@@ -16,7 +16,7 @@ def p(proxy):
 
 
 def _post(p, body, session=None, headers=None):
-    h = {"Content-Type": "application/json", "Accept": MCP_ACCEPT, **(headers or {})}
+    h = {"Content-Type": "application/json", "Accept": MCP_ACCEPT, "Authorization": f"Bearer {p.api_key}", **(headers or {})}
     if session:
         h["Mcp-Session-Id"] = session
     return http("POST", p.mcp_url, body, h)
@@ -54,7 +54,8 @@ def test_delete_ends_session(p):
 
 
 def test_delete_unknown_session_is_404(p):
-    r = http("DELETE", p.mcp_url, None, {"Mcp-Session-Id": "feedfacefeedfacefeedfacefeedface"})
+    r = http("DELETE", p.mcp_url, None, {"Mcp-Session-Id": "feedfacefeedfacefeedfacefeedface",
+                                         "Authorization": f"Bearer {p.api_key}"})
     assert r.status == 404, r
 
 
@@ -76,13 +77,13 @@ def test_foreign_origin_is_403(p, origin):
 @pytest.mark.parametrize("origin", ["http://localhost", "http://localhost:3000", "http://127.0.0.1:5173",
                                     "http://[::1]:3000"])
 def test_local_origin_is_allowed(p, origin):
-    s = RawSession(p.mcp_url, headers={"Origin": origin}).initialize()
+    s = RawSession(p.mcp_url, token=p.api_key, headers={"Origin": origin}).initialize()
     assert "result" in s.request("tools/list")
 
 
 def test_allowed_origins_config(proxy):
     q = proxy(make_config([fixture_server("fixture")], allowed_origins=["https://app.example"]))
-    s = RawSession(q.mcp_url, headers={"Origin": "https://app.example"}).initialize()
+    s = RawSession(q.mcp_url, token=q.api_key, headers={"Origin": "https://app.example"}).initialize()
     assert "result" in s.request("tools/list")
     r = http("POST", q.mcp_url, LIST, {"Accept": MCP_ACCEPT, "Content-Type": "application/json",
                                        "Origin": "https://other.example"})
@@ -177,6 +178,6 @@ def test_notification_is_accepted_with_202(p):
 
 
 def test_get_without_session_is_rejected(p):
-    r = http("GET", p.mcp_url, None, {"Accept": "text/event-stream"})
+    r = http("GET", p.mcp_url, None, {"Accept": "text/event-stream", "Authorization": f"Bearer {p.api_key}"})
     assert r.status in (400, 405), r
 

@@ -24,7 +24,7 @@ def test_http_upstream(proxy, py_http_upstream, transport, protocol):
     assert {t["name"] for t in tools.json()["tools"]} == {"reverse_text", "multiply", "transport_name", "wait_ms"}
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             found = await s.call_tool("retrieve_tools", {"query": "reverse characters palindrome", "limit": 3})
             mul = await s.call_tool("call_tool", {"name": "remote:multiply", "args": {"a": 6, "b": 7}})
             tn = await s.call_tool("call_tool", {"name": "remote:transport_name", "args": {}})

@@ -32,7 +32,7 @@ def test_initialize_and_list_builtin_tools(fixture_and_time):
     p = fixture_and_time
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             init = s.initialize_result if hasattr(s, "initialize_result") else None
             tools = await s.list_tools()
             return init, tools
@@ -54,7 +54,7 @@ def test_retrieve_tools_finds_time_tool(fixture_and_time):
     p = fixture_and_time
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             return await s.call_tool("retrieve_tools", {"query": "current time timezone", "limit": 5})
     result = run_async(body)
     assert not result.is_error, _text(result)
@@ -102,7 +102,7 @@ def test_call_tool_through_real_client(fixture_and_time):
     p = fixture_and_time
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             echo = await s.call_tool("call_tool", {"name": "fixture:echo", "args": {"text": "héllo wörld"}})
             add = await s.call_tool("call_tool", {"name": "fixture:add", "args": {"a": 2, "b": 40}})
             add_json = await s.call_tool("call_tool", {"name": "fixture:add", "args_json": '{"a": 1, "b": 2}'})
@@ -132,7 +132,7 @@ def test_unknown_tool_via_real_client_raises(fixture_and_time):
     p = fixture_and_time
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             try:
                 res = await s.call_tool("call_tool", {"name": "time:get_curent_time", "args": {}})
             except Exception as exc:  # McpError (1.x) / MCPError (2.x)

@@ -71,7 +71,7 @@ def test_large_arguments(fixture_proxy):
 
 @pytest.mark.parametrize("version", SUPPORTED_PROTOCOL_VERSIONS)
 def test_protocol_versions(fixture_proxy, version):
-    s = RawSession(fixture_proxy.mcp_url, protocol_version=version).initialize()
+    s = RawSession(fixture_proxy.mcp_url, token=fixture_proxy.api_key, protocol_version=version).initialize()
     assert s.initialize_result["protocolVersion"] == version
     assert "tools" in s.initialize_result["capabilities"]
     assert s.initialize_result["serverInfo"]["name"]
@@ -80,7 +80,7 @@ def test_protocol_versions(fixture_proxy, version):
 
 
 def test_unsupported_protocol_version_is_negotiated_down(fixture_proxy):
-    s = RawSession(fixture_proxy.mcp_url, protocol_version="2024-01-01")
+    s = RawSession(fixture_proxy.mcp_url, token=fixture_proxy.api_key, protocol_version="2024-01-01")
     r = s.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2024-01-01", "capabilities": {}, "clientInfo": {"name": "old", "version": "0"}}})
     # The spec: the server answers with a version it supports (the client may then disconnect).

@@ -15,7 +15,7 @@ def direct(proxy, python_bin):
 
 def test_direct_tools_list(direct):
     async def body():
-        async with mcp_client_session(direct.mcp_url) as s:
+        async with direct.client() as s:
             return await s.list_tools()
     tools = {t.name: t for t in run_async(body).tools}
     fixture_names = {"echo", "add", "sleep", "crash", "get_env", "list_env", "read_file", "write_file", "alloc",
@@ -32,7 +32,7 @@ def test_direct_tools_list(direct):
 
 def test_direct_call_through_real_client(direct):
     async def body():
-        async with mcp_client_session(direct.mcp_url) as s:
+        async with direct.client() as s:
             a = await s.call_tool("fixture__add", {"a": 40, "b": 2})
             t = await s.call_tool("time__get_current_time", {"timezone": "Europe/Paris"})
             return a, t

@@ -66,7 +66,7 @@ def test_pypi_server_answers_in_the_sandbox(proxy):
     assert os.readlink(f"/proc/{info['pid']}/ns/net") != os.readlink(f"/proc/{p.pid}/ns/net")
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             found = await s.call_tool("retrieve_tools", {"query": "current time in a timezone", "limit": 3})
             called = await s.call_tool("call_tool", {"name": "time:get_current_time", "args": {"timezone": "Asia/Tokyo"}})
             return found, called
@@ -98,7 +98,7 @@ def test_sandboxed_server_cannot_read_secrets(proxy, tmp_path):
     api_key_file.chmod(0o644)
 
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             key = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": str(api_key_file)}})
             ssh = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": str(secret_dir / "id_rsa")}})
             usr = await s.call_tool("call_tool", {"name": "box:read_file", "args": {"path": "/usr/lib/os-release"}})

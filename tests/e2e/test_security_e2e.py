@@ -42,7 +42,7 @@ def _structured(result):
 def sdk_retrieve(p, query: str) -> list[str]:
     """Qualified names retrieve_tools returns, asked through the real MCP client."""
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             return await s.call_tool("retrieve_tools", {"query": query, "limit": 20})
     r = run_async(body)
     assert not r.is_error, _text(r)
@@ -52,7 +52,7 @@ def sdk_retrieve(p, query: str) -> list[str]:
 def sdk_call(p, qualified: str, args: dict) -> tuple[bool, str]:
     """(ok, text) of call_tool through the real MCP client; a JSON-RPC error counts as not ok."""
     async def body():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             try:
                 r = await s.call_tool("call_tool", {"name": qualified, "args": args})
             except Exception as exc:  # noqa: BLE001 - McpError carries the refusal
@@ -206,7 +206,7 @@ def test_direct_mode_lists_only_approved_tools(proxy, tmp_path, python_bin):
     p = proxy(make_config([new_fixture("fx", tools_file)], routing_mode="direct"))
 
     async def listed():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             return {t.name for t in (await s.list_tools()).tools}
     names = run_async(listed)
     assert not [n for n in names if n.startswith("fx__")], f"quarantined tools listed in direct mode: {names}"
@@ -219,7 +219,7 @@ def test_direct_mode_lists_only_approved_tools(proxy, tmp_path, python_bin):
 def test_server_added_through_mcp_starts_quarantined(proxy, tmp_path, python_bin):
     p = proxy(make_config([fixture_server("base")]))
     async def add():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             return await s.call_tool("upstream_servers", {
                 "operation": "add", "name": "newbie", "command": str(bin_dir() / "mcpproxy-fixture"),
                 "args": ["--name", "newbie"], "protocol": "stdio"})
@@ -234,7 +234,7 @@ def test_server_added_through_mcp_starts_quarantined(proxy, tmp_path, python_bin
     assert not ok and "quarantined" in why, why
     # Approval is not reachable through MCP: the built-in tools have no approve operation.
     async def try_approve():
-        async with mcp_client_session(p.mcp_url) as s:
+        async with p.client() as s:
             try:
                 res = await s.call_tool("upstream_servers", {"operation": "approve", "name": "newbie"})
             except Exception as exc:  # noqa: BLE001

@@ -329,28 +329,25 @@ public actor SecurityGate {
         }
     }
 
-    /// Approves (unquarantines) a server and pins its current tool definitions. Refused when the
-    /// scan has hard findings, unless `force`. When the server's tools were never seen, the first
-    /// list seen is pinned. The gateway then writes `"quarantined": false` to the config.
+    /// Approves (unquarantines) a server and pins exactly the tool definitions a person could
+    /// review: the current ones. A server that reported no tools (or was never seen) gets no
+    /// pins, so tools that appear later are held as `pending` until approved one by one; an
+    /// approval never covers tools nobody saw. Refused when the scan has hard findings, unless
+    /// `force`. The gateway then writes `"quarantined": false` to the config.
     @discardableResult
     public func approveServer(_ name: String, force: Bool = false) throws -> ServerVerdict? {
-        let seen = try currentTools(name)
-        let tools = seen?.isEmpty == false ? seen : nil  // an empty list: pin the first real one
+        let tools = try currentTools(name) ?? []
         let report = try current[name]?.verdict.scan ?? store.scan(server: name)
-        if let tools {
-            let hard = report?.hardFindings ?? []
-            if !hard.isEmpty && !force {
-                throw ProxyError(.refused, "server \"\(name)\" was not approved: the scanner has \(hard.count) hard finding(s): "
-                    + SecurityGate.summary(hard) + ". Review: \(SecurityRoutes.security(name)); to approve anyway use --force (or ?force=true)")
-            }
-            let hardTools = Set(hard.map(\.tool))
-            try store.pin(server: name, tools: tools.filter { !hardTools.contains($0.name) })
-            try store.pin(server: name, tools: tools.filter { hardTools.contains($0.name) }, forced: true)
-            try store.setServer(name, quarantined: false, pinOnNextSight: false, identity: identities[name])
-        } else {
-            try store.setServer(name, quarantined: false, pinOnNextSight: true, identity: identities[name])
+        let hard = report?.hardFindings ?? []
+        if !hard.isEmpty && !force {
+            throw ProxyError(.refused, "server \"\(name)\" was not approved: the scanner has \(hard.count) hard finding(s): "
+                + SecurityGate.summary(hard) + ". Review: \(SecurityRoutes.security(name)); to approve anyway use --force (or ?force=true)")
         }
-        log.notice("server approved", metadata: ["server": "\(name)", "forced": "\(force)", "tools": "\(tools?.count ?? 0)"])
+        let hardTools = Set(hard.map(\.tool))
+        try store.pin(server: name, tools: tools.filter { !hardTools.contains($0.name) })
+        try store.pin(server: name, tools: tools.filter { hardTools.contains($0.name) }, forced: true)
+        try store.setServer(name, quarantined: false, pinOnNextSight: false, identity: identities[name])
+        log.notice("server approved", metadata: ["server": "\(name)", "forced": "\(force)", "tools": "\(tools.count)"])
         return try refresh(name)
     }
 
@@ -457,9 +454,12 @@ public actor SecurityGate {
     public struct CallRecord: Sendable {
         public var at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String
         public var arguments: [UInt8]?
-        public init(at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String, arguments: [UInt8]?) {
+        /// Who made the call (`Identity.label`).
+        public var caller: String?
+        public init(at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+                    arguments: [UInt8]?, caller: String? = nil) {
             self.at = at; self.server = server; self.tool = tool; self.durationMs = durationMs
-            self.outcome = outcome; self.requestID = requestID; self.arguments = arguments
+            self.outcome = outcome; self.requestID = requestID; self.arguments = arguments; self.caller = caller
         }
     }
 
@@ -469,7 +469,8 @@ public actor SecurityGate {
             ActivityRecord(id: nil, at: c.at, server: c.server, tool: c.tool, durationMs: c.durationMs, outcome: c.outcome,
                            requestID: c.requestID, argumentsBytes: c.arguments?.count,
                            argumentsSHA256: c.arguments.map { ToolFingerprint.sha256Hex(Data($0)) },
-                           arguments: logCallArguments ? c.arguments.map { String(decoding: $0.prefix(65536), as: UTF8.self) } : nil)
+                           arguments: logCallArguments ? c.arguments.map { String(decoding: $0.prefix(65536), as: UTF8.self) } : nil,
+                           caller: c.caller)
         }
         do { try store.appendActivity(records) } catch {
             log.error("activity log write failed", metadata: ["calls": "\(calls.count)", "error": "\(error)"])

@@ -45,10 +45,12 @@ public struct ActivityRecord: Sendable, Codable, Equatable {
     public var argumentsSHA256: String?
     /// The arguments verbatim, only when configured.
     public var arguments: String?
+    /// Who made the call: `admin`, `token:NAME` or `jwt:SUBJECT`.
+    public var caller: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, at, server, tool, durationMs = "duration_ms", outcome, requestID = "request_id",
-             argumentsBytes = "arguments_bytes", argumentsSHA256 = "arguments_sha256", arguments
+             argumentsBytes = "arguments_bytes", argumentsSHA256 = "arguments_sha256", arguments, caller
     }
 }
 
@@ -182,14 +184,33 @@ public final class SecurityStore: Sendable {
         m.registerMigration("v2: server identity") { db in
             try db.execute(sql: "ALTER TABLE servers ADD COLUMN identity TEXT")
         }
+        m.registerMigration("v3: identities and pending servers") { db in
+            try db.execute(sql: """
+                CREATE TABLE agent_tokens (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    servers TEXT,
+                    intent TEXT NOT NULL,
+                    manage_servers INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    expires_at REAL,
+                    revoked_at REAL);
+                CREATE TABLE pending_servers (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    config TEXT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    added_at REAL NOT NULL);
+                ALTER TABLE activity ADD COLUMN caller TEXT;
+                """)
+        }
         return m
     }
 
-    private func write<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
         do { return try db.write(body) } catch { throw SecurityStore.describe(error, path: path, doing: doing) }
     }
 
-    private func read<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
         do { return try db.read(body) } catch { throw SecurityStore.describe(error, path: path, doing: doing) }
     }
 
@@ -328,13 +349,13 @@ public final class SecurityStore: Sendable {
         guard !records.isEmpty else { return }
         try write("append to the activity log") { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO activity (at, server, tool, duration_ms, outcome, request_id, args_bytes, args_sha256, args)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO activity (at, server, tool, duration_ms, outcome, request_id, args_bytes, args_sha256, args, caller)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             var pruneAt: Int64? = nil
             for r in records {
                 try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome, r.requestID, r.argumentsBytes,
-                                                  r.argumentsSHA256, r.arguments])
+                                                  r.argumentsSHA256, r.arguments, r.caller])
                 let id = db.lastInsertedRowID
                 if id % 1000 == 0 { pruneAt = id }
             }
@@ -356,7 +377,7 @@ public final class SecurityStore: Sendable {
             return rows.map {
                 ActivityRecord(id: $0["id"], at: $0["at"], server: $0["server"], tool: $0["tool"], durationMs: $0["duration_ms"],
                                outcome: $0["outcome"], requestID: $0["request_id"], argumentsBytes: $0["args_bytes"],
-                               argumentsSHA256: $0["args_sha256"], arguments: $0["args"])
+                               argumentsSHA256: $0["args_sha256"], arguments: $0["args"], caller: $0["caller"])
             }
         }
     }
