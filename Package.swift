@@ -78,7 +78,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "mcpproxy", dependencies: [
-            "Commands", .product(name: "Logging", package: "swift-log"),
+            "Commands", "ProxyCore", .product(name: "Logging", package: "swift-log"),
         ]),
         // A fixture MCP server (Foundation only, so it also builds as a static binary for images).
         .executableTarget(name: "mcpproxy-fixture"),
@@ -95,6 +95,8 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
     ],
     swiftLanguageModes: [.v5]

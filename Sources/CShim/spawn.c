@@ -200,6 +200,16 @@ int mcpx_wait(pid_t pid) {
     }
 }
 
+int mcpx_pidfd_open(pid_t pid) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return fd >= 0 ? fd : -errno;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
 int mcpx_wifexited(int s) { return WIFEXITED(s); }
 int mcpx_wexitstatus(int s) { return WEXITSTATUS(s); }
 int mcpx_wifsignaled(int s) { return WIFSIGNALED(s); }

@@ -72,7 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
             let runtime = try ProxyRuntime(options: options) { try Plugins.make(dataDir: options.dataDir, config: $0, logs: $1) }
             try await runtime.run()
         } catch let e as ProxyError {
-            FileHandle.standardError.write(Data("mcpproxy: \(e.description)\n".utf8))
+            ConsoleSink.standardError.write("mcpproxy: \(e.description)")
+            ConsoleSink.standardError.flush(timeout: 2)
             throw ExitCode(2)
         }
     }

@@ -211,12 +211,10 @@ public struct HTTPGateway: Sendable {
         }
         let limit = maxBody.withLockedValue { $0 }
         if let len = request.headers[.contentLength].flatMap({ Int($0) }), len > limit {
+            if len <= limit + Self.drainAllowance { _ = await Self.collectBody(request.body, limit: limit) }
             return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body of \(len) bytes exceeds the limit of \(limit) bytes")))
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
+        guard let buffer = await Self.collectBody(request.body, limit: limit) else {
             return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes")))
         }
         let body = Array(buffer.readableBytesView)

@@ -77,6 +77,7 @@ public final class ProxyRuntime: Sendable {
         self.options = options
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        dataDirLock = try Self.lockDataDir(options.dataDir)
         logs = LogFiles(directory: (options.dataDir as NSString).appendingPathComponent("logs"))
         let mainFile = logs.main
         let level = options.logLevel
@@ -88,7 +89,7 @@ public final class ProxyRuntime: Sendable {
 
         if !fm.fileExists(atPath: options.configPath) {
             try ConfigFile.writeAtomically(path: options.configPath, data: Data(DefaultConfig.text.utf8))
-            FileHandle.standardError.write(Data("mcpproxy: no config found; wrote a commented default config to \(options.configPath)\n".utf8))
+            ConsoleSink.standardError.write("mcpproxy: no config found; wrote a commented default config to \(options.configPath)")
         }
         let loaded = try ConfigLoader.load(path: options.configPath)
         for w in loaded.warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
@@ -112,6 +113,7 @@ public final class ProxyRuntime: Sendable {
 
         let runtimeDir = try Self.makeRuntimeDir(dataDir: options.dataDir, instanceID: instanceID)
         self.runtimeDir = runtimeDir
+        runtimeDirLock = Self.lockRuntimeDir(runtimeDir)
         let group = MultiThreadedEventLoopGroup.singleton
         httpClient = HTTPClient(eventLoopGroup: group)
         let dataDir = options.dataDir
@@ -141,6 +143,9 @@ public final class ProxyRuntime: Sendable {
         self.plugins = plugins
     }
     let plugins: Plugins
+    /// Held while this proxy runs: one proxy per data dir; a runtime dir whose lock is free is stale.
+    let dataDirLock: FileLock
+    let runtimeDirLock: FileLock?
     /// Per-launch runtime files (cid files, env files, sandbox homes and temp dirs).
     public let runtimeDir: String
 
@@ -233,7 +238,10 @@ public final class ProxyRuntime: Sendable {
             var appLogger = logger
             appLogger.logLevel = .warning
             let scheme = auth.tls ? "https" : "http"
-            let server: HTTPServerBuilder = auth.tls ? try .tls(.http1(), tlsConfiguration: Self.tlsConfiguration(auth)) : .http1()
+            // Idle and half-sent client connections are closed after client_idle_timeout (a
+            // response still being written, such as an SSE stream, is not idle).
+            let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(initialConfig.clientIdleTimeout * 1000))))
+            let server: HTTPServerBuilder = auth.tls ? try .tls(http1, tlsConfiguration: Self.tlsConfiguration(auth)) : http1
             let app = Application(
                 router: gateway.router(),
                 server: server,

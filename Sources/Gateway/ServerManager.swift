@@ -180,7 +180,17 @@ public actor ServerManager {
 
     /// Applies a new config: removed servers stop, new ones start, changed ones restart, and
     /// failed ones are retried.
+    /// Applies run one at a time in the order they were asked for (each awaits server stops
+    /// and updates; two interleaved ones could leave a server with an older config).
     public func apply(_ newConfig: ProxyConfig) async {
+        let previous = applyTail
+        let task = Task { await previous?.value; await self.applyNow(newConfig) }
+        applyTail = task
+        await task.value
+    }
+    private var applyTail: Task<Void, Never>?
+
+    private func applyNow(_ newConfig: ProxyConfig) async {
         let old = config
         config = newConfig
         dropPendingShadowedByConfig()
@@ -213,7 +223,7 @@ public actor ServerManager {
             let c = catalog
             let unsettled = c.servers.contains { name, server in
                 switch server.state {
-                case .starting, .stopped: return true
+                case .starting, .stopped: return !server.firstStartOver  // restarts are not waited for
                 case .ready: return !c.evaluated.contains(name)  // tools not yet through the gate
                 default: return false
                 }

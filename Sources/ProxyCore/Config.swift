@@ -33,6 +33,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var maxRequestBodyBytes: Int = 4 * 1024 * 1024
     /// Timeout of one tools/call to an upstream, seconds.
     public var callTimeout: Double = 120
+    /// Seconds a client connection may sit idle or half-sent before it is closed.
+    public var clientIdleTimeout: Double = 60
     /// Origins allowed to call `/mcp` from a browser (besides localhost ones).
     public var allowedOrigins: [String] = []
     /// Whether the activity log records tool call arguments verbatim (default: size and hash only).
@@ -43,6 +45,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var auth: GatewayAuthConfig = .init()
     /// `security`: the security layer's settings (scanner plugins).
     public var security: SecurityConfig = .init()
+    /// `supervision`: how upstream servers are watched and restarted.
+    public var supervision: SupervisionConfig = .init()
     public var servers: [ServerConfig] = []
 
     public init() {}
@@ -100,6 +104,23 @@ public struct SandboxGlobalConfig: Sendable, Equatable {
     /// Numeric "uid:gid" a sandboxed server drops to when the proxy runs as root (per-server
     /// `isolation.user` overrides it). Dropping makes RLIMIT_NPROC hold: the kernel ignores it for root.
     public var user: String = "65534:65534"
+
+    public init() {}
+}
+
+/// `supervision`: health checks and crash-loop limits of upstream servers (docs/architecture.md,
+/// "Per-server lifecycle").
+public struct SupervisionConfig: Sendable, Equatable {
+    /// Seconds between health pings of a ready server (`ping_interval`).
+    public var pingInterval: Double = 30
+    /// Pings in a row that may go unanswered while no call is in flight (`ping_misses`).
+    public var pingMisses: Int = 3
+    /// Failed starts in a row after which a server stays `failed` until its config changes or a
+    /// person restarts it (`max_failed_starts`).
+    public var maxFailedStarts: Int = 5
+    /// Calls in a row that time out, with the process alive, before the server is reported
+    /// `unresponsive` (`unresponsive_after`).
+    public var unresponsiveAfter: Int = 3
 
     public init() {}
 }

@@ -186,7 +186,7 @@ struct Walker {
         guard let o = object(root, "$") else { return c }
         let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
-                                  "data_dir", "api_key", "security"]).union(GatewayAuthConfig.keys)
+                                  "data_dir", "api_key", "security", "supervision", "client_idle_timeout"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
@@ -200,14 +200,31 @@ struct Walker {
             else { error("max_request_body", "expected a size like \"4m\" or a byte count") }
         }
         if let v = o["call_tool_timeout"], let d = duration(v, "call_tool_timeout") { c.callTimeout = d }
+        if let v = o["client_idle_timeout"], let d = duration(v, "client_idle_timeout") {
+            if d < 1 { error("client_idle_timeout", "must be at least 1s") } else { c.clientIdleTimeout = d }
+        }
         if let v = o["allowed_origins"], let a = stringArray(v, "allowed_origins") { c.allowedOrigins = a }
         if let v = o["log_call_arguments"], let b = bool(v, "log_call_arguments") { c.logCallArguments = b }
         if let v = o["docker_isolation"] { c.dockerIsolation = dockerIsolation(v, "docker_isolation") }
         if let v = o["sandbox"] { c.sandbox = sandbox(v, "sandbox") }
         if let v = o["security"] { c.security = security(v, "security") }
+        if let v = o["supervision"] { c.supervision = supervision(v, "supervision") }
         if let v = o["mcpServers"] { c.servers = servers(v) }
         c.auth = auth(o, listen: c.listen)
         return c
+    }
+
+    mutating func supervision(_ v: Any, _ path: String) -> SupervisionConfig {
+        var s = SupervisionConfig()
+        guard let o = object(v, path) else { return s }
+        unknownKeys(o, ["ping_interval", "ping_misses", "max_failed_starts", "unresponsive_after"], path)
+        if let x = o["ping_interval"], let d = duration(x, "\(path).ping_interval") {
+            if d < 0.1 { error("\(path).ping_interval", "must be at least 100ms") } else { s.pingInterval = d }
+        }
+        if let x = o["ping_misses"], let n = int(x, "\(path).ping_misses", min: 1) { s.pingMisses = n }
+        if let x = o["max_failed_starts"], let n = int(x, "\(path).max_failed_starts", min: 1) { s.maxFailedStarts = n }
+        if let x = o["unresponsive_after"], let n = int(x, "\(path).unresponsive_after", min: 1) { s.unresponsiveAfter = n }
+        return s
     }
 
     mutating func security(_ v: Any, _ path: String) -> SecurityConfig {

@@ -13,6 +13,10 @@ public final class LogFile: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32 = -1
     private var size = 0
+    private var droppedLines = 0
+
+    /// Lines that could not be written (disk full, I/O error); logging drops rather than fails.
+    public var dropped: Int { lock.lock(); defer { lock.unlock() }; return droppedLines }
 
     public init(path: String, maxBytes: Int = 10 << 20, keep: Int = 3) {
         self.path = path
@@ -33,10 +37,13 @@ public final class LogFile: @unchecked Sendable {
         bytes.append(0x0A)
         lock.lock(); defer { lock.unlock() }
         openIfNeeded()
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { droppedLines += 1; return }
         if size + bytes.count > maxBytes { rotate() }
+        guard fd >= 0 else { droppedLines += 1; return }
+        // A regular file: write() does not block on a reader; ENOSPC/EIO drop the line.
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if n > 0 { size += n }
+        if n != bytes.count { droppedLines += 1 }
     }
 
     private func rotate() {
@@ -125,7 +132,7 @@ public struct FileLogHandler: LogHandler {
         var text = "\(Self.timestamp()) \(level.rawValue.uppercased()) [\(label)] \(message)"
         for k in all.keys.sorted() { text += " \(k)=\(all[k]!)" }
         for f in files { f.write(text) }
-        if stderr { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        if stderr { ConsoleSink.standardError.write(text) }
     }
 
     public static func timestamp() -> String {

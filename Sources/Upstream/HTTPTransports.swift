@@ -17,6 +17,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
     private var sessionID: String?
     private var protocolVersion: String?
     private var tasks: [UUID: Task<Void, Never>] = [:]
+    private var requests: [String: Task<Void, Never>] = [:]
     private var closed = false
     private let maxMessageBytes: Int
     /// Called with a request's id when its reply stream ended without a reply (the server died).
@@ -45,6 +46,40 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
     }
 
     public func send(_ message: [UInt8]) async throws {
+        try await post(message, inline: false)
+    }
+
+    /// Requests run in a task of their own, keyed by JSON-RPC id, so that a request that timed
+    /// out can be cancelled: cancelling the task cancels the HTTP request, which closes its
+    /// connection (a stalled SSE reply would otherwise hold a pooled connection forever).
+    public func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void) {
+        let key = (try? JSONRPCEnvelope.parse(message)).flatMap { $0.kind == .request ? $0.id : nil }
+            .map { String(decoding: $0, as: UTF8.self) }
+        let task = Task {
+            do { try await self.post(message, inline: true) } catch {
+                if !Task.isCancelled { onFailure(error) }
+            }
+            if let key { self.lock.withLock { _ = self.requests.removeValue(forKey: key) } }
+        }
+        if let key {
+            let late = lock.withLock { () -> Bool in
+                if closed { return true }
+                requests[key] = task
+                return false
+            }
+            if late { task.cancel() }
+        }
+    }
+
+    public func cancel(requestID: [UInt8]) {
+        let key = String(decoding: requestID, as: UTF8.self)
+        lock.withLock { requests.removeValue(forKey: key) }?.cancel()
+    }
+
+    /// Number of requests whose HTTP exchange is still open (tests, diagnostics).
+    public var openRequests: Int { lock.withLock { requests.count } }
+
+    private func post(_ message: [UInt8], inline: Bool) async throws {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers = baseHeaders()
@@ -59,7 +94,12 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         }
         if response.status.code == 202 { return }
         let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
-        if contentType.hasPrefix("text/event-stream") {
+        if contentType.hasPrefix("text/event-stream"), inline {
+            // Already in the request's own (cancellable) task: read the stream here.
+            let requestID = (try? JSONRPCEnvelope.parse(message)).flatMap { $0.kind == .request ? $0.id : nil }
+            await Self.deliverMessages(of: response, to: deliver)
+            if let requestID, !Task.isCancelled { onUnanswered(requestID) }
+        } else if contentType.hasPrefix("text/event-stream") {
             // Read the stream in the background so that send() returns; replies are delivered.
             let id = UUID()
             let requestID = (try? JSONRPCEnvelope.parse(message)).flatMap { $0.kind == .request ? $0.id : nil }
@@ -115,8 +155,8 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
     public func close() async {
         let (all, sid) = lock.withLock { () -> ([Task<Void, Never>], String?) in
             closed = true
-            defer { tasks.removeAll() }
-            return (Array(tasks.values), sessionID)
+            defer { tasks.removeAll(); requests.removeAll() }
+            return (Array(tasks.values) + Array(requests.values), sessionID)
         }
         all.forEach { $0.cancel() }
         if sid != nil {

@@ -12,6 +12,9 @@ public protocol UpstreamTransport: AnyObject, Sendable {
     /// Starts sending without waiting; failures are reported to `onFailure`. Transports that can
     /// write without suspending (stdio pipes) override this to avoid a task per message.
     func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void)
+    /// Gives up on a request that timed out: transports that hold a stream or connection per
+    /// request (streamable HTTP) cancel it, so a stalled reply does not keep a pooled connection.
+    func cancel(requestID: [UInt8])
 }
 
 extension UpstreamTransport {
@@ -20,6 +23,7 @@ extension UpstreamTransport {
             do { try await self.send(message) } catch { onFailure(error) }
         }
     }
+    public func cancel(requestID: [UInt8]) {}
 }
 
 /// Request/response correlation over a transport. The proxy numbers its own requests upstream,
@@ -44,6 +48,10 @@ public final class JSONRPCPeer: @unchecked Sendable {
     public var transport: UpstreamTransport?
     /// Called for notifications from the server (on a NIO thread; keep it short).
     public var onNotification: (@Sendable (String, RawMessage) -> Void)?
+    /// Called when the run of requests that timed out in a row changes: with its length and the
+    /// last timeout's message after a timeout, with 0 and nil when an answer ends the run.
+    public var onTimeoutStreak: (@Sendable (Int, String?) -> Void)?
+    private var timeoutStreak = 0
 
     public init(serverName: String, eventLoop: EventLoop) {
         self.serverName = serverName
@@ -52,6 +60,8 @@ public final class JSONRPCPeer: @unchecked Sendable {
 
     /// Number of requests awaiting a response.
     public var inFlight: Int { lock.withLock { pending.count } }
+    /// Requests other than health pings awaiting a response: a server with these is busy.
+    public var callsInFlight: Int { lock.withLock { pending.values.filter { $0.method != "ping" }.count } }
 
     /// Sends a request and waits for its response (which may be a JSON-RPC error response).
     public func request(method: String, params: [UInt8]?, timeout: Double) async throws -> RawMessage {
@@ -89,6 +99,15 @@ public final class JSONRPCPeer: @unchecked Sendable {
         p.continuation.resume(with: result)
     }
 
+    /// Any answer shows the server is responsive again.
+    private func answered() {
+        let ended = lock.withLock { () -> Bool in
+            defer { timeoutStreak = 0 }
+            return timeoutStreak > 0
+        }
+        if ended { onTimeoutStreak?(0, nil) }
+    }
+
     /// Called with the lock held.
     private func startSweeper() {
         sweeper = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
@@ -99,9 +118,18 @@ public final class JSONRPCPeer: @unchecked Sendable {
                 for (id, _) in due { self.pending.removeValue(forKey: id) }
                 return due.map { ($0.key, $0.value) }
             }
-            for (_, p) in expired {
-                p.continuation.resume(throwing: ProxyError(.timeout, "upstream server \"\(self.serverName)\" did not answer \(p.method) within \(Self.format(p.timeout))"))
+            guard !expired.isEmpty else { return }
+            let streak = self.lock.withLock { () -> Int in
+                self.timeoutStreak += expired.count
+                return self.timeoutStreak
             }
+            var last = ""
+            for (id, p) in expired {
+                last = "upstream server \"\(self.serverName)\" did not answer \(p.method) within \(Self.format(p.timeout))"
+                self.transport?.cancel(requestID: Array(String(id).utf8))
+                p.continuation.resume(throwing: ProxyError(.timeout, last))
+            }
+            self.onTimeoutStreak?(streak, last)
         }
     }
 
@@ -111,6 +139,7 @@ public final class JSONRPCPeer: @unchecked Sendable {
         switch message.envelope.kind {
         case .response:
             guard let idBytes = message.envelope.id, let id = Self.intID(idBytes) else { return }
+            answered()
             resolve(id: id, with: .success(message))
         case .notification:
             onNotification?(message.envelope.method ?? "", message)

@@ -70,16 +70,9 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
         let loop = group.next()
         let exitPromise = loop.makePromise(of: ExitStatus.self)
         let pid = result.pid
-        // A dedicated thread per child blocks in waitpid: children are few, and a SIGCHLD-driven
-        // reaper would steal statuses from other spawners in the process (Foundation.Process).
-        Thread.detachNewThread {
-            let st = mcpx_wait(pid)
-            let status: ExitStatus
-            if st < 0 { status = ExitStatus(code: nil, signal: nil) }
-            else if mcpx_wifexited(st) != 0 { status = ExitStatus(code: mcpx_wexitstatus(st), signal: nil) }
-            else { status = ExitStatus(code: nil, signal: mcpx_wtermsig(st)) }
-            exitPromise.succeed(status)
-        }
+        // One reaper thread for all children (pidfds in one poll); a SIGCHLD-driven reaper would
+        // steal statuses from other spawners in the process (Foundation.Process).
+        ChildReaper.shared.watch(pid: pid) { exitPromise.succeed($0) }
         _ = mcpx_set_nonblocking(result.stdout_fd)
         _ = mcpx_set_nonblocking(result.stdin_fd)
         _ = mcpx_set_nonblocking(result.stderr_fd)

@@ -11,7 +11,8 @@ import ProxyCore
 
 /// Lifecycle states of an upstream server, as shown in the API.
 public enum ServerState: String, Sendable {
-    case disabled, starting, ready, restarting, failed, stopped
+    /// `unresponsive`: ready, process alive, but its last calls all timed out (see docs/architecture.md).
+    case disabled, starting, ready, unresponsive, restarting, failed, stopped
 }
 
 /// What the REST API and `doctor` show about one server.
@@ -59,10 +60,13 @@ public struct UpstreamEnvironment: Sendable {
     public var containerHooks: ContainerHooks
     /// Grace period of each step of the stop ladder, seconds.
     public var stopGrace: Double
+    /// Shared by all servers: how many start at once.
+    public var startLimiter: StartLimiter
 
     public init(group: EventLoopGroup, httpClient: HTTPClient, launchContext: @escaping @Sendable () -> LaunchContext,
                 logs: LogFiles, logger: Logger, logLevel: Logger.Level, maxMessageBytes: Int,
-                containerHooks: ContainerHooks, stopGrace: Double = 3) {
+                containerHooks: ContainerHooks, stopGrace: Double = 3,
+                startLimiter: StartLimiter = StartLimiter(limit: max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))) {
         self.group = group
         self.httpClient = httpClient
         self.launchContext = launchContext
@@ -72,6 +76,7 @@ public struct UpstreamEnvironment: Sendable {
         self.maxMessageBytes = maxMessageBytes
         self.containerHooks = containerHooks
         self.stopGrace = stopGrace
+        self.startLimiter = startLimiter
     }
 }
 
@@ -90,6 +95,8 @@ public actor UpstreamServer {
         var peer: JSONRPCPeer?
         var tools: [ToolDefinition] = []
         var state: ServerState = .stopped
+        /// The first start has ended (ready or not): later starts are restarts.
+        var firstStartOver = false
     }
     private nonisolated let live = NIOLockedValueBox(Live())
 
@@ -101,6 +108,8 @@ public actor UpstreamServer {
     private var decision: IsolationDecision
     private var restarts = 0
     private var consecutiveFailures = 0
+    /// Starts in a row that never reached ready.
+    private var failedStarts = 0
     private var readySince: Date?
     private var lastError: String?
     private var stderrTail: [String] = []
@@ -108,9 +117,12 @@ public actor UpstreamServer {
     private var launchTask: Task<Void, Never>?
     private var restartTask: Task<Void, Never>?
     private var healthTask: Task<Void, Never>?
-    /// Seconds between health pings of a ready server, and how many may fail in a row.
-    private let pingInterval: Double = 30
-    private let pingFailuresAllowed = 3
+    /// Lifecycle operations (start, stop, restart, update, enable, failure handling) run one at a
+    /// time, in order: each waits for the one before it (see `serialized`).
+    private var opTail: Task<Void, Never>?
+    /// Tools refresh after list_changed: at most one running and one pending per server.
+    private var refreshRunning = false
+    private var refreshPending = false
     private var stopping = false
 
     public init(config: ServerConfig, proxyConfig: ProxyConfig, environment: UpstreamEnvironment,
@@ -138,11 +150,16 @@ public actor UpstreamServer {
     /// The current tools (empty unless ready).
     public nonisolated var tools: [ToolDefinition] { live.withLockedValue { $0.tools } }
     public nonisolated var state: ServerState { live.withLockedValue { $0.state } }
+    /// Whether the server's first start is over (it was ready, failed, or was stopped once).
+    /// Callers that wait for start-up wait only for first starts, never for restarts.
+    public nonisolated var firstStartOver: Bool { live.withLockedValue { $0.firstStartOver } }
 
     /// Sends a request to the server; fails fast when it is not ready.
     public nonisolated func request(method: String, params: [UInt8]?, timeout: Double) async throws -> RawMessage {
         let (peer, state) = live.withLockedValue { ($0.peer, $0.state) }
-        guard let peer, state == .ready else {
+        // An unresponsive server still gets calls: its process is alive, and the next answer
+        // brings it back to ready.
+        guard let peer, state == .ready || state == .unresponsive else {
             throw ProxyError(.unavailable, "upstream server \"\(name)\" is \(state.rawValue)\(state == .restarting || state == .starting ? "; try again shortly" : "")")
         }
         return try await peer.request(method: method, params: params, timeout: timeout)
@@ -165,15 +182,35 @@ public actor UpstreamServer {
 
     private func setState(_ s: ServerState) {
         let changed = live.withLockedValue { l -> Bool in
-            defer { l.state = s }
+            defer {
+                l.state = s
+                if s != .starting { l.firstStartOver = true }
+            }
             return l.state != s
         }
         if changed { onEvent(.stateChanged(name, s)) }
     }
 
+    /// Runs `body` after every lifecycle operation queued before it, and waits for it. The actor
+    /// alone does not serialize them: each operation awaits (a stop ladder takes seconds), and
+    /// another one entering at that await would launch a second child or lose a state change.
+    private func serialized(_ body: @escaping @Sendable (UpstreamServer) async -> Void) async {
+        let previous = opTail
+        let task = Task { await previous?.value; await body(self) }
+        opTail = task
+        await task.value
+    }
+
     /// Starts the server (no-op when disabled).
-    public func start() {
+    public func start() async {
+        await serialized { await $0.doStart() }
+    }
+
+    private func doStart() {
         guard config.enabled else { setState(.disabled); return }
+        // Already running or on its way (or a restart is scheduled): a second start must not
+        // launch a second child. Before the first launch the generation is 0.
+        guard generation == 0 || [.stopped, .disabled, .failed].contains(state) else { return }
         stopping = false
         launch()
     }
@@ -185,40 +222,77 @@ public actor UpstreamServer {
         launchTask = Task { await self.runLaunch(gen) }
     }
 
+    /// Retires the current generation before tearing it down: every callback of the old child
+    /// (its exit, stdout EOF, a late reply) carries the old generation and is ignored, so the
+    /// proxy's own kill is never reported as the failure.
+    private func retire() {
+        generation += 1
+        launchTask = nil
+    }
+
     private func runLaunch(_ gen: Int) async {
+        // Bounded parallel starts: wait for a slot, give it back when ready or failed.
+        await env.startLimiter.acquire()
+        var slot = true
+        defer { if slot { env.startLimiter.release() } }
+        guard gen == generation, !stopping else { return }
         do {
             try await connect(gen)
+            env.startLimiter.release()
+            slot = false
             guard gen == generation, !stopping else { return }
-            // lastError is kept after a recovery: with `restarts` it shows a crash loop.
+            launchTask = nil
+            // Recovered: the error shown is the current one, not history (restarts counts those).
+            lastError = nil
             readySince = Date()
             setState(.ready)
             log.info("server ready", metadata: ["tools": "\(tools.count)", "isolation": "\(decision.mode.rawValue)"])
             onEvent(.toolsChanged(name))
             startHealthPings(gen)
         } catch {
+            env.startLimiter.release()
+            slot = false
             guard gen == generation, !stopping else { return }
             let e = error as? ProxyError ?? ProxyError(.upstreamFailed, "\(error)")
             var message = e.description
             if let p = plan, p.mode == .docker, let d = await env.containerHooks.diagnose(p, containerID: containerID, exitStatus: -1, stderrTail: stderrTail) {
                 message += "; \(d)"
             }
-            lastError = message
-            log.error("server failed to start: \(message)")
-            await teardown()
-            let permanent = [ProxyError.Code.refused, .invalidConfig, .unsupported].contains(e.code)
-            if permanent { setState(.failed) } else { scheduleRestart() }
+            let cause = message
+            await serialized { await $0.startFailed(gen, e.code, cause) }
         }
+    }
+
+    private func startFailed(_ gen: Int, _ code: ProxyError.Code, _ message: String) async {
+        guard gen == generation, !stopping else { return }
+        // The first cause is kept: the exit of the child torn down below is not reported.
+        lastError = message
+        log.error("server failed to start: \(message)")
+        retire()
+        await teardown()
+        let permanent = [ProxyError.Code.refused, .invalidConfig, .unsupported].contains(code)
+        if permanent { setState(.failed) } else { scheduleRestart(afterFailedStart: true) }
     }
 
     private func connect(_ gen: Int) async throws {
         let ctx = env.launchContext()
         let loop = env.group.next()
         let peer = JSONRPCPeer(serverName: name, eventLoop: loop)
+        // One task per burst of list_changed, not one per notification (a flood of 20,000 would
+        // otherwise queue 20,000 tasks on this actor).
+        let relistScheduled = NIOLockedValueBox(false)
         peer.onNotification = { [weak self] method, _ in
             guard let self else { return }
             if method == "notifications/tools/list_changed" {
-                Task { await self.refreshTools(gen) }
+                if relistScheduled.withLockedValue({ was in defer { was = true }; return was }) { return }
+                Task { await self.toolsListChanged(gen, relistScheduled) }
             }
+        }
+        let unresponsiveAfter = proxyConfig.supervision.unresponsiveAfter
+        peer.onTimeoutStreak = { [weak self] streak, why in
+            guard let self else { return }
+            guard streak == 0 || streak >= unresponsiveAfter else { return }
+            Task { await self.timeoutStreakChanged(gen, streak, why) }
         }
         let startupTimeout = config.startupTimeout ?? (decision.mode == .docker ? proxyConfig.dockerIsolation.timeout : 30)
         switch config.effectiveProtocol {
@@ -239,6 +313,7 @@ public actor UpstreamServer {
                 for f in plan.files { try PlannedFileWriter.write(f) }
             }
             let logFile = env.logs.server(name)
+            let limit = env.maxMessageBytes
             let proc = try await StdioProcess.launch(
                 plan: plan, group: env.group, maxMessageBytes: env.maxMessageBytes,
                 onLine: { peer.deliver($0) },
@@ -247,7 +322,25 @@ public actor UpstreamServer {
                     guard let self else { return }
                     Task { await self.noteStderr(line) }
                 },
-                onStdoutClosed: { _ in })
+                onStdoutClosed: { [weak self] error in
+                    guard let self else { return }
+                    let why: String
+                    if error is LineTooLong {
+                        why = "sent a message longer than the \(limit)-byte limit (\(limit >> 20) MiB); the stream cannot be resynchronized"
+                    } else if let error {
+                        why = "broke its stdout stream (\(error))"
+                    } else {
+                        why = "closed its stdout"
+                    }
+                    // Calls in flight cannot be answered any more: fail them now, not at their timeout.
+                    peer.fail(ProxyError(.upstreamFailed, "upstream server \"\(self.name)\" \(why)"))
+                    Task { await self.stdoutClosed(gen, why) }
+                })
+            guard gen == generation, !stopping else {
+                // Stopped or restarted while spawning: this child belongs to nobody.
+                await proc.terminate(grace: env.stopGrace)
+                throw CancellationError()
+            }
             process = proc
             peer.transport = proc
             proc.exitFuture.whenSuccess { status in
@@ -283,6 +376,7 @@ public actor UpstreamServer {
             log.info("connecting (SSE): \(URLRedaction.redact(url))")
             try await t.connect(timeout: startupTimeout)
         }
+        guard gen == generation, !stopping else { throw CancellationError() }
         live.withLockedValue { $0.peer = peer }
 
         let deadline = Date().addingTimeInterval(startupTimeout)
@@ -299,10 +393,12 @@ public actor UpstreamServer {
         if let v = result?["protocolVersion"]?.stringValue, let h = transport as? StreamableHTTPTransport {
             h.setProtocolVersion(v)
         }
+        guard gen == generation else { throw CancellationError() }
         try await peer.notify(method: "notifications/initialized")
         if let h = transport as? StreamableHTTPTransport { h.openNotificationStream() }
         let remaining = max(1, deadline.timeIntervalSinceNow)
         let list = try await listTools(peer: peer, timeout: remaining)
+        guard gen == generation else { throw CancellationError() }
         live.withLockedValue { $0.tools = list }
     }
 
@@ -335,8 +431,24 @@ public actor UpstreamServer {
         return tools
     }
 
+    /// A list_changed notification: re-list, with at most one re-list running and one pending
+    /// (a flood of notifications costs two re-lists, not one per notification).
+    private func toolsListChanged(_ gen: Int, _ scheduled: NIOLockedValueBox<Bool>) async {
+        // Let the burst finish: one re-list answers all of it (at most ~10 re-lists a second).
+        try? await Task.sleep(nanoseconds: 100_000_000)
+        scheduled.withLockedValue { $0 = false }
+        guard gen == generation else { return }
+        if refreshRunning { refreshPending = true; return }
+        refreshRunning = true
+        defer { refreshRunning = false }
+        repeat {
+            refreshPending = false
+            await refreshTools(gen)
+        } while refreshPending && gen == generation
+    }
+
     private func refreshTools(_ gen: Int) async {
-        guard gen == generation, state == .ready, let peer = live.withLockedValue({ $0.peer }) else { return }
+        guard gen == generation, state == .ready || state == .unresponsive, let peer = live.withLockedValue({ $0.peer }) else { return }
         do {
             let list = try await listTools(peer: peer, timeout: 30)
             guard gen == generation else { return }
@@ -346,6 +458,30 @@ public actor UpstreamServer {
         } catch {
             log.warning("re-listing tools after list_changed failed: \(error)")
         }
+    }
+
+    /// Calls in a row timed out with the process alive (`unresponsive`), or an answer ended the run.
+    private func timeoutStreakChanged(_ gen: Int, _ streak: Int, _ why: String?) {
+        guard gen == generation, !stopping else { return }
+        if streak == 0 {
+            guard state == .unresponsive else { return }
+            lastError = nil
+            log.info("server answers again")
+            setState(.ready)
+        } else if state == .ready {
+            let message = "\(streak) requests in a row timed out while the process is alive (last: \(why ?? "?"))"
+            lastError = message
+            log.warning("server unresponsive: \(message)")
+            setState(.unresponsive)
+        }
+    }
+
+    /// Stdout ended (EOF), broke, or carried an over-long line while the process may still run.
+    /// A process that exits right after is reported by its exit; one that stays is wedged.
+    private func stdoutClosed(_ gen: Int, _ why: String) async {
+        guard gen == generation, !stopping, let proc = process else { return }
+        if await proc.waitExit(seconds: 1) != nil { return }  // processExited reports it
+        await failAndRestart(gen, "upstream server \"\(name)\" \(why) (pid \(proc.pid) still running); restarting it")
     }
 
     private func processExited(_ gen: Int, _ status: ExitStatus) async {
@@ -359,41 +495,56 @@ public actor UpstreamServer {
             message += "; last stderr: \(last.prefix(200))"
         }
         guard gen == generation, !stopping else { return }
-        await failAndRestart(message)
+        await failAndRestart(gen, message)
     }
 
     /// The one path for an upstream that died, hung or disconnected: fail what is in flight with
-    /// `message`, tear down, and restart with backoff.
-    private func failAndRestart(_ message: String) async {
+    /// `message`, tear down, and restart with backoff. Only the first report of a generation acts
+    /// (exit, EOF and a failed ping may all report one death): one failure, one restart.
+    private func failAndRestart(_ gen: Int, _ message: String) async {
+        // Fail calls in flight now, without waiting for lifecycle operations queued before this.
+        if gen == generation, !stopping { live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) } }
+        await serialized { await $0.doFailAndRestart(gen, message) }
+    }
+
+    private func doFailAndRestart(_ gen: Int, _ message: String) async {
+        guard gen == generation, !stopping else { return }
+        let wasStarting = state == .starting
         log.error("\(message)")
         lastError = message
         live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
+        retire()
         await teardown()
-        scheduleRestart()
+        scheduleRestart(afterFailedStart: wasStarting)
     }
 
     private func transportClosed(_ gen: Int, _ why: String) async {
-        guard gen == generation, !stopping, state == .ready || state == .starting else { return }
-        await failAndRestart("upstream server \"\(name)\" disconnected: \(why)")
+        guard gen == generation, !stopping, [.ready, .unresponsive, .starting].contains(state) else { return }
+        await failAndRestart(gen, "upstream server \"\(name)\" disconnected: \(why)")
     }
 
     /// Pings a ready server periodically; a server that stops answering is restarted like one
     /// that crashed (a hung process holds calls forever otherwise).
+    /// A missed ping counts only while no call is in flight: a server busy with a long call
+    /// (a single-threaded one blocks its loop) and whose pipe is open is busy, not dead. Its
+    /// calls end by answer or by their own timeout; a pipe that closes is reported at once.
     private func startHealthPings(_ gen: Int) {
         healthTask?.cancel()
-        let interval = pingInterval
+        let interval = proxyConfig.supervision.pingInterval
+        let allowed = proxyConfig.supervision.pingMisses
         healthTask = Task {
             var failures = 0
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                 guard !Task.isCancelled, let peer = self.live.withLockedValue({ $0.peer }) else { return }
                 do {
-                    _ = try await peer.request(method: "ping", params: nil, timeout: 10)
+                    _ = try await peer.request(method: "ping", params: nil, timeout: min(10, max(interval, 1)))
                     failures = 0
                 } catch {
+                    if peer.callsInFlight > 0 { failures = 0; continue }  // busy, not dead
                     failures += 1
-                    if failures >= self.pingFailuresAllowed {
-                        await self.unresponsive(gen, "\(error)")
+                    if failures >= allowed {
+                        await self.missedPings(gen, failures, "\(error)")
                         return
                     }
                 }
@@ -401,15 +552,28 @@ public actor UpstreamServer {
         }
     }
 
-    private func unresponsive(_ gen: Int, _ why: String) async {
-        guard gen == generation, !stopping else { return }
-        await failAndRestart("upstream server \"\(name)\" stopped answering pings (\(why)); restarting it")
+    private func missedPings(_ gen: Int, _ count: Int, _ why: String) async {
+        await failAndRestart(gen, "upstream server \"\(name)\" missed \(count) pings in a row with no call in flight (\(why)); restarting it")
     }
 
-    private func scheduleRestart() {
+    /// Backoff 1, 2, 4 … 60 s. A server that fails to start `max_failed_starts` times in a row
+    /// ends `failed` (with the cause in last_error) until its config changes or a person restarts it.
+    private func scheduleRestart(afterFailedStart: Bool) {
         if let since = readySince, Date().timeIntervalSince(since) >= 60 { consecutiveFailures = 0 }
         readySince = nil
         consecutiveFailures += 1
+        if afterFailedStart {
+            failedStarts += 1
+            if failedStarts >= proxyConfig.supervision.maxFailedStarts {
+                let why = "gave up after \(failedStarts) failed starts in a row; fix the config or restart it (last error: \(lastError ?? "unknown"))"
+                log.error("\(why)")
+                lastError = why
+                setState(.failed)
+                return
+            }
+        } else {
+            failedStarts = 0
+        }
         let delay = min(60, pow(2, Double(consecutiveFailures - 1)))
         setState(.restarting)
         log.info("restarting in \(JSONRPCPeer.format(delay)) (attempt \(consecutiveFailures))")
@@ -418,12 +582,12 @@ public actor UpstreamServer {
         restartTask = Task {
             try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             guard !Task.isCancelled else { return }
-            await self.restartAfterBackoff(gen)
+            await self.serialized { await $0.restartAfterBackoff(gen) }
         }
     }
 
     private func restartAfterBackoff(_ gen: Int) {
-        guard gen == generation, !stopping, config.enabled else { return }
+        guard gen == generation, !stopping, config.enabled, state == .restarting else { return }
         restarts += 1
         launch()
     }
@@ -454,26 +618,40 @@ public actor UpstreamServer {
 
     /// Stops the server; `disabled` sets the state shown afterwards.
     public func stop(disabled: Bool = false) async {
-        stopping = true
-        generation += 1
+        await serialized { await $0.doStop(disabled: disabled) }
+    }
+
+    private func doStop(disabled: Bool) async {
+        stopping = true  // marked before teardown begins: the exit that follows is not a failure
+        retire()
         restartTask?.cancel()
-        launchTask?.cancel()
+        restartTask = nil
         await teardown()
         setState(disabled ? .disabled : .stopped)
         onEvent(.toolsChanged(name))
     }
 
-    /// Restarts now (resets the backoff).
+    /// Restarts now (resets the backoff and the failed-start count).
     public func restart() async {
-        await stop()
+        await serialized { await $0.doRestart() }
+    }
+
+    private func doRestart() async {
+        await doStop(disabled: false)
         consecutiveFailures = 0
+        failedStarts = 0
         restarts += 1
         stopping = false
         if config.enabled { launch() } else { setState(.disabled) }
     }
 
-    /// Applies a new config; restarts only when something that matters changed.
+    /// Applies a new config; restarts only when something that matters changed (and retries a
+    /// `failed` server whatever changed).
     public func update(config newConfig: ServerConfig, proxyConfig newProxy: ProxyConfig) async {
+        await serialized { await $0.doUpdate(config: newConfig, proxyConfig: newProxy) }
+    }
+
+    private func doUpdate(config newConfig: ServerConfig, proxyConfig newProxy: ProxyConfig) async {
         let oldDecision = IsolationResolver.resolve(config, global: proxyConfig.dockerIsolation)
         let newDecision = IsolationResolver.resolve(newConfig, global: newProxy.dockerIsolation)
         var relevantOld = config, relevantNew = newConfig
@@ -481,24 +659,33 @@ public actor UpstreamServer {
         let isolationChanged = oldDecision != newDecision
             || (newDecision.mode == .docker && proxyConfig.dockerIsolation != newProxy.dockerIsolation)
             || (newDecision.mode == .sandbox && proxyConfig.sandbox != newProxy.sandbox)
-        let changed = relevantOld != relevantNew || isolationChanged
+        let changed = relevantOld != relevantNew || isolationChanged || proxyConfig.supervision != newProxy.supervision
         config = newConfig
         proxyConfig = newProxy
         decision = newDecision
-        guard changed else { return }
-        if !newConfig.enabled { await stop(disabled: true); return }
-        log.info("configuration changed; restarting")
-        await stop()
+        let idle = state == .disabled || state == .stopped || state == .failed
+        guard changed || (newConfig.enabled && idle) else { return }
+        if !newConfig.enabled { await doStop(disabled: true); return }
+        log.info(idle ? "configuration changed; starting" : "configuration changed; restarting")
+        await doStop(disabled: false)
         stopping = false
         consecutiveFailures = 0
+        failedStarts = 0
         launch()
     }
 
     /// Sets enabled and starts/stops accordingly.
     public func setEnabled(_ enabled: Bool) async {
+        await serialized { await $0.doSetEnabled(enabled) }
+    }
+
+    private func doSetEnabled(_ enabled: Bool) async {
         config.enabled = enabled
-        if enabled { if state == .disabled || state == .stopped || state == .failed { stopping = false; consecutiveFailures = 0; launch() } }
-        else { await stop(disabled: true) }
+        if enabled {
+            if state == .disabled || state == .stopped || state == .failed {
+                stopping = false; consecutiveFailures = 0; failedStarts = 0; launch()
+            }
+        } else { await doStop(disabled: true) }
     }
 
     static func jsonArray(_ items: [String]) -> String {

@@ -9,6 +9,12 @@
 //   --startup-delay-ms N  sleep before reading stdin
 //   --page-size N         paginate tools/list with this many tools per page
 //   --stderr-noise        write a line to stderr per request
+//
+// Fault tools (reliability tests): `close_stdout` closes stdout and keeps running (a wedged
+// server), `overlong` writes one line of the given size, `block` blocks the request loop (a
+// busy single-threaded server: pings go unanswered), `flood` sends N tools/list_changed.
+// `sleep` calls run on a thread each and reply with preformatted bytes, so any number of them
+// can overlap (no Foundation work off the main thread).
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +42,15 @@ func send(_ object: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]) else { return }
     outLock.lock()
     data.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
+    fputc(0x0A, stdout)
+    fflush(stdout)
+    outLock.unlock()
+}
+
+/// Writes preformatted bytes plus a newline under the output lock (safe from any thread).
+func sendRaw(_ text: String) {
+    outLock.lock()
+    fputs(text, stdout)
     fputc(0x0A, stdout)
     fflush(stdout)
     outLock.unlock()
@@ -80,6 +95,14 @@ let builtinTools: [[String: Any]] = [
      "annotations": ["readOnlyHint": true]],
     ["name": "whoami", "description": "Return the uid, gid and pid of the server process.",
      "inputSchema": schema([:]), "annotations": ["readOnlyHint": true]],
+    ["name": "close_stdout", "description": "Close standard output and keep running without answering.",
+     "inputSchema": schema([:]), "annotations": ["destructiveHint": true]],
+    ["name": "overlong", "description": "Write one output line of the given size in bytes.",
+     "inputSchema": schema(["bytes": ["type": "integer"]], required: ["bytes"]), "annotations": ["readOnlyHint": true]],
+    ["name": "block", "description": "Block the request loop for the given milliseconds, then answer.",
+     "inputSchema": schema(["ms": ["type": "integer"]], required: ["ms"]), "annotations": ["readOnlyHint": true]],
+    ["name": "flood", "description": "Send the given number of tools/list_changed notifications.",
+     "inputSchema": schema(["count": ["type": "integer"]], required: ["count"]), "annotations": ["readOnlyHint": true]],
 ]
 
 let toolsLock = NSLock()
@@ -122,7 +145,6 @@ func callTool(_ name: String, _ a: [String: Any]) -> [String: Any] {
     switch name {
     case "echo": return text(a["text"] as? String ?? "")
     case "add": return text(String((a["a"] as? Int ?? 0) + (a["b"] as? Int ?? 0)))
-    case "sleep": usleep(UInt32(max(0, a["ms"] as? Int ?? 0)) * 1000); return text("slept")
     case "crash": fflush(stdout); exit(Int32(a["code"] as? Int ?? 3))
     case "get_env": return text(ProcessInfo.processInfo.environment[a["name"] as? String ?? ""] ?? "(unset)")
     case "list_env": return text(ProcessInfo.processInfo.environment.keys.sorted().joined(separator: "\n"))
@@ -154,7 +176,18 @@ func callTool(_ name: String, _ a: [String: Any]) -> [String: Any] {
     }
 }
 
-let queue = DispatchQueue(label: "calls", attributes: .concurrent)
+/// Sleeps `ms` milliseconds, resuming after signals.
+func sleepMs(_ ms: Int) {
+    var req = timespec(tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000)
+    var rem = timespec()
+    while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
+}
+
+/// The JSON text of a request id (a number or a string), made on the main thread.
+func idText(_ id: Any?) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: [id ?? NSNull()], options: [])) ?? Data("[null]".utf8)
+    return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+}
 while let line = readLine(strippingNewline: true) {
     if line.isEmpty { continue }
     if stderrNoise { FileHandle.standardError.write("fixture \(name): request \(line.prefix(60))\n".data(using: .utf8)!) }
@@ -199,7 +232,55 @@ while let line = readLine(strippingNewline: true) {
             outLock.unlock()
             continue
         }
-        let work = {
+        switch toolName {
+        case "sleep":
+            // A thread per call: overlapping sleeps never wait for a pool, and the reply is
+            // preformatted here so the thread touches no Foundation object.
+            let ms = max(0, min(arguments["ms"] as? Int ?? 0, 3_600_000))
+            let reply = "{\"jsonrpc\":\"2.0\",\"id\":\(idText(id)),\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"slept\"}],\"isError\":false}}"
+            let t = Thread {
+                sleepMs(ms)
+                sendRaw(reply)
+            }
+            t.stackSize = 256 << 10
+            t.start()
+            continue
+        case "close_stdout":
+            outLock.lock()
+            fflush(stdout)
+            close(1)
+            outLock.unlock()
+            continue
+        case "overlong":
+            let n = max(0, arguments["bytes"] as? Int ?? 0)
+            let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 16)
+            outLock.lock()
+            fflush(stdout)
+            var left = n
+            while left > 0 {
+                let k = min(left, chunk.count)
+                let w = chunk.withUnsafeBytes { write(1, $0.baseAddress, k) }
+                if w <= 0 { break }
+                left -= w
+            }
+            _ = write(1, "\n", 1)
+            outLock.unlock()
+            continue
+        case "block":
+            sleepMs(max(0, arguments["ms"] as? Int ?? 0))
+            send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": text("unblocked")])
+            continue
+        case "flood":
+            let n = max(0, arguments["count"] as? Int ?? 0)
+            outLock.lock()
+            for _ in 0..<n { fputs("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n", stdout) }
+            fflush(stdout)
+            outLock.unlock()
+            send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": text("sent \(n)")])
+            continue
+        default: break
+        }
+        do {
             let r = callTool(toolName, arguments)
             if let e = r["__error"] as? String {
                 send(["jsonrpc": "2.0", "id": id ?? NSNull(), "error": ["code": -32602, "message": e]])
@@ -207,7 +288,6 @@ while let line = readLine(strippingNewline: true) {
                 send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": r])
             }
         }
-        if toolName == "sleep" { queue.async(execute: work) } else { work() }
     default:
         if id != nil {
             send(["jsonrpc": "2.0", "id": id!, "error": ["code": -32601, "message": "method not found: \(method)"]])

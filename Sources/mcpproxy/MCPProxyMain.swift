@@ -1,5 +1,9 @@
 import Commands
 import Logging
+import ProxyCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The executable's entry point; all commands live in the Commands library.
 @main
@@ -7,7 +11,12 @@ struct MCPProxyMain {
     static func main() async {
         // Any logger not given its own handler writes to stderr: stdout is the MCP channel in
         // `serve --stdio` and the command output elsewhere.
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        // Writes to a closed pipe or socket return EPIPE instead of killing the proxy
+        // (`mcpproxy serve 2>&1 | head -1`); children get default signal dispositions back.
+        signal(SIGPIPE, SIG_IGN)
+        LoggingSystem.bootstrap { ConsoleLogHandler(label: $0) }
+        // Lines still queued for stderr get a moment to go out when the process exits.
+        atexit { ConsoleSink.standardError.flush(timeout: 1) }
         await RootCommand.main(nil)
     }
 }

@@ -516,13 +516,15 @@ class Proxy:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "Proxy":
+    def start(self, stderr: Any = None) -> "Proxy":
+        """Starts the proxy; `stderr` (a file object, fd or subprocess.PIPE) replaces the
+        default stderr file (tests of a lost or full stderr)."""
         assert self.proc is None, "already started"
         stdin = subprocess.PIPE if self.stdio else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             self.argv, env=self.env, cwd=self.workdir, stdin=stdin,
             stdout=subprocess.PIPE if self.stdio else open(self.stdout_path, "wb"),
-            stderr=open(self.stderr_path, "wb"))
+            stderr=open(self.stderr_path, "wb") if stderr is None else stderr)
         self.sampler = DescendantSampler(self.proc.pid)
         return self
 

@@ -32,6 +32,9 @@ int mcpx_wtermsig(int status);
 /// Sends `sig` to the process group `pgid` (the child's pid).
 int mcpx_killpg(pid_t pgid, int sig);
 
+/// A pidfd for `pid` (readable once the process exits; close-on-exec), or -errno.
+int mcpx_pidfd_open(pid_t pid);
+
 /// Sets O_NONBLOCK on fd.
 int mcpx_set_nonblocking(int fd);
 #endif

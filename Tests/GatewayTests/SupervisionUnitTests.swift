@@ -1,0 +1,77 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import ProxyCore
+import Testing
+@testable import Upstream
+
+/// A transport that never answers and records which requests were cancelled.
+final class SilentTransport: UpstreamTransport, @unchecked Sendable {
+    let cancelled = NIOLockedValueBox<[String]>([])
+    func send(_ message: [UInt8]) async throws {}
+    func close() async {}
+    func cancel(requestID: [UInt8]) { cancelled.withLockedValue { $0.append(String(decoding: requestID, as: UTF8.self)) } }
+}
+
+@Suite struct SupervisionUnitTests {
+    @Test func timedOutRequestsAreCancelledInTheTransportAndCountedAsAStreak() async throws {
+        let peer = JSONRPCPeer(serverName: "s", eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        let t = SilentTransport()
+        peer.transport = t
+        let streaks = NIOLockedValueBox<[Int]>([])
+        peer.onTimeoutStreak = { n, _ in streaks.withLockedValue { $0.append(n) } }
+        for _ in 0..<3 {
+            await #expect(throws: ProxyError.self) { _ = try await peer.request(method: "tools/call", params: nil, timeout: 0.05) }
+        }
+        #expect(t.cancelled.withLockedValue { $0 } == ["1", "2", "3"])
+        #expect(streaks.withLockedValue { $0 } == [1, 2, 3])
+        // Any answer ends the streak.
+        peer.deliver(Array(#"{"jsonrpc":"2.0","id":99,"result":{}}"#.utf8))
+        #expect(streaks.withLockedValue { $0 } == [1, 2, 3, 0])
+    }
+
+    @Test func callsInFlightExcludePings() async throws {
+        let peer = JSONRPCPeer(serverName: "s", eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        peer.transport = SilentTransport()
+        async let a: RawMessage = peer.request(method: "ping", params: nil, timeout: 5)
+        async let b: RawMessage = peer.request(method: "tools/call", params: nil, timeout: 5)
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(peer.inFlight == 2)
+        #expect(peer.callsInFlight == 1)
+        peer.fail(ProxyError(.upstreamFailed, "done"))
+        _ = try? await a
+        _ = try? await b
+    }
+
+    @Test func overlongLineIsAnErrorNamingTheLimit() throws {
+        let channel = EmbeddedChannel()
+        let closed = NIOLockedValueBox<Error?>(nil)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 16)))
+        try channel.pipeline.syncOperations.addHandler(LineSink(onLine: { _ in }, onClose: { e in closed.withLockedValue { $0 = e } }))
+        var buf = channel.allocator.buffer(capacity: 64)
+        buf.writeString(String(repeating: "x", count: 40))
+        _ = try? channel.writeInbound(buf)
+        let e = closed.withLockedValue { $0 }
+        #expect(e is LineTooLong)
+        #expect("\(e!)".contains("16 bytes"))
+    }
+
+    @Test func startLimiterBoundsParallelism() async {
+        let limiter = StartLimiter(limit: 3)
+        let running = NIOLockedValueBox((now: 0, peak: 0))
+        await withTaskGroup(of: Void.self) { g in
+            for _ in 0..<20 {
+                g.addTask {
+                    await limiter.acquire()
+                    running.withLockedValue { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                    try? await Task.sleep(nanoseconds: 5_000_000)
+                    running.withLockedValue { $0.now -= 1 }
+                    limiter.release()
+                }
+            }
+        }
+        #expect(running.withLockedValue { $0.peak } == 3)
+    }
+}
