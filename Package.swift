@@ -95,8 +95,13 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        .testTarget(name: "UpstreamTests", dependencies: [
+            "Upstream", "ProxyCore",
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
     ],
     swiftLanguageModes: [.v5]

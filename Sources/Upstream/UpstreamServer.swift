@@ -99,6 +99,9 @@ public actor UpstreamServer {
         var firstStartOver = false
     }
     private nonisolated let live = NIOLockedValueBox(Live())
+    /// Why a generation's stdout ended abnormally (over-long line, stream error), recorded on the
+    /// NIO thread before the exit is reported, so the exit message keeps the first cause.
+    private nonisolated let stdoutFault = NIOLockedValueBox<(gen: Int, why: String)?>(nil)
 
     private var generation = 0
     private var process: StdioProcess?
@@ -332,6 +335,7 @@ public actor UpstreamServer {
                     } else {
                         why = "closed its stdout"
                     }
+                    if error != nil { self.stdoutFault.withLockedValue { $0 = (gen, why) } }
                     // Calls in flight cannot be answered any more: fail them now, not at their timeout.
                     peer.fail(ProxyError(.upstreamFailed, "upstream server \"\(self.name)\" \(why)"))
                     Task { await self.stdoutClosed(gen, why) }
@@ -488,6 +492,10 @@ public actor UpstreamServer {
         guard gen == generation else { return }
         if stopping { return }
         var message = "upstream server \"\(name)\" exited (\(status))"
+        if let fault = stdoutFault.withLockedValue({ $0 }), fault.gen == gen {
+            // The stream fault came first; the exit (often SIGPIPE once the proxy closed the pipe) followed.
+            message = "upstream server \"\(name)\" \(fault.why), then exited (\(status))"
+        }
         if let p = plan, p.mode == .docker,
            let d = await env.containerHooks.diagnose(p, containerID: containerID, exitStatus: status.shellStatus, stderrTail: stderrTail) {
             message += ": \(d)"

@@ -363,11 +363,19 @@ def test_runtime_dirs_of_dead_instances_are_removed_at_start(proxy):
         p = proxy(make_config([fixture_server("a")]))
         assert (p.data_dir / "run").is_dir()
         return
-    before = set(os.listdir(base)) if os.path.isdir(base) else set()
     first = proxy(make_config([fixture_server("a")]))
-    mine = set(os.listdir(base)) - before
-    assert len(mine) == 1, mine
-    stale = os.path.join(base, mine.pop())
+
+    def owned_by(pid):
+        # Other proxies may run on this machine: find ours by the pid in its instance lock.
+        for d in os.listdir(base):
+            try:
+                if open(os.path.join(base, d, ".instance.lock")).read().strip() == str(pid):
+                    return os.path.join(base, d)
+            except OSError:
+                pass
+        return None
+    stale = owned_by(first.pid)
+    assert stale, f"no runtime dir under {base} holds pid {first.pid}"
     first.send_signal(9)
     first.proc.wait(10)
     assert os.path.isdir(stale), "a SIGKILLed proxy cannot clean up after itself"
