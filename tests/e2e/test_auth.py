@@ -29,6 +29,11 @@ def _post(url: str, headers: dict[str, str] | None = None, body: dict = INIT):
     return http("POST", url, body, {"Content-Type": "application/json", "Accept": MCP_ACCEPT, **(headers or {})})
 
 
+def _err(result) -> bool:
+    """isError of an SDK CallToolResult (SDK 2.x: is_error; 1.x: isError)."""
+    return bool(getattr(result, "is_error", None) or getattr(result, "isError", None))
+
+
 def _is_error(reply: dict) -> str:
     """The text of an isError tool result (fails when the reply is anything else)."""
     assert "result" in reply, f"expected an isError result, got {reply}"
@@ -47,7 +52,7 @@ def test_no_or_bad_credential_is_401_with_challenge(proxy):
         r = _post(p.mcp_url, headers)
         assert r.status == 401, (headers, r)
         assert r.headers.get("www-authenticate", "").startswith("Bearer"), r.headers
-        assert p.api_key not in r.text()
+        assert p.api_key not in r.text
     for method in ("GET", "DELETE"):
         r = http(method, p.mcp_url, None, {"Accept": "text/event-stream", "Mcp-Session-Id": "x"})
         assert r.status == 401, (method, r)
@@ -114,15 +119,15 @@ def test_token_limited_to_one_server_sees_and_calls_nothing_else(proxy):
             text = "".join(c.text for c in found.content)
             assert "a:echo" in text and "b:" not in text, text
             ok = await s.call_tool("call_tool", {"name": "a:echo", "args": {"text": "x"}})
-            assert not ok.isError and ok.content[0].text == "x"
+            assert not _err(ok) and ok.content[0].text == "x"
             for via in ("call_tool", "call_tool_read", "call_tool_write", "call_tool_destructive"):
                 r = await s.call_tool(via, {"name": "b:echo", "args": {"text": "x"}})
-                assert r.isError, (via, r)
+                assert _err(r), (via, r)
                 msg = "".join(c.text for c in r.content)
                 # Refused the same way as a name that does not exist, hinting only at a's tools.
                 assert "b:get_env" not in msg and "b:read_file" not in msg, msg
             typo = await s.call_tool("call_tool", {"name": "b:ech", "args": {}})
-            assert typo.isError and "b:echo" not in "".join(c.text for c in typo.content)
+            assert _err(typo) and "b:echo" not in "".join(c.text for c in typo.content)
     run_async(body)
 
     # The same refusal for a server that exists and one that does not (no existence oracle).
@@ -164,17 +169,23 @@ def test_intent_ceiling_of_a_read_only_token(proxy, tmp_path):
     s = p.session(token=token)
     victim = tmp_path / "victim.txt"
     victim.write_text("keep")
-    for via in ("call_tool", "call_tool_destructive", "call_tool_write"):
-        msg = _is_error(s.call_tool("a:write_file", {"path": str(victim), "content": "gone"}, via=via))
-        assert "intent" in msg.lower() or "read" in msg.lower(), msg
+    msg = _is_error(s.call_tool("a:write_file", {"path": str(victim), "content": "gone"}))
+    assert "intent" in msg.lower() or "read" in msg.lower(), msg
+    # The routing tools above its ceiling are not even listed for it.
+    listed = {t["name"] for t in s.request("tools/list")["result"]["tools"]}
+    assert "call_tool_read" in listed and not listed & {"call_tool_write", "call_tool_destructive"}, listed
+    for via in ("call_tool_destructive", "call_tool_write"):
+        r = s.call_tool("a:write_file", {"path": str(victim), "content": "gone"}, via=via)
+        assert "error" in r or r["result"].get("isError"), r
     assert victim.read_text() == "keep"
     pid = p.server("a")["pid"]
     _is_error(s.call_tool("a:crash", {"code": 3}))
     assert p.server("a")["pid"] == pid, "a refused destructive call must not reach the server"
     assert result_text(s.call_tool("a:echo", {"text": "ok"}, via="call_tool_read")["result"]) == "ok"
     # The activity log names the caller of every call.
-    acts = p.rest("GET", "/api/v1/activity?server=a").json()["activity"]
-    assert any(a.get("caller") == "token:reader" and a["tool"] == "echo" for a in acts), acts
+    wait_until(lambda: any(a.get("caller") == "token:reader" and a["tool"] == "echo"
+                           for a in p.rest("GET", "/api/v1/activity?server=a").json()["activity"]),
+               10, 0.1, "the call in the activity log with its caller")
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +226,9 @@ def test_server_added_over_mcp_has_no_process_until_approved(proxy, tmp_path):
     tok = p.create_token("agent", "--intent", "destructive")
     ts = p.session(token=tok)
     assert "upstream_servers" not in {t["name"] for t in ts.request("tools/list")["result"]["tools"]}
-    _is_error(ts.request("tools/call", {"name": "upstream_servers", "arguments": {"operation": "list"}}))
+    r = ts.request("tools/call", {"name": "upstream_servers", "arguments": {"operation": "add", "name": "x", "command": "/bin/true"}})
+    assert "error" in r or r["result"].get("isError"), r
+    assert p.server("x") is None
 
     # First approval: it starts, quarantined (tools held). Second: its tools are released.
     r = p.rest("POST", "/api/v1/servers/evil/approve")
@@ -289,7 +302,7 @@ def test_sandboxed_upstream_calling_mcp_gets_nowhere(proxy, tmp_path):
     port = free_port()
     for network in ({"network_mode": "none"}, {"allow_tcp_connect": [port]}):
         server = {"name": "caller", "command": str(python), "args": [str(script)], "quarantined": False,
-                  "isolation": {"mode": "sandbox", **network}}
+                  "isolation": {"mode": "sandbox", "read_paths": [str(d)], **network}}
         p = proxy(make_config([server]), port=port)
         seen = _attack_requests(p, "caller", p.session(), marker)
         for out in seen:
@@ -390,7 +403,7 @@ def test_upstream_url_credentials_are_redacted(proxy):
     p = proxy(make_config([fixture_server("a"), {"name": "remote", "url": url, "protocol": "http", "quarantined": False}]),
               wait=["a"])
     time.sleep(1.0)
-    listing = p.rest("GET", "/api/v1/servers").text() + p.rest("GET", "/api/v1/servers/remote").text()
+    listing = p.rest("GET", "/api/v1/servers").text + p.rest("GET", "/api/v1/servers/remote").text
     listed = p.session().request("tools/call", {"name": "upstream_servers", "arguments": {"operation": "list"}})
     logs = "".join(f.read_text(errors="replace") for f in (p.data_dir / "logs").glob("*.log"))
     everything = listing + json.dumps(listed) + p.all_logs() + logs
@@ -427,12 +440,12 @@ def test_stdio_with_token_file_is_scoped(tmp_path, binaries):
                     deadline = time.monotonic() + 30
                     while True:
                         r = await s.call_tool("call_tool", {"name": "a:echo", "args": {"text": "x"}})
-                        if not r.isError or time.monotonic() > deadline:
+                        if not _err(r) or time.monotonic() > deadline:
                             break
                         time.sleep(0.2)
-                    assert not r.isError, r
+                    assert not _err(r), r
                     b = await s.call_tool("call_tool", {"name": "b:echo", "args": {"text": "x"}})
-                    assert b.isError
+                    assert _err(b)
                     found = await s.call_tool("retrieve_tools", {"query": "echo"})
                     assert "b:" not in "".join(c.text for c in found.content)
     run_async(body)
