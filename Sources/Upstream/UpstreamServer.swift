@@ -30,6 +30,8 @@ public struct ServerSnapshot: Sendable {
     public var enforcement: [String: String]
     public var warnings: [String]
     public var serverInfo: JSONValue?
+    /// The capabilities the server declared in its initialize result.
+    public var capabilities: JSONValue? = nil
 }
 
 /// Events an upstream reports to whoever manages it.
@@ -117,6 +119,7 @@ public actor UpstreamServer {
     private var lastError: String?
     private var stderrTail: [String] = []
     private var serverInfo: JSONValue?
+    private var capabilities: JSONValue?
     private var launchTask: Task<Void, Never>?
     private var restartTask: Task<Void, Never>?
     private var healthTask: Task<Void, Never>?
@@ -177,7 +180,7 @@ public actor UpstreamServer {
                               pid: process?.pid, containerID: containerID, toolCount: l.tools.count,
                               lastError: lastError, restarts: restarts,
                               enforcement: plan?.enforcement ?? [:], warnings: plan?.warnings ?? [],
-                              serverInfo: serverInfo)
+                              serverInfo: serverInfo, capabilities: capabilities)
     }
 
     /// The launch plan of the last start (stdio servers).
@@ -335,9 +338,13 @@ public actor UpstreamServer {
                     } else {
                         why = "closed its stdout"
                     }
-                    if error != nil { self.stdoutFault.withLockedValue { $0 = (gen, why) } }
-                    // Calls in flight cannot be answered any more: fail them now, not at their timeout.
-                    peer.fail(ProxyError(.upstreamFailed, "upstream server \"\(self.name)\" \(why)"))
+                    if error != nil {
+                        // The stream cannot be resynchronized: calls in flight can never be
+                        // answered, fail them now. (A plain EOF is usually a crash: its exit status,
+                        // reported within a second, is the better message.)
+                        self.stdoutFault.withLockedValue { $0 = (gen, why) }
+                        peer.fail(ProxyError(.upstreamFailed, "upstream server \"\(self.name)\" \(why)"))
+                    }
                     Task { await self.stdoutClosed(gen, why) }
                 })
             guard gen == generation, !stopping else {
@@ -394,6 +401,7 @@ public actor UpstreamServer {
         if let err = initReply.errorSummary() { throw ProxyError(.upstreamFailed, "server \"\(name)\" rejected initialize: \(err)") }
         let result = initReply.resultValue()
         serverInfo = result?["serverInfo"]
+        capabilities = result?["capabilities"]
         if let v = result?["protocolVersion"]?.stringValue, let h = transport as? StreamableHTTPTransport {
             h.setProtocolVersion(v)
         }

@@ -9,8 +9,9 @@
 //   --startup-delay-ms N  sleep before reading stdin
 //   --page-size N         paginate tools/list with this many tools per page
 //   --stderr-noise        write a line to stderr per request
+//   --fault-tools         also offer the fault tools below
 //
-// Fault tools (reliability tests): `close_stdout` closes stdout and keeps running (a wedged
+// Fault tools (reliability tests, with --fault-tools): `close_stdout` closes stdout and keeps running (a wedged
 // server), `overlong` writes one line of the given size, `block` blocks the request loop (a
 // busy single-threaded server: pings go unanswered), `flood` sends N tools/list_changed.
 // `sleep` calls run on a thread each and reply with preformatted bytes, so any number of them
@@ -25,6 +26,7 @@ var name = "fixture"
 var toolsFile: String? = nil
 var pageSize = 0
 var stderrNoise = false
+var faultTools = false
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -33,6 +35,7 @@ while let a = args.next() {
     case "--startup-delay-ms": usleep(UInt32(args.next().flatMap { Int($0) } ?? 0) * 1000)
     case "--page-size": pageSize = args.next().flatMap { Int($0) } ?? 0
     case "--stderr-noise": stderrNoise = true
+    case "--fault-tools": faultTools = true
     default: FileHandle.standardError.write("fixture: unknown flag \(a)\n".data(using: .utf8)!)
     }
 }
@@ -95,6 +98,9 @@ let builtinTools: [[String: Any]] = [
      "annotations": ["readOnlyHint": true]],
     ["name": "whoami", "description": "Return the uid, gid and pid of the server process.",
      "inputSchema": schema([:]), "annotations": ["readOnlyHint": true]],
+]
+
+let faultToolDefinitions: [[String: Any]] = [
     ["name": "close_stdout", "description": "Close standard output and keep running without answering.",
      "inputSchema": schema([:]), "annotations": ["destructiveHint": true]],
     ["name": "overlong", "description": "Write one output line of the given size in bytes.",
@@ -123,7 +129,7 @@ func loadToolsFile() -> Bool {
 _ = loadToolsFile()
 func allTools() -> [[String: Any]] {
     toolsLock.lock(); defer { toolsLock.unlock() }
-    return builtinTools + extraTools
+    return builtinTools + (faultTools ? faultToolDefinitions : []) + extraTools
 }
 
 var initialized = false
@@ -232,7 +238,8 @@ while let line = readLine(strippingNewline: true) {
             outLock.unlock()
             continue
         }
-        switch toolName {
+        let isFault = ["close_stdout", "overlong", "block", "flood"].contains(toolName)
+        switch isFault && !faultTools ? "" : toolName {
         case "sleep":
             // A thread per call: overlapping sleeps never wait for a pool, and the reply is
             // preformatted here so the thread touches no Foundation object.

@@ -14,7 +14,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from e2e_support import (descendants, fixture_server, http_server, make_config, result_text, wait_until)
+from e2e_support import (descendants, fixture_server as _fixture_server, http_server, make_config, result_text,
+                         wait_until)
+
+
+def fixture_server(name, *args, **kw):
+    """The fixture with its fault tools (close_stdout, overlong, block, flood)."""
+    return _fixture_server(name, "--fault-tools", *args, **kw)
 
 
 def _restarted(p, name, old_pid, timeout=30):

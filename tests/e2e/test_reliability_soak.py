@@ -30,7 +30,7 @@ def _fds(pid: int) -> int:
 
 def test_fault_injection_soak(proxy):
     names = [f"k{i}" for i in range(6)]
-    cfg = make_config([fixture_server(n) for n in names], call_tool_timeout=f"{int(CALL_TIMEOUT)}s",
+    cfg = make_config([fixture_server(n, "--fault-tools") for n in names], call_tool_timeout=f"{int(CALL_TIMEOUT)}s",
                       supervision={"ping_interval": "1s", "ping_misses": 2})
     p = proxy(cfg)
     rss_before, fds_before = _rss_kb(p.pid), _fds(p.pid)
