@@ -432,3 +432,27 @@ def test_oversized_body_is_drained_and_answered_413(proxy):
         reply += chunk
     c.close()
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# Case 7: many servers
+
+
+def test_many_servers_start_in_bounded_waves_without_a_thread_per_child(proxy):
+    n = 100
+    names = [f"m{i:03d}" for i in range(n)]
+    t0 = time.monotonic()
+    p = proxy(make_config([_fixture_server(x) for x in names]), ready_timeout=180)
+    took = time.monotonic() - t0
+    servers = p.servers()
+    assert sum(1 for s in servers if s["state"] == "ready") == n
+    threads = len(os.listdir(f"/proc/{p.pid}/task"))
+    fds = len(os.listdir(f"/proc/{p.pid}/fd"))
+    print(f"\n{n} servers ready in {took:.1f}s; proxy threads {threads}, fds {fds}")
+    # No thread per child (the exit of every child is watched by one reaper thread); per child
+    # only its pipes (stdin, stdout, stderr), a pidfd and its log file.
+    assert threads < 64, f"{threads} threads for {n} servers"
+    assert fds < 64 + 6 * n, f"{fds} descriptors for {n} servers"
+    s = p.session()
+    found = s.call_tool("m042:echo", {"text": "hi"})
+    assert result_text(found["result"]) == "hi"
