@@ -33,8 +33,10 @@ let package = Package(
         // the small `mcpproxy-sandbox` executable and `mcpproxy sandbox-exec`.
         .target(name: "CSandbox"),
         // The C executables load no Swift runtime (see main.c): faster spawn, nothing extra to grant.
+        // The launcher is linked statically: no dynamic loader runs in it, so no loader variable
+        // (LD_PRELOAD, LD_LIBRARY_PATH, ...) can reach the still-privileged launcher at all.
         .executableTarget(name: "mcpproxy-sandbox", dependencies: ["CSandbox"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         .target(name: "ProxyCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),

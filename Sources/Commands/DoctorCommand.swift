@@ -31,7 +31,8 @@ struct DoctorCommand: AsyncParsableCommand {
         let ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
                                 hostEnvironment: ProcessInfo.processInfo.environment,
                                 sandboxLauncher: ProxyRuntimeLauncherPath.find(), runtimeDir: paths.resolvedDataDir + "/run",
-                                homeDir: home, launchID: "doctor")
+                                homeDir: home, launchID: "doctor",
+                                proxyListenPorts: ListenAddress.parse(config.listen).map { [$0.port] } ?? [])
         var out: [JSONValue] = []
         var failed = false
         for s in servers {

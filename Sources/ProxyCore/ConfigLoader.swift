@@ -90,6 +90,15 @@ public enum ConfigLoader {
         return nil
     }
 
+    /// Parses a uid range "FIRST-LAST" (0 < FIRST <= LAST < 2^32 - 1) into (first, count).
+    public static func parseUIDRange(_ s: String) -> (first: UInt32, count: UInt32)? {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = UInt32(parts[0].trimmingCharacters(in: .whitespaces)),
+              let b = UInt32(parts[1].trimmingCharacters(in: .whitespaces)),
+              a > 0, a <= b, b < UInt32.max else { return nil }
+        return (a, b - a + 1 == 0 ? UInt32.max : b - a + 1)
+    }
+
     /// Valid server names: used in file names, container names and `server:tool` routing.
     public static func isValidServerName(_ name: String) -> Bool {
         guard !name.isEmpty, name.count <= 64 else { return false }
@@ -258,7 +267,7 @@ struct Walker {
         var s = SandboxGlobalConfig()
         guard let o = object(v, path) else { return s }
         unknownKeys(o, ["allow_degraded", "read_paths", "write_paths", "memory_limit", "max_open_files",
-                        "max_processes", "cpu_seconds", "user"], path)
+                        "max_processes", "cpu_seconds", "user", "uid_range", "home_size"], path)
         if let x = o["allow_degraded"], let b = bool(x, "\(path).allow_degraded") { s.allowDegraded = b }
         if let x = o["read_paths"], let a = stringArray(x, "\(path).read_paths") { s.readPaths = a }
         if let x = o["write_paths"], let a = stringArray(x, "\(path).write_paths") { s.writePaths = a }
@@ -267,6 +276,11 @@ struct Walker {
         if let x = o["max_processes"], let n = int(x, "\(path).max_processes", min: 1) { s.maxProcesses = n }
         if let x = o["cpu_seconds"], let n = int(x, "\(path).cpu_seconds", min: 1) { s.cpuSeconds = n }
         if let x = o["user"], let u = string(x, "\(path).user") { s.user = u }
+        if let x = o["uid_range"], let r = string(x, "\(path).uid_range") {
+            if ConfigLoader.parseUIDRange(r) != nil { s.uidRange = r }
+            else { error("\(path).uid_range", "expected \"FIRST-LAST\" with 0 < FIRST <= LAST < 4294967295, found \"\(r)\"") }
+        }
+        if let x = o["home_size"], let b = byteSize(x, "\(path).home_size") { s.homeSize = b }
         return s
     }
 
