@@ -318,6 +318,8 @@ import Glibc
 
     @Test func loaderEnvironmentIsRefusedOrInert() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         // Refused by default: LD_PRELOAD and GCONV_PATH never reach a plan.
         for name in ["LD_PRELOAD", "GCONV_PATH", "MALLOC_CHECK_", "LD_LIBRARY_PATH"] {
@@ -354,6 +356,8 @@ import Glibc
 
     @Test func existingWorkingDirIsNeitherChownedNorChmodded() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         let fm = FileManager.default
         for (owner, mode) in [(uid_t(0), mode_t(0o755)), (uid_t(4321), mode_t(0o700))] {
@@ -383,6 +387,8 @@ import Glibc
     @Test(arguments: ["none", "host"])
     func pathnameUnixSocketsAreDenied(networkMode: String) throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         // A 0777 socket the sandbox uid could open by permissions, and a docker.sock stand-in
         // inside a granted directory: both unreachable.
@@ -407,6 +413,8 @@ import Glibc
 
     @Test func unixSocketsOptInHidesRunWhenRoot() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         let sock = try PathUnixListener(path: "/run/mcpx-test-\(getpid()).sock", mode: 0o777)
         var c = batteryConfig()
@@ -424,6 +432,8 @@ import Glibc
 
     @Test func forkBombInOneServerLeavesAnotherServing() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         var config = batteryConfig()
         var bombServer = probeServer(), calmServer = probeServer()
@@ -448,6 +458,8 @@ import Glibc
 
     @Test func threeProcessMemoryBombIsCappedAtTheDefaultLimit() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         try #require(SandboxKernel.current.cgroupsWritable, "cgroups are not writable here")
         let world = try SandboxWorld()
         // The default config: no memory_limit anywhere. The default cgroup memory.max holds.
@@ -472,6 +484,8 @@ import Glibc
 
     @Test func diskFillStopsAtTheHomeQuota() throws {
         try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
         let world = try SandboxWorld()
         var c = batteryConfig()
         c.sandbox.homeSize = "32m"
@@ -491,4 +505,52 @@ import Glibc
         #expect(session.stderr.contains("tmpfs"), "status: \(session.stderr)")
         allowed(try session.probe("write_file", ["path": env["HOME"]! + "/small", "text": "ok"]), "a small write after the fill")
     }
+
+    /// A proxy not running as root: the launcher runs as `uid` (via setpriv), so no uid drop, no
+    /// mount namespace, no cgroup; files in the home are capped by RLIMIT_FSIZE and unix sockets
+    /// are still denied by seccomp.
+    @Test func nonRootLauncherCapsFilesAndDeniesUnixSockets() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        let uid: UInt32 = 4242
+        chown(world.runtimeDir, uid, uid)  // a non-root proxy owns its runtime dir
+        var c = batteryConfig()
+        c.sandbox.homeSize = "16m"
+        var plan = try SandboxPlanner.plan(server: probeServer(), command: SandboxProducts.probe, config: c,
+                                           decision: IsolationDecision(mode: .sandbox, source: .perServerMode),
+                                           context: world.context(), host: NonRootHost(uid: uid), kernel: .current)
+        #expect(Self.option(plan, "--uid") == nil && Self.option(plan, "--tmpfs") == nil)
+        plan.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups", plan.executable] + plan.arguments
+        plan.executable = "/usr/bin/setpriv"
+        let sock = try PathUnixListener(path: world.outsideDir + "/open.sock", mode: 0o777)
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        #expect(try session.probe("ids")["uid"] as? Int == Int(uid))
+        #expect(try session.probe("rlimits")["fsize"] as? Int == 16 << 20)
+        let home = SandboxPlanner.serverEnvironment(of: plan)["HOME"]!
+        let fill = try session.probe("fill_disk", ["path": home + "/fill", "mb": 100])
+        denied(fill, "write 100 MiB into one file of the home")
+        #expect(fill["errno"] as? Int == Int(EFBIG), "\(fill)")
+        #expect((fill["bytes"] as? Int ?? Int.max) <= 16 << 20, "\(fill)")
+        let r = try session.probe("unix_path_connect", ["path": sock.path])
+        denied(r, "connect to a 0777 socket without root")
+        #expect(r["errno"] as? Int == Int(EACCES) && !sock.accepted(), "\(r)")
+        #expect(session.stderr.contains("cgroup memory unavailable"), "status: \(session.stderr)")
+    }
+}
+
+/// The real machine, except that the proxy is said to run as `uid`.
+struct NonRootHost: SandboxHost {
+    let base = LiveSandboxHost()
+    let uid: UInt32
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func isDirectory(_ path: String) -> Bool { base.isDirectory(path) }
+    func isExecutableFile(_ path: String) -> Bool { base.isExecutableFile(path) }
+    func realPath(_ path: String) -> String? { base.realPath(path) }
+    func readText(_ path: String, limit: Int) -> String? { base.readText(path, limit: limit) }
+    func runtimeLibraryDirectories(forExecutable path: String) -> [String] { base.runtimeLibraryDirectories(forExecutable: path) }
+    var effectiveUID: UInt32 { uid }
 }
