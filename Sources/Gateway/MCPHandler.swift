@@ -369,7 +369,11 @@ public final class MCPHandler: Sendable {
             }
             let server = String(qualified[..<colon])
             let toolName = String(qualified[qualified.index(after: colon)...])
-            guard identity.mayUse(server: server), catalog.serverNames.contains(server) else { throw unknown() }
+            guard identity.mayUse(server: server) else { throw unknown() }
+            if !catalog.serverNames.contains(server), manager.pendingServers.contains(where: { $0.name == server }) {
+                throw ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
+            }
+            guard catalog.serverNames.contains(server) else { throw unknown() }
             if let why = catalog.refusals["\(server):*"] { throw ToolFailure(message: why) }
             if let why = catalog.refusals[qualified],
                let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),

@@ -38,6 +38,9 @@ public enum ConfigLoader {
             throw ProxyError(.invalidConfig, "\(file): not valid JSON: \(jsonErrorSummary(error, bytes: stripped))")
         }
         var walker = Walker()
+        for dup in duplicateKeys(stripped) {
+            walker.error(dup.path, "the key appears \(dup.lines.count) times (lines \(dup.lines.map(String.init).joined(separator: ", "))); keep one")
+        }
         let config = walker.config(root)
         let errors = walker.diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
@@ -55,6 +58,10 @@ public enum ConfigLoader {
             return "syntax error at line \(line), column \(col)"
         }
         let text = ns.userInfo[NSDebugDescriptionErrorKey] as? String ?? ns.localizedDescription
+        if let offset = offsetInMessage(text), offset <= bytes.count {
+            let (line, col) = lineColumn(bytes, offset)
+            return "syntax error at line \(line), column \(col) (\(text))"
+        }
         return text
     }
 
@@ -186,7 +193,14 @@ struct Walker {
     }
     mutating func unknownKeys(_ o: [String: Any], _ known: Set<String>, _ path: String) {
         for k in o.keys.sorted() where !known.contains(k) && !k.hasPrefix("_") && !k.hasPrefix("$") {
-            warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")
+            // A near miss of a known key is a typo that would silently change behaviour (for
+            // example "docker_isolaton" running servers unconfined): an error. Other unknown
+            // keys are warnings, so newer configs still load.
+            if let guess = ConfigLoader.didYouMean(k, among: known) {
+                error(path.isEmpty ? k : "\(path).\(k)", "unknown key; did you mean \"\(guess)\"?")
+            } else {
+                warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")
+            }
         }
     }
 
