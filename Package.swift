@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "ProxyCore", "Upstream", "MCPSecurity",
             .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

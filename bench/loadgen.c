@@ -7,7 +7,8 @@
 // CPU than the server it measures (its own CPU share is printed, check it).
 //
 // Usage: loadgen -p PORT [-h 127.0.0.1] [-P /mcp] [-c SESSIONS] [-d SECONDS] [-w SECONDS]
-//                [-b BODY] [-v PROTOCOL_VERSION] [-n (no session: skip initialize)]
+//                [-b BODY] [-v PROTOCOL_VERSION] [-n (no session: skip initialize)] [-a TOKEN]
+//   TOKEN is sent on every request as `Authorization: Bearer TOKEN`.
 //   BODY is the JSON-RPC request; the text {ID} in it is replaced by a fresh integer id.
 //   Default body: tools/call call_tool {name: "fixture:echo", args: {text: "hello"}}.
 // Output: one line of key=value pairs. A reply counts as an error unless it is HTTP 200 and
@@ -47,6 +48,7 @@ typedef struct {
 } conn_t;
 
 static const char *host = "127.0.0.1", *path = "/mcp", *proto = "2025-06-18";
+static const char *token = NULL; /* -a: sent as "Authorization: Bearer TOKEN" */
 static int port = 0;
 
 static int connect_one(void) {
@@ -65,9 +67,10 @@ static void build(conn_t *c, const char *method, const char *body) {
     int n = snprintf(c->out, sizeof c->out,
                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                      "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: %s\r\n"
-                     "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                     "%s%s%s%s%s%sContent-Length: %zu\r\n\r\n%s",
                      method, path, host, port, proto, c->session[0] ? "Mcp-Session-Id: " : "", c->session,
-                     c->session[0] ? "\r\n" : "", blen, body);
+                     c->session[0] ? "\r\n" : "", token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "", blen, body);
     if (n < 0 || (size_t)n >= sizeof c->out) fail("request too large");
     c->out_len = (size_t)n;
     c->out_off = 0;
@@ -186,9 +189,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-w")) warmup = atof(argv[++i]);
         else if (!strcmp(argv[i], "-b")) body_tmpl = argv[++i];
         else if (!strcmp(argv[i], "-v")) proto = argv[++i];
+        else if (!strcmp(argv[i], "-a")) token = argv[++i];
         else { fprintf(stderr, "loadgen: unknown option %s\n", argv[i]); return 2; }
     }
-    if (port <= 0 || sessions <= 0 || duration <= 0) fail("usage: loadgen -p PORT [-c SESSIONS] [-d SECONDS] [-w SECONDS] [-b BODY]");
+    if (port <= 0 || sessions <= 0 || duration <= 0) fail("usage: loadgen -p PORT [-c SESSIONS] [-d SECONDS] [-w SECONDS] [-b BODY] [-a BEARER_TOKEN]");
     signal(SIGPIPE, SIG_IGN);
 
     conn_t *conns = calloc((size_t)sessions, sizeof *conns);

@@ -48,7 +48,9 @@ cc -O2 -Wall -o "$OUT/bin/loadgen" bench/loadgen.c
 
 WORK=$(mktemp -d /tmp/mcpproxy-bench.XXXXXX)
 PROXY_PID=""
+OPEN_PID=""
 cleanup() {
+  [ -n "$OPEN_PID" ] && kill -KILL "$OPEN_PID" 2>/dev/null || true
   if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
     kill -TERM "$PROXY_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
@@ -79,9 +81,31 @@ done
 
 # ---- the proxy ----------------------------------------------------------------------------------
 PORT=$(free_port)
+# JWT material for the auth-cost points: an ES256 key, its JWKS file and one token for /mcp
+# (the .venv's PyJWT; without it the JWT row is skipped).
+JWT=""
+PY=$ROOT/.venv/bin/python
+if [ -x "$PY" ] && "$PY" -c 'import jwt, cryptography' 2>/dev/null; then
+  JWT=$("$PY" - "$WORK" "$PORT" <<'PY'
+import json, sys, time, jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+work, port = sys.argv[1], sys.argv[2]
+key = ec.generate_private_key(ec.SECP256R1())
+jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+jwk.update({"kid": "bench", "alg": "ES256", "use": "sig"})
+open(f"{work}/jwks.json", "w").write(json.dumps({"keys": [jwk]}))
+now = int(time.time())
+print(jwt.encode({"iss": "https://issuer.bench", "sub": "bench", "aud": f"http://127.0.0.1:{port}/mcp", "iat": now,
+                  "exp": now + 3600, "scope": "mcp:destructive"}, key, algorithm="ES256", headers={"kid": "bench"}))
+PY
+)
+fi
+OAUTH_BLOCK=""
+[ -n "$JWT" ] && OAUTH_BLOCK="\"oauth\": {\"issuer\": \"https://issuer.bench\", \"jwks_file\": \"$WORK/jwks.json\"},"
 cat >"$WORK/config.json" <<EOF
 {
   "listen": "127.0.0.1:$PORT",
+  $OAUTH_BLOCK
   "mcpServers": [
     {"name": "fixture", "command": "$BIN_DIR/mcpproxy-fixture", "args": ["--name", "fixture"],
      "protocol": "stdio", "quarantined": false, "isolation": {"mode": "none"}}
@@ -96,7 +120,8 @@ READY=$(python3 - "$BIN_DIR/mcpproxy" "$WORK" "$PORT" <<'PY'
 import http.client, json, os, statistics, subprocess, sys, time
 binary, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def post(conn, body, sid=None):
-    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+         "Authorization": "Bearer " + os.environ["MCPPROXY_API_KEY"]}
     if sid: h["Mcp-Session-Id"] = sid
     conn.request("POST", "/mcp", json.dumps(body), h)
     r = conn.getresponse(); data = r.read()
@@ -163,7 +188,7 @@ RSS_IDLE=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
 declare -A PROXY PROXY_CPU UP_CPU CS
 for c in 1 8 32; do
   t0=$(cpu_ticks "$PROXY_PID"); u0=$(cpu_ticks "$UPSTREAM_PID" 2>/dev/null || echo 0)
-  "$OUT/bin/loadgen" -p "$PORT" -c "$c" -d "$DURATION" -w 1 >"$WORK/lg.txt" 2>"$WORK/lg.err" &
+  "$OUT/bin/loadgen" -p "$PORT" -c "$c" -d "$DURATION" -w 1 -a "$MCPPROXY_API_KEY" >"$WORK/lg.txt" 2>"$WORK/lg.err" &
   LG=$!
   # Context switches of the proxy during the measured span (after the 1 s warm-up).
   CS[$c]="–"
@@ -193,10 +218,48 @@ RSS_LOAD=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
 HWM=$(awk '/VmHWM/{print $2}' "/proc/$PROXY_PID/status")
 echo "rss idle_kb=$RSS_IDLE after_load_kb=$RSS_LOAD hwm_kb=$HWM" >>"$RAW"
 
+# ---- authentication cost at 32 sessions, one run -----------------------------------------------
+# The same proxy with the admin key, an agent token and a JWT (cached after its first check), then
+# a second proxy with "mcp_auth": "none". The difference in proxy CPU per call is the cost of the
+# credential check.
+auth_point() {  # auth_point PID PORT LABEL [TOKEN]
+  local pid=$1 port=$2 label=$3 tok=${4:-} t0 t1 line calls total
+  t0=$(cpu_ticks "$pid")
+  if [ -n "$tok" ]; then
+    "$OUT/bin/loadgen" -p "$port" -c 32 -d "$DURATION" -w 1 -a "$tok" >"$WORK/lg.txt" 2>"$WORK/lg.err" || { cat "$WORK/lg.err" >&2; return 1; }
+  else
+    "$OUT/bin/loadgen" -p "$port" -c 32 -d "$DURATION" -w 1 >"$WORK/lg.txt" 2>"$WORK/lg.err" || { cat "$WORK/lg.err" >&2; return 1; }
+  fi
+  t1=$(cpu_ticks "$pid"); line=$(cat "$WORK/lg.txt"); calls=$(kv "$line" calls)
+  total=$(awk -v c="$calls" -v d="$DURATION" 'BEGIN{print c * (d + 1) / d}')
+  echo "auth $label $line proxy_cpu_us_per_call=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", n ? t / hz / n * 1e6 : 0}')" >>"$RAW"
+  log "auth $label: $line"
+}
+AGENT=$(curl -sf -H "X-API-Key: $MCPPROXY_API_KEY" -H 'Content-Type: application/json' \
+  -d '{"name":"bench","intent":"destructive"}' "http://127.0.0.1:$PORT/api/v1/tokens" | jq -r .token)
+AUTH_ROWS=()
+for round in 1 2; do
+  auth_point "$PROXY_PID" "$PORT" "admin_key" "$MCPPROXY_API_KEY"
+  auth_point "$PROXY_PID" "$PORT" "agent_token" "$AGENT"
+  [ -n "$JWT" ] && auth_point "$PROXY_PID" "$PORT" "jwt_es256" "$JWT"
+done
+OPEN_PORT=$(free_port)
+sed -e "s/127.0.0.1:$PORT/127.0.0.1:$OPEN_PORT/" -e 's/^{/{ "mcp_auth": "none",/' "$WORK/config.json" >"$WORK/open.json"
+"$BIN_DIR/mcpproxy" serve --config "$WORK/open.json" --listen "127.0.0.1:$OPEN_PORT" --data-dir "$WORK/data-open" \
+  --log-level warn </dev/null >"$WORK/open.log" 2>&1 &
+OPEN_PID=$!
+for _ in $(seq 1 300); do
+  ST=$(curl -sf -H "X-API-Key: $MCPPROXY_API_KEY" "http://127.0.0.1:$OPEN_PORT/api/v1/servers" | jq -r '.servers[0].state' 2>/dev/null || true)
+  [ "$ST" = ready ] && break; sleep 0.1
+done
+auth_point "$OPEN_PID" "$OPEN_PORT" "none"
+auth_point "$OPEN_PID" "$OPEN_PORT" "none"
+kill -TERM "$OPEN_PID"; wait "$OPEN_PID" 2>/dev/null || true
+
 PERF_TXT=""
 if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
   log "perf record of the proxy at 32 sessions"
-  "$OUT/bin/loadgen" -p "$PORT" -c 32 -d 6 -w 0 >/dev/null &
+  "$OUT/bin/loadgen" -p "$PORT" -c 32 -d 6 -w 0 -a "$MCPPROXY_API_KEY" >/dev/null &
   LG=$!
   sleep 1
   timeout 60 perf record -F 999 -g -p "$PROXY_PID" -o "$WORK/perf.data" -- sleep 4 >/dev/null 2>&1 || true
@@ -239,6 +302,14 @@ verdict_rps=$(awk -v x="$rps32" 'BEGIN{print (x >= 5000) ? "met" : "not met"}')
   echo "| proxy RSS idle / after load / peak | $((RSS_IDLE / 1024)) / $((RSS_LOAD / 1024)) / $((HWM / 1024)) MiB |"
   echo "| time to ready: spawn → /healthz 200 (median of 5) | $(kv "$READY" health_ms) ms (runs: $(kv "$READY" health_runs)) |"
   echo "| time to ready: spawn → first tools/call answered (median of 5) | $(kv "$READY" first_call_ms) ms (runs: $(kv "$READY" first_runs)) |"
+  echo
+  echo "Authentication at 32 sessions (same proxy and fixture, one run; \"none\" is a second proxy with \"mcp_auth\": \"none\"; two rounds each):"
+  echo
+  echo "| credential | calls/s | p50 µs | p99 µs | proxy CPU µs/call |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  grep '^auth ' "$RAW" | while read -r _ label rest; do
+    echo "| $label | $(kv "$rest" rps) | $(kv "$rest" p50_us) | $(kv "$rest" p99_us) | $(kv "$rest" proxy_cpu_us_per_call) |"
+  done
   if [ -n "$PERF_TXT" ] && [ -s "$PERF_TXT" ]; then
     echo
     echo "perf, proxy at 32 sessions, top symbols (self time):"

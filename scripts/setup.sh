@@ -11,6 +11,8 @@ need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+# openssl makes the self-signed certificate of the TLS front-door test.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # A local registry (loopback only) for the docker-isolation pull tests.
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 # gcc and the static libc build the scanner-plugin probe image of the security tests.
@@ -38,10 +40,13 @@ fi
 
 # Python venv with the real MCP client and servers from PyPI.
 VENV="$ROOT/.venv"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest' >/dev/null 2>&1; then
+if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+fi
+if ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest, jwt, cryptography, starlette, uvicorn' >/dev/null 2>&1; then
+  log "installing tests/requirements.txt into $VENV"
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi
 # Local test images (no registry here): the static fixture server in a FROM-scratch image.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import JWTKit
 import Logging
 import MCPSecurity
@@ -255,21 +256,25 @@ struct AgentTokenTests {
         #expect(throws: ProxyError.self) { try AgentTokenIssuer.create(in: store, name: "a", servers: nil, intent: "read", expiresIn: -5, manageServers: false) }
     }
 
+    static func headers(_ pairs: [(String, String)]) -> HTTPFields {
+        HTTPFields(pairs.map { HTTPField(name: HTTPField.Name($0.0)!, value: $0.1) })
+    }
+
     @Test func credentialHeaders() {
-        #expect(Authenticator.credential(["Authorization": "Bearer abc"]) == "abc")
-        #expect(Authenticator.credential(["Authorization": "bearer   abc  "]) == "abc")
-        #expect(Authenticator.credential(["Authorization": "Basic abc"]) == nil)
-        #expect(Authenticator.credential(["X-API-Key": "k"]) == "k")
-        #expect(Authenticator.credential(["Authorization": "Bearer "]) == nil)
-        #expect(Authenticator.credential([:]) == nil)
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Bearer abc")])) == "abc")
+        #expect(Authenticator.credential(Self.headers([("Authorization", "bearer   abc  ")])) == "abc")
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Basic abc")])) == nil)
+        #expect(Authenticator.credential(Self.headers([("X-API-Key", "k")])) == "k")
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Bearer ")])) == nil)
+        #expect(Authenticator.credential(HTTPFields()) == nil)
     }
 
     @Test func noneModeIsAnonymous() async {
         let auth = Authenticator(adminKey: "key", mode: .none, store: nil, jwt: nil, logger: Logger(label: "t"))
-        #expect(await auth.authenticate([:]) == .ok(Authenticator.anonymous))
+        #expect(await auth.authenticate(HTTPFields()) == .ok(Authenticator.anonymous))
         let required = Authenticator(adminKey: "key", mode: .required, store: nil, jwt: nil, logger: Logger(label: "t"))
-        #expect(await required.authenticate([:]) == .missing)
-        #expect(await required.authenticate(["Authorization": "Basic x"]) == .invalid("the Authorization header is not \"Bearer TOKEN\""))
+        #expect(await required.authenticate(HTTPFields()) == .missing)
+        #expect(await required.authenticate(Self.headers([("Authorization", "Basic x")])) == .invalid("the Authorization header is not \"Bearer TOKEN\""))
     }
 }
 
@@ -302,7 +307,8 @@ struct JWTTests {
         let key = ES256PrivateKey()
         let params = try #require(key.parameters)
         let ed = try EdDSA.PrivateKey(curve: .ed25519)
-        let edX = try #require(ed.publicKey.parameters?.x)
+        let edX = ed.publicKey.rawRepresentation.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let jwks = #"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec1", "alg": "ES256", "use": "sig", "x": "\#(params.x)", "y": "\#(params.y)"}, {"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": "\#(edX)"}]}"#
         let path = dir.path + "/jwks.json"
         try jwks.write(toFile: path, atomically: true, encoding: .utf8)
