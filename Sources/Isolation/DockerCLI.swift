@@ -312,15 +312,12 @@ public enum DockerCLI {
         return "CAP_" + u
     }
 
-    /// docker's `EffectiveCapAddCapDrop`: added capabilities win over dropped ones, `ALL` trumps
-    /// the rest of its list; both lists normalized, deduplicated and sorted.
-    public static func effectiveCapabilities(add: [String], drop: [String]) -> (add: [String], drop: [String]) {
-        var a = Set(add.map(normalizeCapability))
-        var d = Set(drop.map(normalizeCapability))
-        if a.contains("ALL") { a = ["ALL"] }
-        if d.contains("ALL") { d = ["ALL"] }
-        let drops = d.filter { !a.contains($0) && $0 != "RESET" }
-        return (a.filter { $0 != "RESET" }.sorted(), drops.sorted())
+    /// A `--cap-add` or `--cap-drop` list as the engine stores it for `docker run`: each entry
+    /// normalized, duplicates removed, sorted. (Unlike compose and services, `docker run` does
+    /// not cancel a capability that is both added and dropped; the engine resolves the set when
+    /// the container starts: see `DockerRunFacts.effectiveCapabilitySet`.)
+    public static func normalizedCapabilities(_ caps: [String]) -> [String] {
+        Set(caps.map(normalizeCapability)).sorted()
     }
 
     // MARK: - Image references

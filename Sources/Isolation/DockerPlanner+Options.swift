@@ -14,7 +14,7 @@ extension DockerPlanner {
     /// Options accepted as they are (values only checked for line breaks): harmless to the
     /// container boundary and to the stdio plan.
     static let plainOptions: Set<String> = [
-        "add-host", "detach-keys", "disable-content-trust", "dns", "dns-option", "dns-search", "domainname",
+        "add-host", "disable-content-trust", "dns", "dns-option", "dns-search", "domainname",
         "entrypoint", "expose", "health-cmd", "health-interval", "health-retries", "health-start-interval",
         "health-start-period", "health-timeout", "hostname", "ip", "ip6", "log-opt", "mac-address",
         "network-alias", "no-healthcheck", "platform", "quiet", "stop-signal", "stop-timeout",
@@ -131,8 +131,8 @@ extension DockerPlanner {
         case "tty", "detach":
             if o.isTrue {
                 ctx.invalid("\(origin): \"\(shown)\" " + (o.name == "tty" ? "asks for a TTY, which breaks the stdio JSON-RPC stream (\"the input device is not a TTY\")" : "detaches the container; the proxy talks to it over the attached stdio"))
-                return nil
             }
+            return nil  // false is docker's default: nothing to plan (and `docker create` has no --detach)
         case "interactive":
             if !o.isTrue { ctx.invalid("\(origin): \"\(shown)\" closes the container's stdin, which carries the JSON-RPC stream"); return nil }
         case "privileged":

@@ -16,7 +16,7 @@ public struct DockerRunFacts: Sendable, Equatable {
     public var image: String?
     /// `--user` (last wins); nil: the image's user.
     public var user: String?
-    /// Effective `--cap-add` / `--cap-drop` after docker's normalization.
+    /// `--cap-add` / `--cap-drop` as the engine stores them (normalized, deduplicated).
     public var capAdd: [String] = []
     public var capDrop: [String] = []
     public var privileged = false
@@ -102,7 +102,8 @@ public struct DockerRunFacts: Sendable, Equatable {
             default: break
             }
         }
-        (capAdd, capDrop) = DockerCLI.effectiveCapabilities(add: add, drop: drop)
+        capAdd = DockerCLI.normalizedCapabilities(add)
+        capDrop = DockerCLI.normalizedCapabilities(drop)
         image = parsed.positionals.first?.value
     }
 
@@ -131,13 +132,33 @@ public struct DockerRunFacts: Sendable, Equatable {
         return (opt, nil)
     }
 
-    /// The capabilities the container's processes get, given docker's default set.
+    /// The capabilities the container's processes get, resolved as the engine does when the
+    /// container starts (moby `TweakCapabilities`): privileged or an added `ALL` → every
+    /// capability (minus the dropped ones for `ALL`); a dropped `ALL` → exactly the added ones;
+    /// otherwise docker's defaults minus the dropped plus the added. `ALL` stands for every one.
     public var effectiveCapabilitySet: Set<String> {
-        if privileged || capAdd.contains("ALL") { return ["ALL"] }
-        var set: Set<String> = capDrop.contains("ALL") ? [] : DockerRunFacts.dockerDefaultCapabilities
-        set.subtract(capDrop)
-        set.formUnion(capAdd)
-        return set
+        let all = Set(DockerCLI.capabilities.map { "CAP_" + $0 })
+        if privileged { return all }
+        if capAdd.contains("ALL") { return all.subtracting(capDrop) }
+        if capDrop.contains("ALL") { return Set(capAdd) }
+        return DockerRunFacts.dockerDefaultCapabilities.subtracting(capDrop).union(capAdd)
+    }
+
+    /// The security options as the engine records them: the given ones, plus `label=disable`,
+    /// which the daemon adds for a privileged container or one in the host's pid or IPC
+    /// namespace (SELinux labels cannot apply there).
+    public var recordedSecurityOpts: [String] {
+        let lower = { (s: String?) in s?.lowercased() }
+        if (privileged || lower(pidMode) == "host" || lower(ipcMode) == "host") && !securityOpts.contains("label=disable") {
+            return securityOpts + ["label=disable"]
+        }
+        return securityOpts
+    }
+
+    /// The mounts as the engine records them: `--use-api-socket` adds a bind of the engine's
+    /// socket (the default `/var/run/docker.sock`) at the same path.
+    public var recordedMounts: [MountFact] {
+        useAPISocket ? mounts + [MountFact(type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock", readOnly: false)] : mounts
     }
 
     /// Docker's default capability set (moby `caps.DefaultCapabilities`).

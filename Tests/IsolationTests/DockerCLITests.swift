@@ -315,18 +315,24 @@ struct DockerCLITests {
         #expect(DockerCLI.normalizeCapability(" sys_admin ") == "CAP_SYS_ADMIN")
         #expect(DockerCLI.normalizeCapability("cap_net_raw") == "CAP_NET_RAW")
         #expect(DockerCLI.normalizeCapability("all") == "ALL")
-        let e = DockerCLI.effectiveCapabilities(add: ["chown", "CAP_KILL", "kill"], drop: ["ALL", "chown"])
-        #expect(e.add == ["CAP_CHOWN", "CAP_KILL"])
-        #expect(e.drop == ["ALL"])
-        let all = DockerCLI.effectiveCapabilities(add: ["all", "kill"], drop: ["net_raw"])
-        #expect(all.add == ["ALL"] && all.drop == ["CAP_NET_RAW"])
+        #expect(DockerCLI.normalizedCapabilities(["chown", "CAP_KILL", "kill"]) == ["CAP_CHOWN", "CAP_KILL"])
+        var f = DockerRunFacts()
+        f.capAdd = ["CAP_CHOWN"]; f.capDrop = ["ALL", "CAP_CHOWN"]
+        #expect(f.effectiveCapabilitySet == ["CAP_CHOWN"])  // dropped ALL: exactly the added ones
+        f.capDrop = ["CAP_NET_RAW"]
+        #expect(f.effectiveCapabilitySet == DockerRunFacts.dockerDefaultCapabilities.subtracting(["CAP_NET_RAW"]))
+        f.capAdd = ["ALL"]
+        #expect(f.effectiveCapabilitySet.count == DockerCLI.capabilities.count - 1)
+        f.privileged = true
+        #expect(f.effectiveCapabilitySet.count == DockerCLI.capabilities.count)
     }
 
     @Test("sizes and CPUs as docker reads them")
     func units() {
-        #expect(DockerCLI.parseBytes("512m") == 512 * 1024 * 1024)
-        #expect(DockerCLI.parseBytes("1.5g") == 1536 * 1024 * 1024)
-        #expect(DockerCLI.parseBytes("64 MiB") == 64 * 1024 * 1024)
+        let mib: Int64 = 1024 * 1024
+        #expect(DockerCLI.parseBytes("512m") == 512 * mib)
+        #expect(DockerCLI.parseBytes("1.5g") == 1536 * mib)
+        #expect(DockerCLI.parseBytes("64 MiB") == 64 * mib)
         #expect(DockerCLI.parseBytes("0") == 0)
         #expect(DockerCLI.parseBytes("-1") == nil)
         #expect(DockerCLI.parseBytes("64m,exec") == nil)

@@ -209,7 +209,7 @@ struct DockerDifferentialTests {
         check("uts", facts.utsMode ?? "", host["UTSMode"] as? String ?? "")
         check("userns", facts.usernsMode ?? "", host["UsernsMode"] as? String ?? "")
         if let cg = facts.cgroupnsMode { check("cgroupns", cg, host["CgroupnsMode"] as? String ?? "") }
-        check("security_opt", facts.securityOpts, strings(host["SecurityOpt"]))
+        check("security_opt", facts.recordedSecurityOpts, strings(host["SecurityOpt"]))
         check("no_new_privileges", facts.noNewPrivileges, DockerRunFacts(securityOpts: strings(host["SecurityOpt"])).noNewPrivileges)
         let pids = int(host["PidsLimit"])
         check("pids_limit", facts.pidsLimit.map { $0 > 0 ? $0 : 0 } ?? 0, pids.map { $0 > 0 ? $0 : 0 } ?? 0)
@@ -222,7 +222,7 @@ struct DockerDifferentialTests {
             DockerRunFacts.MountFact(type: $0["Type"] as? String ?? "", source: $0["Source"] as? String ?? "",
                                      target: $0["Target"] as? String ?? "", readOnly: $0["ReadOnly"] as? Bool ?? false)
         }
-        check("mounts", facts.mounts, mounts)
+        check("mounts", facts.recordedMounts, mounts)
         check("tmpfs", facts.tmpfs, host["Tmpfs"] as? [String: String] ?? [:])
         check("group_add", facts.groupAdd, strings(host["GroupAdd"]))
         if let driver = facts.logDriver { check("log_driver", driver, (host["LogConfig"] as? [String: Any])?["Type"] as? String ?? "") }
@@ -269,6 +269,10 @@ struct DockerDifferentialTests {
                 disagreements.append("\(v): root user without allow")
             }
             if !v.allow.contains("new_privileges") && !facts.noNewPrivileges { disagreements.append("\(v): new privileges without allow") }
+            let capAllowances: Set<String> = ["privileged", "cap_sys_admin", "extra_capabilities", "default_capabilities"]
+            if capAllowances.isDisjoint(with: v.allow), !facts.effectiveCapabilitySet.isSubset(of: DockerPlanner.safeCapabilities) {
+                disagreements.append("\(v): capabilities \(facts.effectiveCapabilitySet.sorted()) beyond the safe set without allow")
+            }
             let createArgs = ["create"] + plan.arguments.dropFirst()
             let created = DockerEngine.docker(createArgs, env: plan.environment)
             guard created.status == 0 else {

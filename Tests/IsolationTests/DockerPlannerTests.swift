@@ -330,7 +330,7 @@ struct DockerPlannerTests {
         #expect(plan.warnings.isEmpty)
         let published = try F.plan(F.server { $0.extraArgs = ["-p", "8080:80"] })
         #expect(published.warnings.contains { $0.contains("publishes container ports") })
-        #expect(F.value(after: "-p", in: published.arguments) == "8080:80")
+        #expect(F.value(after: "--publish", in: published.arguments) == "8080:80")
     }
 
     @Test("a relative working_dir and a relative volume are config errors naming the field")
