@@ -8,8 +8,9 @@ import ProxyCore
 /// the planned argv and `docker inspect` shows what docker actually configured, which must be
 /// what `DockerPlanner.facts(of:)` says (user, capabilities, privileged, read-only root, network,
 /// namespaces, security options, limits, mounts, tmpfs, ulimits, groups, log driver, env).
-@Suite("Docker planner vs docker create + inspect", .serialized)
-struct DockerDifferentialTests {
+/// The test itself is in the serialized real-engine suite (below), so its stream of managed
+/// containers never overlaps the orphan-cleanup test.
+enum DockerDifferentialTests {
     /// One generated variant: extra_args, optional config fields and allow names.
     struct Variant: CustomStringConvertible {
         var extra: [String]
@@ -238,7 +239,12 @@ struct DockerDifferentialTests {
         return out
     }
 
-    @Test("for every variant the planner accepts, docker configures what the planner believes")
+}
+
+extension DockerEngineTests {
+    typealias D = DockerDifferentialTests
+
+    @Test("differential: for every variant the planner accepts, docker configures what the planner believes")
     func plannerMatchesEngine() throws {
         try DockerEngine.requireReady()
         let base = NSTemporaryDirectory() + "mcpproxy-diff-\(UUID().uuidString.prefix(8))"
@@ -251,7 +257,7 @@ struct DockerDifferentialTests {
             try? FileManager.default.removeItem(atPath: base)
             try? FileManager.default.removeItem(atPath: context.runtimeDir)
         }
-        let variants = Self.table(dir: dir) + Self.random(dir: dir, count: 260, seed: 0x1509)
+        let variants = D.table(dir: dir) + D.random(dir: dir, count: 260, seed: 0x1509)
         var accepted = 0, refused = 0, disagreements: [String] = []
         for (n, v) in variants.enumerated() {
             context.launchID = String(format: "diff%08d", n)
@@ -281,7 +287,7 @@ struct DockerDifferentialTests {
             }
             let id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let inspect = try DockerEngine.inspect(id)
-            for d in Self.compare(facts, inspect) { disagreements.append("\(v): \(d)") }
+            for d in D.compare(facts, inspect) { disagreements.append("\(v): \(d)") }
             _ = DockerEngine.docker(["rm", "-f", "-v", id])
         }
         print("docker differential: \(variants.count) variants, \(accepted) accepted and created, \(refused) refused, \(disagreements.count) disagreements")
