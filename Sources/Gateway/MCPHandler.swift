@@ -71,9 +71,13 @@ public final class MCPHandler: Sendable {
             case "ping": return .response(JSONRPC.result(id: id, json: "{}"))
             case "tools/list": return .response(JSONRPC.result(id: id, json: toolsList(for: identity)))
             case "tools/call": return .response(try await toolsCall(id: id, body: body, env: env, identity: identity))
-            case "resources/list": return .response(JSONRPC.result(id: id, json: #"{"resources":[]}"#))
-            case "resources/templates/list": return .response(JSONRPC.result(id: id, json: #"{"resourceTemplates":[]}"#))
-            case "prompts/list": return .response(JSONRPC.result(id: id, json: #"{"prompts":[]}"#))
+            case "resources/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: false)))
+            case "resources/templates/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: true)))
+            case "resources/read": return .response(try await resourcesRead(id: id, params(body, env), identity: identity))
+            case "prompts/list": return .response(JSONRPC.result(id: id, json: await promptsList(identity)))
+            case "prompts/get": return .response(try await promptsGet(id: id, params(body, env), identity: identity))
+            case "completion/complete": return .response(try await complete(id: id, params(body, env), identity: identity))
+            case "logging/setLevel": return .response(try await setLevel(id: id, params(body, env), identity: identity))
             default:
                 return .response(JSONRPC.error(id: id, ProxyError(.methodNotFound, "method not found: \(method)")))
             }
@@ -104,7 +108,7 @@ public final class MCPHandler: Sendable {
         session?.clientName = params?["clientInfo"]?["name"]?.stringValue ?? ""
         let result: JSONValue = [
             "protocolVersion": .string(version),
-            "capabilities": ["tools": ["listChanged": true]],
+            "capabilities": ["tools": ["listChanged": true], "resources": [:], "prompts": [:], "completions": [:], "logging": [:]],
             "serverInfo": ["name": "mcpproxy", "version": .string(ProxyVersion.current)],
             "instructions": "mcpproxy federates many MCP servers. Use retrieve_tools to search their tools, then call_tool (or call_tool_read/_write/_destructive) with the name it returns (server:tool).",
         ]
@@ -365,7 +369,11 @@ public final class MCPHandler: Sendable {
             }
             let server = String(qualified[..<colon])
             let toolName = String(qualified[qualified.index(after: colon)...])
-            guard identity.mayUse(server: server), catalog.serverNames.contains(server) else { throw unknown() }
+            guard identity.mayUse(server: server) else { throw unknown() }
+            if !catalog.serverNames.contains(server), manager.pendingServers.contains(where: { $0.name == server }) {
+                throw ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
+            }
+            guard catalog.serverNames.contains(server) else { throw unknown() }
             if let why = catalog.refusals["\(server):*"] { throw ToolFailure(message: why) }
             if let why = catalog.refusals[qualified],
                let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),

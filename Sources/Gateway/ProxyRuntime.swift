@@ -207,7 +207,7 @@ public final class ProxyRuntime: Sendable {
         if options.stdio {
             // The pipes are the credential; --token-file narrows the client to a token's scope.
             let identity = try options.tokenFile.map { try authenticator.identity(tokenFile: $0) } ?? .admin
-            let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger)
+            let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger, maxLine: initialConfig.maxRequestBodyBytes)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: service), .init(service: tokens),
                            .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -344,13 +344,19 @@ struct StdioFrontend: Service {
     let handler: MCPHandler
     let identity: Identity
     let logger: Logger
+    /// The longest line accepted from the client (the HTTP front end's `max_request_body`); a
+    /// longer one is answered with a parse error and skipped, never buffered without bound.
+    var maxLine: Int = 4 << 20
 
     func run() async throws {
         let session = MCPSession(id: "stdio", identity: identity)
         let lines = AsyncStream<[UInt8]>.makeStream()
         let input = dup(0)
+        let limit = maxLine
+        let log = logger
         Thread.detachNewThread {
             var pending: [UInt8] = []
+            var discarding = false
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
@@ -359,32 +365,62 @@ struct StdioFrontend: Service {
                 pending.append(contentsOf: buffer[0..<n])
                 while let nl = pending.firstIndex(of: 0x0A) {
                     var line = Array(pending[..<nl])
-                    if line.last == 0x0D { line.removeLast() }
                     pending.removeSubrange(...nl)
+                    if discarding { discarding = false; continue }
+                    if line.last == 0x0D { line.removeLast() }
                     lines.continuation.yield(line)
                 }
+                if pending.count > limit {
+                    // Too long: answer once (an unparsable message) and drop the rest of the line.
+                    if !discarding {
+                        log.warning("stdio client sent a line over \(limit) bytes; it is dropped")
+                        lines.continuation.yield(Array("{".utf8))
+                    }
+                    discarding = true
+                    pending.removeAll(keepingCapacity: false)
+                }
             }
-            if !pending.isEmpty { lines.continuation.yield(pending) }
+            if !pending.isEmpty && !discarding { lines.continuation.yield(pending) }
             close(input)
             lines.continuation.finish()
         }
         let out = NIOLockedValueBox(())
+        @Sendable func emit(_ message: [UInt8]) {
+            var bytes = message
+            bytes.append(0x0A)
+            out.withLockedValue { _ in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+        }
+        // Tell the client when the tools it may see change (upstreams coming up, approvals),
+        // as the HTTP front end does on its event stream.
+        // Nothing is sent before the client's initialize has been answered.
+        let manager = handler.manager
+        let me = identity
+        let initialized = NIOLockedValueBox(false)
+        _ = session.updateToolsSignature(MCPHandler.visibleSignature(manager.catalog, for: me))
+        manager.onCatalogChange {
+            if session.updateToolsSignature(MCPHandler.visibleSignature(manager.catalog, for: me)),
+               initialized.withLockedValue({ $0 }) {
+                emit(JSONRPC.notification(method: "notifications/tools/list_changed"))
+            }
+        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for await line in lines.stream {
                     if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
                     group.addTask {
-                        if case .response(var bytes) = await handler.handle(line, session: session, identity: identity) {
-                            bytes.append(0x0A)
-                            out.withLockedValue { _ in
-                                var offset = 0
-                                while offset < bytes.count {
-                                    let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-                                    if n < 0 && errno == EINTR { continue }
-                                    if n <= 0 { break }
-                                    offset += n
-                                }
-                            }
+                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity) {
+                            emit(bytes)
+                        }
+                        if !initialized.withLockedValue({ $0 }), (try? JSONRPCEnvelope.parse(line))?.method == "initialize" {
+                            initialized.withLockedValue { $0 = true }
                         }
                     }
                 }

@@ -1,9 +1,10 @@
 import Foundation
 
 /// Reads and rewrites the config file for changes the proxy makes itself (servers added,
-/// removed, enabled, approved). Edits the JSON tree so unknown keys survive; both `mcpServers`
-/// forms are kept as the user wrote them. Comments do not survive a rewrite (JSON has none);
-/// the write is atomic (temp file + rename) and keeps the file's permissions.
+/// removed, enabled, approved). The change is spliced into the text (`ConfigSplice`) so
+/// comments and formatting survive; when that is not possible the JSON tree is rewritten
+/// (unknown keys survive, comments do not). Both `mcpServers` forms are kept as the user wrote
+/// them; the write is atomic (temp file + rename) and keeps the file's permissions.
 public enum ConfigFile {
     /// Applies `edit` to the server entry named `name` (creating it when `create` is set), or
     /// removes it when `edit` returns nil. Validates the result before writing.
@@ -14,12 +15,13 @@ public enum ConfigFile {
             throw ProxyError(.invalidConfig, "\(path): the config is not a JSON object")
         }
         let servers = root["mcpServers"]
+        var spliceEntry: [String: Any]?? = nil   // .some(nil): remove; .some(x): set to x
         if var dict = servers as? [String: Any] {
             var entry = dict[name] as? [String: Any]
             if entry == nil && !create { throw ProxyError(.notFound, "no server named \"\(name)\" in \(path)") }
             if entry != nil && create { throw ProxyError(.conflict, "a server named \"\(name)\" already exists in \(path)") }
             entry?.removeValue(forKey: "name")
-            if var new = try edit(entry) { new.removeValue(forKey: "name"); dict[name] = new } else { dict.removeValue(forKey: name) }
+            if var new = try edit(entry) { new.removeValue(forKey: "name"); dict[name] = new; spliceEntry = .some(new) } else { dict.removeValue(forKey: name); spliceEntry = .some(nil) }
             root["mcpServers"] = dict
         } else {
             var list = servers as? [Any] ?? []
@@ -30,10 +32,20 @@ public enum ConfigFile {
             if var new = try edit(old) {
                 new["name"] = name
                 if let index { list[index] = new } else { list.append(new) }
+                spliceEntry = .some(new)
             } else if let index {
                 list.remove(at: index)
+                spliceEntry = .some(nil)
             }
             root["mcpServers"] = list
+        }
+        // In place when the spliced text means exactly the edited tree; else a full rewrite.
+        if servers != nil, let entry = spliceEntry, let spliced = ConfigSplice.apply(text: [UInt8](data), name: name, new: entry),
+           let check = try? JSONSerialization.jsonObject(with: Data(JSONC.strip(spliced))) as? [String: Any],
+           ConfigSplice.same(check, root) {
+            _ = try ConfigLoader.parse(data: Data(spliced), file: path)  // never write an invalid config
+            try writeAtomically(path: path, data: Data(spliced))
+            return
         }
         let out = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         _ = try ConfigLoader.parse(data: out, file: path)  // never write an invalid config

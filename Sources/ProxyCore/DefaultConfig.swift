@@ -1,11 +1,20 @@
 /// The commented config written on first run.
 public enum DefaultConfig {
+    /// Every server a user adds runs confined unless they say otherwise: the native sandbox
+    /// where it exists (Linux, no daemon needed), docker elsewhere.
+    #if os(Linux)
+    static let mode = "sandbox"
+    #else
+    static let mode = "docker"
+    #endif
+
     public static let text = """
     // mcpproxy configuration. Comments (// and /* */) are allowed.
     // Reference: docs/configuration.md. Edits apply live (within a second).
     {
-      // Where the MCP endpoint (/mcp) and the REST API (/api/v1) listen. Keep it on loopback
-      // unless you put an authenticating proxy in front.
+      // Where the MCP endpoint (/mcp) and the REST API (/api/v1) listen. Clients need a
+      // credential: give each agent a token (mcpproxy token create NAME) and send it as
+      // "Authorization: Bearer TOKEN". A non-loopback address also needs tls_cert/tls_key.
       "listen": "127.0.0.1:8080",
 
       // "retrieve_tools": clients see retrieve_tools/call_tool and search the catalog.
@@ -13,8 +22,9 @@ public enum DefaultConfig {
       "routing_mode": "retrieve_tools",
 
       // Isolation of stdio servers: "mode" is docker, sandbox or none (the key name is historical).
+      // A server can override it with its own "isolation": {"mode": ...}.
       "docker_isolation": {
-        "mode": "none",
+        "mode": "\(mode)",
         "memory_limit": "512m",
         "cpu_limit": "1.0",
         "timeout": "30s",

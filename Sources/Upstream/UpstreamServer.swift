@@ -29,6 +29,8 @@ public struct ServerSnapshot: Sendable {
     public var enforcement: [String: String]
     public var warnings: [String]
     public var serverInfo: JSONValue?
+    /// The capabilities the server declared in its initialize result.
+    public var capabilities: JSONValue? = nil
 }
 
 /// Events an upstream reports to whoever manages it.
@@ -105,6 +107,7 @@ public actor UpstreamServer {
     private var lastError: String?
     private var stderrTail: [String] = []
     private var serverInfo: JSONValue?
+    private var capabilities: JSONValue?
     private var launchTask: Task<Void, Never>?
     private var restartTask: Task<Void, Never>?
     private var healthTask: Task<Void, Never>?
@@ -157,7 +160,7 @@ public actor UpstreamServer {
                               pid: process?.pid, containerID: containerID, toolCount: l.tools.count,
                               lastError: lastError, restarts: restarts,
                               enforcement: plan?.enforcement ?? [:], warnings: plan?.warnings ?? [],
-                              serverInfo: serverInfo)
+                              serverInfo: serverInfo, capabilities: capabilities)
     }
 
     /// The launch plan of the last start (stdio servers).
@@ -296,6 +299,7 @@ public actor UpstreamServer {
         if let err = initReply.errorSummary() { throw ProxyError(.upstreamFailed, "server \"\(name)\" rejected initialize: \(err)") }
         let result = initReply.resultValue()
         serverInfo = result?["serverInfo"]
+        capabilities = result?["capabilities"]
         if let v = result?["protocolVersion"]?.stringValue, let h = transport as? StreamableHTTPTransport {
             h.setProtocolVersion(v)
         }

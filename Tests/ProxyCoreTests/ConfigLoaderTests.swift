@@ -154,7 +154,12 @@ import Testing
         let l = try load(DefaultConfig.text)
         #expect(l.warnings.isEmpty)
         #expect(l.config.servers.isEmpty)
-        #expect(l.config.dockerIsolation.mode == IsolationMode.none)
+        // Confined by default: the sandbox on Linux (no daemon needed), docker elsewhere.
+        #if os(Linux)
+        #expect(l.config.dockerIsolation.mode == IsolationMode.sandbox)
+        #else
+        #expect(l.config.dockerIsolation.mode == IsolationMode.docker)
+        #endif
     }
 
     @Test func configFileRoundTripKeepsForm() throws {

@@ -66,7 +66,7 @@ def test_hot_reload_adds_and_removes_a_server(proxy):
     wait_until(lambda: not added_proc.alive(), 10, 0.1, "the removed server's process to exit")
     assert _pid(p, "keep") == keep_pid
     r = session.call_tool("added:echo", {"text": "x"})
-    assert "error" in r, r
+    assert r["result"].get("isError") is True, r
     # A session opened before the reload keeps working.
     assert result_text(session.call_tool("keep:echo", {"text": "still"})["result"]) == "still"
 

@@ -22,12 +22,13 @@ def _message(reply) -> str:
 
 
 # (via, tool, allowed). Fixture annotations: echo readOnly; alloc readOnlyHint false (no destructive
-# hint); write_file and crash destructiveHint true.
+# hint: MCP's default is destructiveHint true); write_file and crash destructiveHint true.
 CASES = [
     ("call_tool_read", "echo", True),
     ("call_tool_read", "alloc", False),
     ("call_tool_read", "write_file", False),
-    ("call_tool_write", "alloc", True),
+    ("call_tool_write", "alloc", False),
+    ("call_tool_destructive", "alloc", True),
     ("call_tool_write", "write_file", False),
     ("call_tool_write", "echo", True),
     ("call_tool_destructive", "write_file", True),

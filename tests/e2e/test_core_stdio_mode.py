@@ -81,6 +81,8 @@ def test_stdio_mode_exits_on_eof(tmp_path, binaries):
         proc.stdin.write(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
         proc.stdin.flush()
         reply = json.loads(proc.stdout.readline())
+        while "id" not in reply:  # notifications (tools/list_changed) may come first
+            reply = json.loads(proc.stdout.readline())
         assert reply["id"] == 2 and any(t["name"] == "call_tool" for t in reply["result"]["tools"]), reply
         wait_until(lambda: any("mcpproxy-fixture" in d.cmdline for d in descendants(proc.pid)), 30, 0.1,
                    "the fixture to be started")
@@ -89,8 +91,10 @@ def test_stdio_mode_exits_on_eof(tmp_path, binaries):
         rc = proc.wait(20)
         assert rc == 0, f"exit status {rc}"
         assert not wait_gone(tree, 3)
-        # stdout carried only JSON-RPC: nothing after the replies.
-        assert proc.stdout.read() == b""
+        # stdout carried only JSON-RPC: after the replies, at most notifications (the fixture's
+        # tools appearing).
+        rest = [json.loads(l) for l in proc.stdout.read().splitlines() if l.strip()]
+        assert all(m.get("method") == "notifications/tools/list_changed" for m in rest), rest
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -146,7 +150,7 @@ def test_stdio_mode_with_files_for_stdin_and_stdout(tmp_path, binaries):
                 proc.kill()
                 proc.wait(5)
     assert rc == 0, (rc, (tmp_path / "err").read_text()[-2000:])
-    replies = {m["id"]: m for m in map(json.loads, out.read_bytes().splitlines())}
+    replies = {m["id"]: m for m in map(json.loads, out.read_bytes().splitlines()) if "id" in m}
     assert set(replies) == {1, 2}, replies
     assert any(t["name"] == "call_tool" for t in replies[2]["result"]["tools"])
 
@@ -167,7 +171,52 @@ def test_stdout_carries_only_protocol_with_a_quarantined_server(tmp_path, binari
                  input="".join(json.dumps(m) + "\n" for m in msgs).encode(), capture_output=True, timeout=60,
                  env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     lines = [l for l in out.stdout.decode().splitlines() if l.strip()]
-    replies = [json.loads(l) for l in lines]  # every stdout line is a JSON-RPC message
+    replies = [r for r in map(json.loads, lines) if "id" in r]  # every stdout line is a JSON-RPC message
     assert [r["id"] for r in replies] == [1, 2], replies
-    assert "quarantined" in replies[1]["error"]["message"], replies[1]
+    assert replies[1]["result"]["isError"], replies[1]
+    assert "quarantined" in replies[1]["result"]["content"][0]["text"], replies[1]
     assert "quarantined" in out.stderr.decode()
+
+
+def test_stdio_client_is_told_when_upstream_tools_appear(tmp_path, binaries):
+    """A client that lists tools once at start learns (notifications/tools/list_changed) when the
+    upstreams come up, in direct mode as over HTTP; an over-long line is refused, not buffered."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([fixture_server("slow", "--startup-delay-ms", "1500")], routing_mode="direct",
+                                          max_request_body="64k")))
+    proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                             "--data-dir", str(tmp_path / "data")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
+                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    try:
+        def send(m) -> None:
+            proc.stdin.write((m if isinstance(m, str) else json.dumps(m)).encode() + b"\n")
+            proc.stdin.flush()
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msg = json.loads(proc.stdout.readline())
+            seen.append(msg)
+            if msg.get("method") == "notifications/tools/list_changed":
+                break
+        assert seen[-1].get("method") == "notifications/tools/list_changed", seen
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        reply = json.loads(proc.stdout.readline())
+        assert any(t["name"] == "slow__echo" for t in reply["result"]["tools"]), reply
+        send('{"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":"' + "x" * 200_000 + '"}}')
+        send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
+        first = json.loads(proc.stdout.readline())
+        assert first.get("error", {}).get("code") == -32700, first
+        assert json.loads(proc.stdout.readline()) == {"jsonrpc": "2.0", "id": 4, "result": {}}
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

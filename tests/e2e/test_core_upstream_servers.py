@@ -27,17 +27,26 @@ def test_add_and_remove_persist(proxy, form):
     added = _op(s, operation="add", name="extra", command=str(bin_dir() / "mcpproxy-fixture"),
                 args=["--name", "extra"], env={"EXTRA_VAR": "42"}, protocol="stdio")
     assert not added.get("isError"), added
+    # Added over MCP: awaiting a person's approval, kept out of the config file, nothing runs.
+    assert tool_result_json(added)["state"] == "awaiting_approval", added
+    assert "extra" not in config_servers(p.read_config())
+    assert p.server("extra")["state"] == "awaiting_approval"
+    held = s.call_tool("extra:get_env", {"name": "EXTRA_VAR"})
+    assert held["result"]["isError"] and "approv" in result_text(held["result"]), held
+
+    # First approval: written to the config (form kept), started quarantined.
+    first = p.rest("POST", "/api/v1/servers/extra/approve")
+    assert first.status == 200, first
     servers = config_servers(p.read_config())
     assert "extra" in servers and "fixture" in servers, servers
     assert servers["extra"]["command"].endswith("mcpproxy-fixture")
     assert servers["extra"]["args"] == ["--name", "extra"]
     assert servers["extra"].get("env") == {"EXTRA_VAR": "42"}
     assert isinstance(p.read_config()["mcpServers"], dict if form == "object" else list), "form must be kept"
-
-    # A server added by a client starts quarantined (docs/commands.md): a person approves it.
     p.wait_ready(["fixture", "extra"], timeout=20)
     held = s.call_tool("extra:get_env", {"name": "EXTRA_VAR"})
-    assert "error" in held and held["error"]["code"] == -32003, held
+    assert held["result"]["isError"] and "quarantined" in result_text(held["result"]), held
+    # Second approval releases its tools.
     approved = p.rest("POST", "/api/v1/servers/extra/unquarantine")
     assert approved.status == 200, approved
     wait_until(lambda: all(t.get("status", "available") == "available"

@@ -225,6 +225,9 @@ def test_server_added_through_mcp_starts_quarantined(proxy, tmp_path, python_bin
                 "args": ["--name", "newbie"], "protocol": "stdio"})
     r = run_async(add)
     assert not r.is_error, _text(r)
+    # Nothing runs until a person approves; then it runs quarantined.
+    assert p.server("newbie")["state"] == "awaiting_approval" and not p.server("newbie").get("pid")
+    assert p.rest("POST", "/api/v1/servers/newbie/approve").status == 200
     p.wait_ready(["newbie"])
     sec = p.rest("GET", "/api/v1/servers/newbie/security")
     assert sec.status == 200, sec

@@ -1,9 +1,10 @@
 """A small MCP server from the real Python SDK, served over HTTP for the gateway's e2e tests.
 
-Usage: python py_upstream.py --transport streamable-http|sse --port PORT [--name NAME]
+Usage: python py_upstream.py --transport streamable-http|sse|stdio [--port PORT] [--name NAME]
 
 Streamable HTTP answers at /mcp, legacy SSE at /sse (messages at /messages/). Loopback only.
 Its tools have distinctive names and descriptions so tests can find them through the gateway.
+It also serves resources (one fixed, one template), a prompt with arguments and completions.
 """
 
 import argparse
@@ -16,8 +17,8 @@ except ImportError:  # mcp 1.x
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--transport", choices=["streamable-http", "sse"], required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--transport", choices=["streamable-http", "sse", "stdio"], required=True)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default="pyhttp")
     ns = parser.parse_args()
 
@@ -45,6 +46,34 @@ def main() -> None:
         """Return the name of the transport this server speaks."""
         return ns.transport
 
+    @server.resource("notes://readme", mime_type="text/plain")
+    def readme() -> str:
+        """The server's read-me note."""
+        return f"readme of {ns.name}"
+
+    @server.resource("notes://item/{item_id}", mime_type="text/plain")
+    def item(item_id: str) -> str:
+        """One numbered note."""
+        return f"note {item_id} of {ns.name}"
+
+    @server.prompt()
+    def review_code(code: str, language: str = "python") -> str:
+        """Ask for a review of a piece of code."""
+        return f"Review this {language} code from {ns.name}:\n{code}"
+
+    @server.completion()
+    async def complete(ref, argument, context):
+        try:
+            from mcp.types import Completion
+        except ImportError:
+            from mcp_types import Completion
+        if argument.name == "language":
+            return Completion(values=[v for v in ("python", "perl", "rust") if v.startswith(argument.value)])
+        return None
+
+    if ns.transport == "stdio":
+        server.run("stdio")
+        return
     if ns.transport == "streamable-http":
         try:
             server.run("streamable-http", host="127.0.0.1", port=ns.port)

@@ -1,0 +1,210 @@
+import Foundation
+import ProxyCore
+import Upstream
+
+/// The reversible naming of federated resources and prompts (docs/commands.md, "Resources and
+/// prompts"): a prompt `p` of server `s` is `s:p`; a resource URI `u` of server `s` is
+/// `mcpproxy://s/` followed by `u` percent-encoded (every byte but RFC 3986 unreserved ones), so
+/// the gateway can always tell which server a URI belongs to and give it back its own URI.
+/// Pure, so it is unit-tested.
+public enum FederatedName {
+    public static let uriPrefix = "mcpproxy://"
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    public static func wrap(server: String, uri: String) -> String {
+        uriPrefix + server + "/" + (uri.addingPercentEncoding(withAllowedCharacters: unreserved) ?? uri)
+    }
+
+    /// A URI template: literal parts are encoded as `wrap` does; `{...}` expressions are kept so
+    /// the client can still expand them (their values are decoded once on the way back).
+    public static func wrap(server: String, template: String) -> String {
+        var out = uriPrefix + server + "/"
+        var literal = ""
+        var i = template.startIndex
+        while i < template.endIndex {
+            if template[i] == "{", let close = template[i...].firstIndex(of: "}") {
+                out += literal.addingPercentEncoding(withAllowedCharacters: unreserved) ?? literal
+                literal = ""
+                out += template[i...close]
+                i = template.index(after: close)
+            } else {
+                literal.append(template[i])
+                i = template.index(after: i)
+            }
+        }
+        return out + (literal.addingPercentEncoding(withAllowedCharacters: unreserved) ?? literal)
+    }
+
+    /// The server and its own URI, or nil when `uri` is not a gateway URI.
+    public static func unwrap(uri: String) -> (server: String, uri: String)? {
+        guard uri.hasPrefix(uriPrefix) else { return nil }
+        let rest = uri.dropFirst(uriPrefix.count)
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let server = String(rest[..<slash])
+        guard !server.isEmpty, let original = String(rest[rest.index(after: slash)...]).removingPercentEncoding,
+              !original.isEmpty else { return nil }
+        return (server, original)
+    }
+
+    /// `server:name` split at the first colon (server names cannot hold one).
+    public static func split(_ qualified: String) -> (server: String, name: String)? {
+        guard let colon = qualified.firstIndex(of: ":"), colon != qualified.startIndex else { return nil }
+        let name = String(qualified[qualified.index(after: colon)...])
+        return name.isEmpty ? nil : (String(qualified[..<colon]), name)
+    }
+}
+
+/// Resources, resource templates, prompts, completion and logging levels of the upstreams,
+/// federated for one caller: only servers it may use, that are ready and approved (nothing
+/// from a quarantined server), and that declared the capability.
+extension MCPHandler {
+    /// Servers whose resources and prompts `identity` may see, with their declared capabilities.
+    func federated(for identity: Identity, capability: String) async -> [(name: String, server: UpstreamServer)] {
+        let catalog = manager.catalog
+        var out: [(String, UpstreamServer)] = []
+        for (name, server) in catalog.servers.sorted(by: { $0.key < $1.key })
+        where identity.mayUse(server: name) && catalog.refusals["\(name):*"] == nil && catalog.evaluated.contains(name) {
+            let snap = await server.snapshot()
+            guard snap.state == .ready, snap.capabilities?[capability] != nil else { continue }
+            out.append((name, server))
+        }
+        return out
+    }
+
+    /// The one server a qualified name or URI names, if `identity` may use it (else the same
+    /// error as for a name that does not exist).
+    func federatedServer(_ name: String, for identity: Identity, capability: String, what: String) async throws -> UpstreamServer {
+        guard let s = await federated(for: identity, capability: capability).first(where: { $0.name == name }) else {
+            throw ProxyError(.invalidArgument, "unknown \(what)")
+        }
+        return s.server
+    }
+
+    func params(_ body: [UInt8], _ env: JSONRPCEnvelope) -> [String: JSONValue] {
+        env.params.flatMap { try? JSONValue.parse(Data(body[$0])) }?.objectValue ?? [:]
+    }
+
+    /// Every page of a list method from one upstream (bounded), as the items under `key`.
+    func listAll(_ server: UpstreamServer, method: String, key: String) async -> [JSONValue] {
+        var items: [JSONValue] = []
+        var cursor: String? = nil
+        let timeout = settings.withLockedValue { $0.callTimeout }
+        for _ in 0..<50 {
+            let params: JSONValue = cursor.map { ["cursor": .string($0)] } ?? [:]
+            guard let reply = try? await server.request(method: method, params: Array(params.serialized().utf8), timeout: min(timeout, 30)),
+                  let result = reply.resultValue() else { break }
+            items += result[key]?.arrayValue ?? []
+            guard let next = result["nextCursor"]?.stringValue, !next.isEmpty, next != cursor else { break }
+            cursor = next
+        }
+        return items
+    }
+
+    func resourcesList(_ identity: Identity, templates: Bool) async -> String {
+        let key = templates ? "resourceTemplates" : "resources"
+        var all: [JSONValue] = []
+        for (name, server) in await federated(for: identity, capability: "resources") {
+            for item in await listAll(server, method: templates ? "resources/templates/list" : "resources/list", key: key) {
+                guard var o = item.objectValue else { continue }
+                if templates, let t = o["uriTemplate"]?.stringValue {
+                    o["uriTemplate"] = .string(FederatedName.wrap(server: name, template: t))
+                } else if let u = o["uri"]?.stringValue {
+                    o["uri"] = .string(FederatedName.wrap(server: name, uri: u))
+                } else { continue }
+                all.append(.object(o))
+            }
+        }
+        return JSONValue.object([key: .array(all)]).serialized()
+    }
+
+    func promptsList(_ identity: Identity) async -> String {
+        var all: [JSONValue] = []
+        for (name, server) in await federated(for: identity, capability: "prompts") {
+            for item in await listAll(server, method: "prompts/list", key: "prompts") {
+                guard var o = item.objectValue, let n = o["name"]?.stringValue else { continue }
+                o["name"] = .string("\(name):\(n)")
+                all.append(.object(o))
+            }
+        }
+        return JSONValue.object(["prompts": .array(all)]).serialized()
+    }
+
+    /// Forwards one request upstream; an upstream error is passed on byte-exact, a result is
+    /// rewritten by `map`.
+    func forward(id: [UInt8], _ server: UpstreamServer, method: String, params: JSONValue,
+                 map: (JSONValue) -> JSONValue = { $0 }) async throws -> [UInt8] {
+        let timeout = settings.withLockedValue { $0.callTimeout }
+        let reply = try await server.request(method: method, params: Array(params.serialized().utf8), timeout: timeout)
+        if let e = reply.errorBytes {
+            var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
+            out += e
+            out.append(UInt8(ascii: "}"))
+            return out
+        }
+        guard let result = reply.resultValue() else { throw ProxyError(.upstreamFailed, "the upstream sent a response without a result") }
+        return JSONRPC.result(id: id, json: map(result).serialized())
+    }
+
+    func resourcesRead(id: [UInt8], _ p: [String: JSONValue], identity: Identity) async throws -> [UInt8] {
+        guard let uri = p["uri"]?.stringValue, let (name, original) = FederatedName.unwrap(uri: uri) else {
+            throw ProxyError(.invalidArgument, "unknown resource: expected a URI from resources/list (mcpproxy://SERVER/...)")
+        }
+        let server = try await federatedServer(name, for: identity, capability: "resources", what: "resource")
+        var params = p
+        params["uri"] = .string(original)
+        return try await forward(id: id, server, method: "resources/read", params: .object(params)) { result in
+            guard var o = result.objectValue, let contents = o["contents"]?.arrayValue else { return result }
+            o["contents"] = .array(contents.map { c in
+                guard var co = c.objectValue, let u = co["uri"]?.stringValue else { return c }
+                co["uri"] = .string(FederatedName.wrap(server: name, uri: u))
+                return .object(co)
+            })
+            return .object(o)
+        }
+    }
+
+    func promptsGet(id: [UInt8], _ p: [String: JSONValue], identity: Identity) async throws -> [UInt8] {
+        guard let q = p["name"]?.stringValue, let (name, prompt) = FederatedName.split(q) else {
+            throw ProxyError(.invalidArgument, "unknown prompt: expected server:prompt from prompts/list")
+        }
+        let server = try await federatedServer(name, for: identity, capability: "prompts", what: "prompt \"\(q)\"")
+        var params = p
+        params["name"] = .string(prompt)
+        return try await forward(id: id, server, method: "prompts/get", params: .object(params))
+    }
+
+    func complete(id: [UInt8], _ p: [String: JSONValue], identity: Identity) async throws -> [UInt8] {
+        guard var ref = p["ref"]?.objectValue else { throw ProxyError(.invalidArgument, "completion/complete needs \"ref\"") }
+        let server: UpstreamServer
+        switch ref["type"]?.stringValue {
+        case "ref/prompt":
+            guard let q = ref["name"]?.stringValue, let (name, prompt) = FederatedName.split(q) else {
+                throw ProxyError(.invalidArgument, "unknown prompt")
+            }
+            server = try await federatedServer(name, for: identity, capability: "completions", what: "prompt \"\(q)\"")
+            ref["name"] = .string(prompt)
+        case "ref/resource":
+            guard let u = ref["uri"]?.stringValue, let (name, original) = FederatedName.unwrap(uri: u) else {
+                throw ProxyError(.invalidArgument, "unknown resource")
+            }
+            server = try await federatedServer(name, for: identity, capability: "completions", what: "resource")
+            ref["uri"] = .string(original)
+        default:
+            throw ProxyError(.invalidArgument, "ref.type must be ref/prompt or ref/resource")
+        }
+        var params = p
+        params["ref"] = .object(ref)
+        return try await forward(id: id, server, method: "completion/complete", params: .object(params))
+    }
+
+    /// `logging/setLevel` goes to every server the caller may use that logs. Upstream log
+    /// messages are not forwarded yet (docs/commands.md).
+    func setLevel(id: [UInt8], _ p: [String: JSONValue], identity: Identity) async throws -> [UInt8] {
+        guard p["level"]?.stringValue != nil else { throw ProxyError(.invalidArgument, "logging/setLevel needs \"level\"") }
+        let timeout = settings.withLockedValue { $0.callTimeout }
+        for (_, server) in await federated(for: identity, capability: "logging") {
+            _ = try? await server.request(method: "logging/setLevel", params: Array(JSONValue.object(p).serialized().utf8), timeout: min(timeout, 10))
+        }
+        return JSONRPC.result(id: id, json: "{}")
+    }
+}

@@ -1,0 +1,108 @@
+"""Resources, resource templates, prompts and completion of upstream servers through the gateway:
+names get a `server:` prefix and URIs a reversible `mcpproxy://SERVER/<encoded URI>` form; answers
+equal what the same upstream gives directly once the prefixes are mapped back; nothing comes from
+a quarantined server or from a server outside the caller's scope."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from urllib.parse import quote
+
+from e2e_support import SERVERS_DIR, fixture_server, make_config, python_server, run_async, venv_python
+
+
+def _py(name: str, **extra) -> dict:
+    return python_server(name, [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", name], **extra)
+
+
+def _wrap(server: str, uri: str) -> str:
+    return f"mcpproxy://{server}/" + quote(uri, safe="-._~")
+
+
+def _direct(name: str, requests: list[tuple[str, dict]]) -> list[dict]:
+    """The same upstream spoken to directly over its pipes: the results of `requests`, in order."""
+    msgs = [{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "direct", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    msgs += [{"jsonrpc": "2.0", "id": i + 1, "method": m, "params": p} for i, (m, p) in enumerate(requests)]
+    proc = subprocess.Popen([str(venv_python()), str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", name],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    answers: dict[int, dict] = {}
+    try:
+        for m in msgs:
+            proc.stdin.write(json.dumps(m) + "\n")
+            proc.stdin.flush()
+            if "id" in m:
+                while True:
+                    reply = json.loads(proc.stdout.readline())
+                    if reply.get("id") == m["id"]:
+                        answers[m["id"]] = reply
+                        break
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    return [answers[i + 1] for i in range(len(requests))]
+
+
+def test_resources_prompts_and_completion_are_federated(proxy):
+    p = proxy(make_config([_py("docs"), _py("secret", quarantined=True), fixture_server("a")]))
+    s = p.session()
+
+    caps = s.initialize_result["capabilities"]
+    assert {"resources", "prompts", "completions"} <= set(caps), caps
+
+    direct = _direct("docs", [("resources/list", {}), ("resources/read", {"uri": "notes://readme"}),
+                              ("resources/templates/list", {}), ("resources/read", {"uri": "notes://item/7"}),
+                              ("prompts/list", {}), ("prompts/get", {"name": "review_code", "arguments": {"code": "x = 1"}}),
+                              ("completion/complete", {"ref": {"type": "ref/prompt", "name": "review_code"},
+                                                       "argument": {"name": "language", "value": "p"}})])
+
+    listed = s.request("resources/list")["result"]["resources"]
+    expected = [dict(r, uri=_wrap("docs", r["uri"])) for r in direct[0]["result"]["resources"]]
+    assert listed == expected, (listed, expected)
+
+    read = s.request("resources/read", {"uri": _wrap("docs", "notes://readme")})["result"]
+    want = direct[1]["result"]
+    assert read == dict(want, contents=[dict(c, uri=_wrap("docs", c["uri"])) for c in want["contents"]])
+    assert read["contents"][0]["text"] == "readme of docs"
+
+    templates = s.request("resources/templates/list")["result"]["resourceTemplates"]
+    assert [t["uriTemplate"] for t in templates] == ["mcpproxy://docs/notes%3A%2F%2Fitem%2F{item_id}"], templates
+    expanded = templates[0]["uriTemplate"].replace("{item_id}", "7")
+    item = s.request("resources/read", {"uri": expanded})["result"]
+    assert item["contents"][0]["text"] == direct[3]["result"]["contents"][0]["text"] == "note 7 of docs"
+
+    prompts = s.request("prompts/list")["result"]["prompts"]
+    assert prompts == [dict(pr, name=f"docs:{pr['name']}") for pr in direct[4]["result"]["prompts"]], prompts
+    got = s.request("prompts/get", {"name": "docs:review_code", "arguments": {"code": "x = 1"}})["result"]
+    assert got == direct[5]["result"]
+
+    done = s.request("completion/complete", {"ref": {"type": "ref/prompt", "name": "docs:review_code"},
+                                              "argument": {"name": "language", "value": "p"}})["result"]
+    assert done == direct[6]["result"] and done["completion"]["values"] == ["python", "perl"]
+    assert s.request("logging/setLevel", {"level": "warning"})["result"] == {}
+
+    # Nothing from the quarantined server, by any path.
+    assert not any("secret" in r["uri"] for r in listed)
+    for method, params in (("resources/read", {"uri": _wrap("secret", "notes://readme")}),
+                           ("prompts/get", {"name": "secret:review_code", "arguments": {"code": "x"}}),
+                           ("resources/read", {"uri": "notes://readme"})):
+        r = s.request(method, params)
+        assert "error" in r and "secret" not in json.dumps(r).replace("secret:review_code", ""), r
+
+    # A token limited to another server sees none of it.
+    tok = p.create_token("only-a", "--servers", "a")
+    ts = p.session(token=tok)
+    assert ts.request("resources/list")["result"]["resources"] == []
+    assert ts.request("prompts/list")["result"]["prompts"] == []
+    assert "error" in ts.request("resources/read", {"uri": _wrap("docs", "notes://readme")})
+
+    # The official client works through the gateway too.
+    async def body():
+        async with p.client() as c:
+            names = [pr.name for pr in (await c.list_prompts()).prompts]
+            assert names == ["docs:review_code"]
+            res = await c.read_resource(_wrap("docs", "notes://readme"))
+            assert res.contents[0].text == "readme of docs"
+    run_async(body)
