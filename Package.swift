@@ -55,7 +55,7 @@ let package = Package(
         // Named MCPSecurity, not Security: swift-certificates tests `canImport(Security)` (Apple's
         // framework) and would import a module of that name on Linux.
         .target(name: "MCPSecurity", dependencies: [
-            "ProxyCore",
+            "ProxyCore", "Isolation",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -90,7 +90,7 @@ let package = Package(
 
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
-        .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore"],
+        .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore", "Isolation"],
                     resources: [.copy("Corpus")]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "ProxyCore", "Upstream", "MCPSecurity",
