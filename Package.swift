@@ -33,8 +33,10 @@ let package = Package(
         // the small `mcpproxy-sandbox` executable and `mcpproxy sandbox-exec`.
         .target(name: "CSandbox"),
         // The C executables load no Swift runtime (see main.c): faster spawn, nothing extra to grant.
+        // The launcher is linked statically: no dynamic loader runs in it, so no loader variable
+        // (LD_PRELOAD, LD_LIBRARY_PATH, ...) can reach the still-privileged launcher at all.
         .executableTarget(name: "mcpproxy-sandbox", dependencies: ["CSandbox"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         .target(name: "ProxyCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),
@@ -53,7 +55,7 @@ let package = Package(
         // Named MCPSecurity, not Security: swift-certificates tests `canImport(Security)` (Apple's
         // framework) and would import a module of that name on Linux.
         .target(name: "MCPSecurity", dependencies: [
-            "ProxyCore",
+            "ProxyCore", "Isolation",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -88,7 +90,7 @@ let package = Package(
 
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
-        .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore"],
+        .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore", "Isolation"],
                     resources: [.copy("Corpus")]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "ProxyCore", "Upstream", "MCPSecurity",

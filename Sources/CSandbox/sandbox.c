@@ -1,13 +1,23 @@
 // The sandbox launcher: confines itself, then execs the MCP server (see csandbox.h).
 //
 // Order matters and is chosen so every privileged step runs before the privilege is given up:
-//   1. parse the policy (argv before "--"); nothing is applied before the whole policy parses
+//   1. parse the policy (argv before "--"); nothing is applied before the whole policy parses;
+//      take the server's environment out of the launcher's own (see below)
 //   2. new session (the proxy tears the whole tree down by process group)
-//   3. create private dirs (owned by the sandbox uid), cgroup limits, network namespace
+//   3. create missing private dirs (a new dir goes to the sandbox uid; an existing one is never
+//      chowned or chmodded), a private mount namespace with size-capped tmpfs homes and hidden
+//      socket dirs (root only), cgroup limits, network namespace
 //   4. rlimits; open the Landlock rule paths (still as root, so root-only dirs can be named)
 //   5. drop to the sandbox uid/gid; PR_SET_NO_NEW_PRIVS
 //   6. landlock_restrict_self, then the seccomp filter (which also blocks what step 3 used)
-//   7. close inherited descriptors above 2, chdir, print one status line to stderr, exec
+//   7. close inherited descriptors above 2, chdir, print one status line to stderr, execve with
+//      the server's environment
+//
+// The environment: the proxy starts the launcher with only MCPX_SANDBOX_ENV_PREFIX-prefixed
+// variables, which neither the dynamic loader nor libc read, so a declared LD_PRELOAD,
+// GCONV_PATH or MALLOC_* cannot act inside the launcher while it is still privileged. The
+// launcher is also linked statically where the toolchain allows it. The prefix is stripped and
+// the result handed to the server only by the final execve, after every confinement step.
 // The launcher is single-threaded C: Landlock and seccomp bind the calling thread, and here the
 // calling thread is the only thread, so nothing escapes confinement by running elsewhere.
 #define _GNU_SOURCE
@@ -27,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -131,11 +143,20 @@ struct mcpx_policy {
     int net_none;
     long ports[MCPX_MAX_PORTS];
     int nports;
+    int tcp_allowlist;       /* --tcp-connect or --tcp-connect-none given: connect only to ports */
     long long rl_as, rl_data, rl_nofile, rl_nproc, rl_cpu, rl_fsize; /* -1: unset */
     long long cg_memory;     /* bytes, -1: unset */
     double cg_cpus;          /* 0: unset */
     const char *cg_name;
     int allow_degraded;
+    const char *cg_leaf;     /* cgroup leaf name (default: the sanitized server name) */
+    long long cg_pids;       /* pids.max, -1: unset */
+    int cg_optional;         /* default limits: a missing cgroup is noted, not a degradation */
+    struct { const char *path; long long bytes; } tmpfs[MCPX_MAX_DIRS];
+    int ntmpfs;
+    const char *hide[MCPX_MAX_DIRS];
+    int nhide;
+    int deny_unix;           /* seccomp: socket(AF_UNIX) fails with EACCES */
     char **command;          /* argv after "--" */
 };
 
@@ -186,10 +207,18 @@ static void mcpx_usage(void) {
         "  --uid N --gid N        drop to this uid/gid (when running as root)\n"
         "  --net none|host        none: fresh network namespace (Landlock TCP deny as fallback)\n"
         "  --tcp-connect PORT     allow TCP connect to PORT (others denied; Landlock ABI >= 4)\n"
+        "  --tcp-connect-none     an empty TCP connect allowlist (every connect denied)\n"
         "  --rlimit KIND=N        as, data, nofile, nproc, cpu, fsize (core is always 0)\n"
         "  --cgroup-memory BYTES  memory cgroup limit (falls back to RLIMIT_AS)\n"
         "  --cgroup-cpus CPUS     CPU bandwidth limit, e.g. 0.5\n"
-        "  --allow-degraded       start even when the kernel cannot enforce all of the policy\n");
+        "  --cgroup-pids N        pids.max of the server's cgroup\n"
+        "  --cgroup LEAF          cgroup leaf name (default: the server name)\n"
+        "  --cgroup-optional      the cgroup limits are defaults: without a writable cgroup, note it only\n"
+        "  --tmpfs PATH=BYTES     mount a private tmpfs of at most BYTES on PATH (root: mount namespace)\n"
+        "  --hide PATH            mount an empty read-only tmpfs over PATH (root: mount namespace)\n"
+        "  --deny-unix            socket(AF_UNIX) fails (pathname unix sockets stay unreachable)\n"
+        "  --allow-degraded       start even when the kernel cannot enforce all of the policy\n"
+        "The server's environment is read from the launcher's " MCPX_SANDBOX_ENV_PREFIX "NAME=VALUE variables.\n");
 }
 
 static int mcpx_parse_ll(const char *s, long long *out) {
@@ -207,11 +236,15 @@ static int mcpx_parse(int argc, char **argv, struct mcpx_policy *p) {
     p->uid = p->gid = -1;
     p->rl_as = p->rl_data = p->rl_nofile = p->rl_nproc = p->rl_cpu = p->rl_fsize = -1;
     p->cg_memory = -1;
+    p->cg_pids = -1;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) { i++; break; }
         if (strcmp(a, "--allow-degraded") == 0) { p->allow_degraded = 1; continue; }
+        if (strcmp(a, "--cgroup-optional") == 0) { p->cg_optional = 1; continue; }
+        if (strcmp(a, "--deny-unix") == 0) { p->deny_unix = 1; continue; }
+        if (strcmp(a, "--tcp-connect-none") == 0) { p->tcp_allowlist = 1; continue; }
         if (strcmp(a, "--help") == 0) { mcpx_usage(); return -1; }
         if (i + 1 >= argc) { mcpx_err("option %s needs a value", a); return -1; }
         const char *v = argv[++i];
@@ -244,6 +277,7 @@ static int mcpx_parse(int argc, char **argv, struct mcpx_policy *p) {
             if (mcpx_parse_ll(v, &n) || n < 1 || n > 65535) { mcpx_err("--tcp-connect %s: expected a port 1-65535", v); return -1; }
             if (p->nports >= MCPX_MAX_PORTS) { mcpx_err("too many --tcp-connect ports (max %d)", MCPX_MAX_PORTS); return -1; }
             p->ports[p->nports++] = (long)n;
+            p->tcp_allowlist = 1;
         }
         else if (strcmp(a, "--rlimit") == 0) {
             const char *eq = strchr(v, '=');
@@ -265,6 +299,27 @@ static int mcpx_parse(int argc, char **argv, struct mcpx_policy *p) {
             char *end = NULL;
             p->cg_cpus = strtod(v, &end);
             if (!end || *end || !(p->cg_cpus > 0)) { mcpx_err("--cgroup-cpus %s: expected a positive number", v); return -1; }
+        }
+        else if (strcmp(a, "--cgroup-pids") == 0) {
+            if (mcpx_parse_ll(v, &p->cg_pids) || p->cg_pids == 0) { mcpx_err("--cgroup-pids %s: expected a count", v); return -1; }
+        }
+        else if (strcmp(a, "--cgroup") == 0) {
+            if (!v[0] || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")) { mcpx_err("--cgroup %s: expected a leaf name", v); return -1; }
+            p->cg_leaf = v;
+        }
+        else if (strcmp(a, "--tmpfs") == 0) {
+            const char *eq = strrchr(v, '=');
+            long long n;
+            if (v[0] != '/' || !eq || mcpx_parse_ll(eq + 1, &n) || n < 4096) { mcpx_err("--tmpfs %s: expected /PATH=BYTES", v); return -1; }
+            if (p->ntmpfs >= MCPX_MAX_DIRS) { mcpx_err("too many --tmpfs (max %d)", MCPX_MAX_DIRS); return -1; }
+            char *path = strndup(v, (size_t)(eq - v));
+            p->tmpfs[p->ntmpfs].path = path;
+            p->tmpfs[p->ntmpfs++].bytes = n;
+        }
+        else if (strcmp(a, "--hide") == 0) {
+            if (v[0] != '/' || !strcmp(v, "/")) { mcpx_err("--hide %s: expected an absolute directory other than /", v); return -1; }
+            if (p->nhide >= MCPX_MAX_DIRS) { mcpx_err("too many --hide (max %d)", MCPX_MAX_DIRS); return -1; }
+            p->hide[p->nhide++] = v;
         }
         else { mcpx_err("unknown option %s (see --help)", a); return -1; }
     }
@@ -301,8 +356,10 @@ static int mcpx_mkdir_p(const char *path, mode_t mode) {
     return 0;
 }
 
-/* The sandbox's own dirs: created 0700 and owned by the sandbox uid. An existing dir is handed
-   over only when root owns it (the proxy made it); a dir of another user is left as it is. */
+/* The sandbox's own dirs: a dir this call creates is made 0700 and given to the sandbox uid. An
+   existing dir is never chowned or chmodded (a configured working_dir may be anyone's, even a
+   system dir the planner failed to refuse): it is used as it is, writable only if its owner
+   already let the sandbox uid write there. */
 static int mcpx_make_private_dirs(const struct mcpx_policy *p, struct mcpx_report *rep) {
     int dropping = p->uid >= 0 && geteuid() == 0;
     for (int i = 0; i < p->nmkdirs; i++) {
@@ -314,18 +371,46 @@ static int mcpx_make_private_dirs(const struct mcpx_policy *p, struct mcpx_repor
             return -1;
         }
         if (stat(d, &st) < 0 || !S_ISDIR(st.st_mode)) { mcpx_err("%s is not a directory", d); return -1; }
-        if (dropping && st.st_uid != (uid_t)p->uid) {
-            if (!existed || st.st_uid == 0) {
-                if (chown(d, (uid_t)p->uid, (gid_t)p->gid) < 0) {
-                    mcpx_err("cannot give %s to uid %ld: %s", d, p->uid, strerror(errno));
-                    return -1;
-                }
-            } else {
-                NOTE("%s owned by uid %u, not writable by the sandbox uid", d, st.st_uid);
+        if (!existed && dropping) {
+            /* lchown: the dir was just made by this process; never follow a link planted since. */
+            if (lchown(d, (uid_t)p->uid, (gid_t)p->gid) < 0) {
+                mcpx_err("cannot give new directory %s to uid %ld: %s", d, p->uid, strerror(errno));
+                return -1;
             }
         }
     }
     (void)rep;
+    return 0;
+}
+
+/* A private mount namespace (root only): size-capped tmpfs on the private dirs, empty read-only
+   tmpfs over socket-holding dirs. Nothing propagates back to the host (MS_PRIVATE first). */
+static int mcpx_apply_mounts(const struct mcpx_policy *p, struct mcpx_report *rep) {
+    if (p->ntmpfs == 0 && p->nhide == 0) return 0;
+    if (geteuid() != 0) {
+        for (int i = 0; i < p->ntmpfs; i++) NOTE("tmpfs %s (launcher is not root; RLIMIT_FSIZE only)", p->tmpfs[i].path);
+        for (int i = 0; i < p->nhide; i++) OFF("pathname unix sockets under %s (no mount namespace: launcher is not root)", p->hide[i]);
+        return 0;
+    }
+    if (unshare(CLONE_NEWNS) < 0) { mcpx_err("unshare(CLONE_NEWNS): %s", strerror(errno)); return -1; }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) { mcpx_err("making / private: %s", strerror(errno)); return -1; }
+    char opts[256];
+    for (int i = 0; i < p->ntmpfs; i++) {
+        if (p->uid >= 0) snprintf(opts, sizeof opts, "size=%lld,mode=0700,uid=%ld,gid=%ld", p->tmpfs[i].bytes, p->uid, p->gid);
+        else snprintf(opts, sizeof opts, "size=%lld,mode=0700", p->tmpfs[i].bytes);
+        if (mount("mcpproxy-home", p->tmpfs[i].path, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+            mcpx_err("mounting a tmpfs on %s: %s", p->tmpfs[i].path, strerror(errno)); return -1;
+        }
+        ON("tmpfs %s size=%lld", p->tmpfs[i].path, p->tmpfs[i].bytes);
+    }
+    for (int i = 0; i < p->nhide; i++) {
+        struct stat st;
+        if (lstat(p->hide[i], &st) < 0 || !S_ISDIR(st.st_mode)) continue;  /* absent or a symlink: the planner hides its target */
+        if (mount("mcpproxy-hidden", p->hide[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4096,mode=0555") < 0) {
+            mcpx_err("hiding %s: %s", p->hide[i], strerror(errno)); return -1;
+        }
+        ON("hidden %s", p->hide[i]);
+    }
     return 0;
 }
 
@@ -345,7 +430,11 @@ static int mcpx_cgroup_v2(const struct mcpx_policy *p, const char *leaf, char *w
     snprintf(base, sizeof base, "/sys/fs/cgroup/mcpproxy");
     snprintf(dir, sizeof dir, "%s/%s", base, leaf);
     snprintf(pid, sizeof pid, "%d", getpid());
-    const char *ctl = p->cg_memory > 0 && p->cg_cpus > 0 ? "+memory +cpu" : p->cg_memory > 0 ? "+memory" : "+cpu";
+    char ctl[64] = "";
+    if (p->cg_memory > 0) strcat(ctl, "+memory ");
+    if (p->cg_cpus > 0) strcat(ctl, "+cpu ");
+    if (p->cg_pids > 0) strcat(ctl, "+pids ");
+    if (ctl[0]) ctl[strlen(ctl) - 1] = 0;
     if (mkdir(base, 0755) < 0 && errno != EEXIST) { snprintf(why, whycap, "mkdir %s: %s", base, strerror(errno)); return 0; }
     if (mcpx_write_file("/sys/fs/cgroup/cgroup.subtree_control", ctl) < 0 ||
         mcpx_write_file("/sys/fs/cgroup/mcpproxy/cgroup.subtree_control", ctl) < 0) {
@@ -363,6 +452,11 @@ static int mcpx_cgroup_v2(const struct mcpx_policy *p, const char *leaf, char *w
     if (p->cg_cpus > 0) {
         snprintf(file, sizeof file, "%s/cpu.max", dir);
         snprintf(val, sizeof val, "%lld 100000", (long long)(p->cg_cpus * 100000.0));
+        if (mcpx_write_file(file, val) < 0) { snprintf(why, whycap, "%s: %s", file, strerror(errno)); return 0; }
+    }
+    if (p->cg_pids > 0) {
+        snprintf(file, sizeof file, "%s/pids.max", dir);
+        snprintf(val, sizeof val, "%lld", p->cg_pids);
         if (mcpx_write_file(file, val) < 0) { snprintf(why, whycap, "%s: %s", file, strerror(errno)); return 0; }
     }
     snprintf(file, sizeof file, "%s/cgroup.procs", dir);
@@ -392,15 +486,16 @@ static int mcpx_cgroup_v1(const char *controller, const char *leaf, const char *
 }
 
 static void mcpx_apply_cgroups(struct mcpx_policy *p, struct mcpx_report *rep) {
-    if (p->cg_memory <= 0 && p->cg_cpus <= 0) return;
+    if (p->cg_memory <= 0 && p->cg_cpus <= 0 && p->cg_pids <= 0) return;
     char leaf[256], why[1400] = "";
-    mcpx_sanitize(p->name[0] ? p->name : "server", leaf, sizeof leaf);
+    mcpx_sanitize(p->cg_leaf ? p->cg_leaf : p->name[0] ? p->name : "server", leaf, sizeof leaf);
     struct stat st;
     int v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
     if (v2) {
         if (mcpx_cgroup_v2(p, leaf, why, sizeof why)) {
             if (p->cg_memory > 0) ON("cgroup memory.max=%lld", p->cg_memory);
             if (p->cg_cpus > 0) ON("cgroup cpu.max=%.2f cpus", p->cg_cpus);
+            if (p->cg_pids > 0) ON("cgroup pids.max=%lld", p->cg_pids);
             return;
         }
     } else {
@@ -410,6 +505,10 @@ static void mcpx_apply_cgroups(struct mcpx_policy *p, struct mcpx_report *rep) {
             const char *files[] = { "memory.limit_in_bytes" };
             const char *values[] = { mem };
             if (mcpx_cgroup_v1("memory", leaf, files, values, 1, why, sizeof why)) {
+                /* No swap escape hatch where the kernel accounts swap (memsw); absent is fine. */
+                char memsw[1200];
+                snprintf(memsw, sizeof memsw, "/sys/fs/cgroup/memory/mcpproxy/%s/memory.memsw.limit_in_bytes", leaf);
+                (void)mcpx_write_file(memsw, mem);
                 ON("cgroup memory.limit_in_bytes=%lld", p->cg_memory);
                 p->cg_memory = 0;
             }
@@ -424,14 +523,29 @@ static void mcpx_apply_cgroups(struct mcpx_policy *p, struct mcpx_report *rep) {
                 p->cg_cpus = 0;
             }
         }
-        if (p->cg_memory <= 0 && p->cg_cpus <= 0) return;
+        if (p->cg_pids > 0) {
+            char n[64];
+            snprintf(n, sizeof n, "%lld", p->cg_pids);
+            const char *files[] = { "pids.max" };
+            const char *values[] = { n };
+            if (mcpx_cgroup_v1("pids", leaf, files, values, 1, why, sizeof why)) {
+                ON("cgroup pids.max=%lld", p->cg_pids);
+                p->cg_pids = 0;
+            }
+        }
+        if (p->cg_memory <= 0 && p->cg_cpus <= 0 && p->cg_pids <= 0) return;
     }
-    /* Fallbacks: memory becomes an address-space cap; CPU bandwidth has no rlimit equivalent. */
+    /* Fallbacks: memory becomes an address-space cap; the process count is RLIMIT_NPROC (per
+       uid); CPU bandwidth has no rlimit equivalent. */
     if (p->cg_memory > 0) {
         if (p->rl_as < 0 || p->cg_memory < p->rl_as) p->rl_as = p->cg_memory;
         NOTE("cgroup memory unavailable (%s): RLIMIT_AS used instead", why);
     }
-    if (p->cg_cpus > 0) OFF("cpu limit %.2f (no writable cgroup: %s)", p->cg_cpus, why);
+    if (p->cg_pids > 0) NOTE("cgroup pids.max unavailable (%s): RLIMIT_NPROC only", why);
+    if (p->cg_cpus > 0) {
+        if (p->cg_optional) NOTE("default cpu limit %.2f not applied (no writable cgroup: %s)", p->cg_cpus, why);
+        else OFF("cpu limit %.2f (no writable cgroup: %s)", p->cg_cpus, why);
+    }
 }
 
 static int mcpx_set_rlimit(int resource, long long value, const char *label, struct mcpx_report *rep) {
@@ -513,13 +627,13 @@ static int mcpx_add_path_rule(int ruleset, const char *path, uint64_t want, uint
 static int mcpx_build_landlock(const struct mcpx_policy *p, int abi, int net_via_landlock, struct mcpx_report *rep) {
     if (abi <= 0) {
         OFF("landlock filesystem rules (kernel has no Landlock)");
-        if (p->nports > 0) OFF("tcp connect allowlist (no Landlock)");
+        if (p->tcp_allowlist) OFF("tcp connect allowlist (no Landlock)");
         OFF("signal/abstract-unix scoping (no Landlock)");
         return -1;
     }
     uint64_t handled = mcpx_fs_rights_for_abi(abi);
     struct mcpx_ll_ruleset_attr attr = { .handled_access_fs = handled };
-    if (abi >= 4 && (net_via_landlock || p->nports > 0)) {
+    if (abi >= 4 && (net_via_landlock || p->tcp_allowlist)) {
         attr.handled_access_net = MCPX_LL_NET_CONNECT_TCP | (net_via_landlock ? MCPX_LL_NET_BIND_TCP : 0);
     }
     if (abi >= 6) attr.scoped = MCPX_LL_SCOPE_ABSTRACT_UNIX | MCPX_LL_SCOPE_SIGNAL;
@@ -554,9 +668,10 @@ static int mcpx_build_landlock(const struct mcpx_policy *p, int abi, int net_via
     if (abi < 2) OFF("landlock refer (kernel abi %d < 2)", abi);
     if (abi < 3) OFF("landlock truncate (kernel abi %d < 3)", abi);
     if (abi < 5) OFF("landlock ioctl on devices (kernel abi %d < 5)", abi);
-    if (p->nports > 0) {
+    if (p->tcp_allowlist) {
         if (abi >= 4 && !net_via_landlock) {
-            char list[512] = "";
+            char list[512] = "none";
+            if (p->nports > 0) list[0] = 0;
             for (int i = 0; i < p->nports; i++) mcpx_add(list, sizeof list, "%ld", p->ports[i]);
             ON("tcp connect only to ports %s", list);
         } else if (abi < 4) OFF("tcp connect allowlist (kernel abi %d < 4)", abi);
@@ -568,7 +683,7 @@ static int mcpx_build_landlock(const struct mcpx_policy *p, int abi, int net_via
 }
 
 /* The seccomp filter: kernel-facing calls an MCP server never needs answer EPERM. */
-static int mcpx_apply_seccomp(struct mcpx_report *rep) {
+static int mcpx_apply_seccomp(const struct mcpx_policy *p, struct mcpx_report *rep) {
     static const int denied[] = {
 #ifdef SYS_ptrace
         SYS_ptrace,
@@ -640,6 +755,16 @@ static int mcpx_apply_seccomp(struct mcpx_report *rep) {
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K,
         CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP, 0, 1);
     f[n++] = (struct sock_filter)ERRNO_RET(EPERM);
+    if (p->deny_unix) {
+        /* Landlock (ABI <= 7) does not mediate connect() to a pathname socket, and the filter
+           cannot read the path: no AF_UNIX sockets at all. socketpair() stays allowed (an
+           unnamed connected pair reaches nothing outside; runtimes use it for child stdio). */
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 1);
+        f[n++] = (struct sock_filter)ERRNO_RET(EACCES);
+    }
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 #undef ERRNO_RET
     struct sock_fprog prog = { .len = (unsigned short)n, .filter = f };
@@ -649,7 +774,46 @@ static int mcpx_apply_seccomp(struct mcpx_report *rep) {
         return -1;
     }
     ON("seccomp (%d calls denied, namespaces blocked)", (int)NDENIED + 1);
+    if (p->deny_unix) ON("unix sockets denied (socket(AF_UNIX) fails)");
     return 0;
+}
+
+extern char **environ;
+
+/* The server's environment: every MCPX_SANDBOX_ENV_PREFIX-prefixed variable of the launcher's
+   own, prefix removed. Anything else in the launcher's environment is not passed on. */
+static char **mcpx_server_environment(void) {
+    size_t plen = strlen(MCPX_SANDBOX_ENV_PREFIX), n = 0;
+    for (char **e = environ; e && *e; e++) n++;
+    char **out = calloc(n + 1, sizeof *out);
+    if (!out) return NULL;
+    size_t k = 0;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, MCPX_SANDBOX_ENV_PREFIX, plen) == 0 && strchr(*e + plen, '=') && (*e)[plen] != '=') out[k++] = *e + plen;
+    }
+    out[k] = NULL;
+    return out;
+}
+
+/* execve of `command` with `envp`: a name without a slash is looked up on the server's PATH. */
+static void mcpx_exec(char **command, char **envp) {
+    if (strchr(command[0], '/')) { execve(command[0], command, envp); return; }
+    const char *path = "/usr/local/bin:/usr/bin:/bin";
+    for (char **e = envp; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+    int saved = ENOENT;
+    char buf[4096];
+    for (const char *s = path; ; ) {
+        const char *colon = strchr(s, ':');
+        size_t len = colon ? (size_t)(colon - s) : strlen(s);
+        if (len > 0 && len + strlen(command[0]) + 2 < sizeof buf) {
+            snprintf(buf, sizeof buf, "%.*s/%s", (int)len, s, command[0]);
+            execve(buf, command, envp);
+            if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+        }
+        if (!colon) break;
+        s = colon + 1;
+    }
+    errno = saved;
 }
 
 static void mcpx_close_inherited(void) {
@@ -677,6 +841,12 @@ int mcpx_sandbox_main(int argc, char **argv) {
     struct mcpx_report *rep = &report;
     memset(rep, 0, sizeof *rep);
     if (mcpx_parse(argc, argv, p) < 0) return MCPX_SANDBOX_EXIT_USAGE;
+    char **server_env = mcpx_server_environment();
+    if (!server_env) { mcpx_err("out of memory"); return MCPX_SANDBOX_EXIT_SETUP; }
+    /* Nothing the launcher itself calls from here on reads its environment; clear it anyway so
+       no later libc path (locale, iconv, resolver, malloc tunables) can pick a variable up. */
+    static char *empty_env[] = { NULL };
+    environ = empty_env;
 
     /* A new session: the server and everything it spawns form one process group the proxy can
        signal as a whole. A launcher that already leads its group (spawned with setpgid) keeps it. */
@@ -687,6 +857,7 @@ int mcpx_sandbox_main(int argc, char **argv) {
     int abi = mcpx_landlock_abi();
 
     if (mcpx_make_private_dirs(p, rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
+    if (mcpx_apply_mounts(p, rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
     mcpx_apply_cgroups(p, rep);
 
     int net_via_landlock = 0;
@@ -731,7 +902,7 @@ int mcpx_sandbox_main(int argc, char **argv) {
         close(ruleset);
     }
 
-    if (mcpx_apply_seccomp(rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
+    if (mcpx_apply_seccomp(p, rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
 
     if (p->chdir_to && chdir(p->chdir_to) < 0) {
         mcpx_err("cannot enter working directory %s: %s", p->chdir_to, strerror(errno));
@@ -743,7 +914,7 @@ int mcpx_sandbox_main(int argc, char **argv) {
             p->name, rep->degraded ? "DEGRADED" : "confined", rep->on, rep->off[0] ? rep->off : "none");
     fflush(stderr);
 
-    execvp(p->command[0], p->command);
+    mcpx_exec(p->command, server_env);
     mcpx_err("cannot exec %s: %s", p->command[0], strerror(errno));
     return MCPX_SANDBOX_EXIT_EXEC;
 }

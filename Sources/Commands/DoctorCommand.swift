@@ -31,7 +31,8 @@ struct DoctorCommand: AsyncParsableCommand {
         let ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
                                 hostEnvironment: ProcessInfo.processInfo.environment,
                                 sandboxLauncher: ProxyRuntimeLauncherPath.find(), runtimeDir: paths.resolvedDataDir + "/run",
-                                homeDir: home, launchID: "doctor")
+                                homeDir: home, launchID: "doctor",
+                                proxyListenPorts: ListenAddress.parse(config.listen).map { [$0.port] } ?? [])
         var out: [JSONValue] = []
         var failed = false
         for s in servers {
@@ -43,6 +44,11 @@ struct DoctorCommand: AsyncParsableCommand {
                 do {
                     let plan = try Launcher.plan(server: s, config: config, context: ctx)
                     o["launch"] = RESTAPI.planJSON(plan)
+                    // Outside docker the command runs on this host: it must be there.
+                    if decision.mode != .docker, s.enabled, let cmd = s.command, Self.resolve(cmd) == nil {
+                        o["error"] = .string("command \"\(cmd)\" not found\(cmd.contains("/") ? "" : " on PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? ""))"): install it or give its full path; the server cannot start")
+                        failed = true
+                    }
                 } catch let e as ProxyError {
                     o["error"] = .string(e.description)
                     failed = true
@@ -77,6 +83,18 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+
+    /// The executable `command` names, as a shell would find it (a path, or a PATH lookup).
+    static func resolve(_ command: String) -> String? {
+        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(command)"
+            var st = stat()
+            if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
     }
 }
 

@@ -120,13 +120,15 @@ public final class ProxyRuntime: Sendable {
         let instance = instanceID
         let launcher = Self.sandboxLauncherPath()
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let listenPorts = [address.port]
         let env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
                 LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
                               hostEnvironment: ProcessInfo.processInfo.environment, sandboxLauncher: launcher,
                               runtimeDir: runtimeDir, homeDir: home,
-                              launchID: String(UUID().uuidString.lowercased().prefix(8)))
+                              launchID: String(UUID().uuidString.lowercased().prefix(8)),
+                              proxyListenPorts: listenPorts)
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
             containerHooks: plugins.containerHooks)

@@ -262,7 +262,8 @@ public struct RESTAPI: Sendable {
         var o: [String: JSONValue] = [
             "mode": .string(plan.mode.rawValue), "reason": .string(plan.decision.reason),
             "argv": .array(plan.redactedCommandLine.map { .string($0) }),
-            "environment_keys": .array(plan.environment.keys.sorted().map { .string($0) }),
+            "environment_keys": .array((plan.mode == .sandbox ? SandboxPlanner.serverEnvironment(of: plan) : plan.environment)
+                .keys.sorted().map { .string($0) }),
             "warnings": .array(plan.warnings.map { .string($0) }),
             "enforcement": .object(plan.enforcement.mapValues { .string($0) }),
         ]

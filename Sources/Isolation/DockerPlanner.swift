@@ -58,6 +58,15 @@ public enum DockerPlanner {
         case unconfined
         /// `--device`, `--device-cgroup-rule` or `--gpus`.
         case devices
+        /// `--cap-add` of a capability outside `safeCapabilities` that has no name of its own
+        /// (SYS_MODULE, DAC_READ_SEARCH, SYS_RAWIO, BPF, ...).
+        case extraCapabilities = "extra_capabilities"
+        /// A seccomp, AppArmor or SELinux profile other than docker's default.
+        case customSecurityProfile = "custom_security_profile"
+        /// `--group-add` (root and docker groups need `root_user` / `docker_socket`).
+        case groupAdd = "group_add"
+        /// A mount of a host socket file (`*.sock`, `*.socket`) that is not the engine's.
+        case hostSocket = "host_socket"
 
         /// True for the options that undo the container boundary (refused unless named).
         public var isOptIn: Bool {
@@ -105,18 +114,86 @@ public enum DockerPlanner {
                             decision: IsolationDecision, context: LaunchContext,
                             owner: ContainerOwner? = nil,
                             resolveSymlinks: ((String) -> String?)? = nil) throws -> LaunchPlan {
+        let (plan, ctx) = assemble(server: server, command: command, config: config, decision: decision, context: context,
+                                   owner: owner, resolveSymlinks: resolveSymlinks)
+        if !ctx.refusals.isEmpty {
+            let list = ctx.refusals.map { "  - \($0)" }.joined(separator: "\n")
+            throw ProxyError(.refused, "server \"\(server.name)\": docker isolation refuses to start the container:\n\(list)")
+        }
+        if !ctx.invalids.isEmpty {
+            throw ProxyError(.invalidConfig, "server \"\(server.name)\": " + ctx.invalids.joined(separator: "; "))
+        }
+        return plan
+    }
+
+    /// What the docker rules say about a server's config, without planning a launch: every
+    /// refusal (with its JSON path and `allow` name), config error and warning. `mcpproxy audit`
+    /// reports these, so an existing config can be migrated before the proxy refuses it.
+    public struct Review: Sendable, Equatable {
+        /// A refused option: the message (JSON path first) and the `allow` name that lifts it.
+        public struct Refusal: Sendable, Equatable {
+            public var message: String
+            public var allow: String?
+        }
+        public var refusals: [Refusal]
+        public var invalids: [String]
+        public var warnings: [String]
+    }
+
+    /// Reviews `server` under the docker rules (symlinks resolved on the real file system unless
+    /// `resolveSymlinks` is given).
+    public static func review(server: ServerConfig, config: ProxyConfig, context: LaunchContext,
+                              resolveSymlinks: ((String) -> String?)? = nil) -> Review {
+        let owner = ContainerOwner(host: "review", bootID: "review", pid: context.proxyPID, startTime: nil)
+        let (_, ctx) = assemble(server: server, command: server.command ?? "", config: config,
+                                decision: IsolationDecision(mode: .docker, source: .perServerMode), context: context,
+                                owner: owner, resolveSymlinks: resolveSymlinks)
+        return Review(ctx)
+    }
+
+    /// Reviews the options of a server whose own command is `docker run ...` (the proxy does not
+    /// wrap it): each option before the image under the same allowlist as `extra_args`, with
+    /// JSON paths into `mcpServers.NAME.args`. Options the planner would set itself (`-i`,
+    /// `--rm`, `--name`) are config errors there, not findings here.
+    public static func reviewRunOptions(server: ServerConfig, context: LaunchContext) -> Review {
+        var ctx = Checks(server: server.name, where_: "mcpServers.\(server.name).isolation", allow: [], context: context,
+                         resolve: { resolveExistingPrefix($0) })
+        guard let run = server.args.firstIndex(where: { $0 == "run" || $0 == "create" }) else { return Review(ctx) }
+        let parsed = DockerCLI.parse(Array(server.args[(run + 1)...]))
+        if let e = parsed.error {
+            ctx.invalid("mcpServers.\(server.name).args[\(run + 1 + e.index)]: docker would reject it: \(e.message)")
+            return Review(ctx)
+        }
+        var secrets: [String] = []
+        for o in parsed.options {
+            _ = checkOption(o, &ctx, origin: "mcpServers.\(server.name).args[\(run + 1 + o.index)]", declaredEnv: Set(server.env.keys), secrets: &secrets)
+        }
+        return Review(ctx)
+    }
+
+    /// Builds the plan and the findings of every check; `plan` throws when there are refusals
+    /// or config errors, `review` reports them.
+    static func assemble(server: ServerConfig, command: String, config: ProxyConfig,
+                         decision: IsolationDecision, context: LaunchContext,
+                         owner: ContainerOwner?, resolveSymlinks: ((String) -> String?)?) -> (LaunchPlan, Checks) {
         let global = config.dockerIsolation
         let iso = server.isolation ?? ServerIsolationConfig()
         let owner = owner ?? ContainerOwner.probe(pid: context.proxyPID)
-        let where_ = "mcpServers[\"\(server.name)\"].isolation"
+        let where_ = "mcpServers.\(server.name).isolation"
         var ctx = Checks(server: server.name, where_: where_, allow: Set(iso.allow), context: context,
                          resolve: resolveSymlinks ?? { resolveExistingPrefix($0) })
+        /// The JSON path of a setting that has a per-server and a global key.
+        func field(_ key: String, perServer: Bool) -> String { perServer ? "\(where_).\(key)" : "docker_isolation.\(key)" }
 
         for name in iso.allow.sorted() where Allowance(rawValue: name) == nil {
             ctx.warnings.append("server \"\(server.name)\": \(where_).allow entry \"\(name)\" is not a docker-mode name; ignored (known: \(Allowance.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
 
         let choice = image(for: command, isolation: iso, global: global)
+        if !DockerCLI.isValidImageReference(choice.image) {
+            let origin = (iso.image?.isEmpty == false) ? "\(where_).image" : "docker_isolation.default_images / docker_isolation.registry"
+            ctx.invalid("\(origin): \"\(choice.image)\" is not an image reference ([registry/]name[:tag][@digest], lower case, no leading -, no spaces)")
+        }
         let name = containerName(server: server.name, launchID: context.launchID)
         let cidFile = (context.runtimeDir as NSString).appendingPathComponent("\(name).cid")
         var labels: [String: String] = [
@@ -128,6 +205,13 @@ public enum DockerPlanner {
             Label.ownerBoot: owner.bootID,
         ]
         if let start = owner.startTime { labels[Label.ownerStart] = start }
+
+        // Extra args first (they are placed after the planner's options, where the last
+        // occurrence of a scalar option wins), so that a network given there replaces
+        // network_mode instead of adding a second network.
+        let declaredEnv = Set(server.env.keys)
+        let globalExtras = checkExtraArgs(global.extraArgs, &ctx, base: "docker_isolation.extra_args", declaredEnv: declaredEnv)
+        let serverExtras = checkExtraArgs(iso.extraArgs ?? [], &ctx, base: "\(where_).extra_args", declaredEnv: declaredEnv)
 
         var args = ["run", "-i", "--rm", "--name", name, "--cidfile", cidFile]
         for key in labels.keys.sorted() { args += ["--label", "\(key)=\(labels[key]!)"] }
@@ -143,10 +227,7 @@ public enum DockerPlanner {
         if ctx.relax(.imageUser, "no --user: the image's own user runs the server (often root)") {
             enforcement["user"] = "image default"
         } else {
-            if isRootUser(user) {
-                ctx.optIn(.rootUser, "user \"\(user)\" is root inside the container",
-                          granted: "the server runs as root inside the container")
-            }
+            checkUser(user, &ctx, origin: field("user", perServer: iso.user != nil))
             args += ["--user", user]; enforcement["user"] = user
         }
         if ctx.relax(.defaultCapabilities, "Docker's default capabilities are kept (no --cap-drop=ALL)") {
@@ -164,21 +245,52 @@ public enum DockerPlanner {
         } else {
             args.append("--read-only"); enforcement["read_only_rootfs"] = "true"
         }
-        args += ["--tmpfs", "/tmp:rw,nosuid,nodev,size=\(global.tmpfsSize)"]
-        enforcement["tmpfs"] = "/tmp size=\(global.tmpfsSize)"
+        if let n = DockerCLI.parseBytes(global.tmpfsSize), n > 0, global.tmpfsSize.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }) {
+        } else {
+            ctx.invalid("docker_isolation.tmpfs_size: \"\(global.tmpfsSize)\" must be a positive size such as 64m")
+        }
+        args += ["--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=\(global.tmpfsSize)"]
+        enforcement["tmpfs"] = "/tmp size=\(global.tmpfsSize) noexec"
         let pids = iso.pidsLimit ?? global.pidsLimit
         if ctx.relax(.noPidsLimit, "no --pids-limit: a fork bomb in the server is not contained") {
             enforcement["pids_limit"] = "none"
         } else {
+            if pids <= 0 {
+                ctx.optIn(.noPidsLimit, "\(field("pids_limit", perServer: iso.pidsLimit != nil)): \(pids)", granted: "a fork bomb in the server is not contained")
+            }
             args += ["--pids-limit", String(pids)]; enforcement["pids_limit"] = String(pids)
         }
-        let memory = iso.memoryLimit ?? global.memoryLimit
-        let cpus = iso.cpuLimit ?? global.cpuLimit
+        let allExtras = globalExtras.args + serverExtras.args
+        let extraUlimits = Set(DockerRunFacts.of(runArguments: allExtras).ulimits.keys)
+        for ulimit in defaultUlimits where !extraUlimits.contains(String(ulimit.split(separator: "=")[0])) {
+            args += ["--ulimit", ulimit]
+        }
+        enforcement["ulimits"] = defaultUlimits.joined(separator: ",")
+        let memory = serverExtras.memory ?? globalExtras.memory ?? iso.memoryLimit ?? global.memoryLimit
+        let cpus = serverExtras.cpus ?? globalExtras.cpus ?? iso.cpuLimit ?? global.cpuLimit
         // --memory-swap equal to --memory: no swap on top of the limit, so the limit is the limit.
-        args += ["--memory", memory, "--memory-swap", memory, "--cpus", cpus]
+        let swap = serverExtras.memorySwap ?? globalExtras.memorySwap ?? memory
+        if serverExtras.memory == nil && globalExtras.memory == nil, DockerCLI.parseBytes(memory).map({ $0 <= 0 }) ?? true {
+            ctx.invalid("\(field("memory_limit", perServer: iso.memoryLimit != nil)): \"\(memory)\" must be a positive size such as 512m")
+        }
+        if serverExtras.cpus == nil && globalExtras.cpus == nil, DockerCLI.parseNanoCPUs(cpus).map({ $0 <= 0 }) ?? true {
+            ctx.invalid("\(field("cpu_limit", perServer: iso.cpuLimit != nil)): \"\(cpus)\" must be a positive number of CPUs such as 1.0")
+        }
+        if let m = DockerCLI.parseBytes(memory), let s = DockerCLI.parseBytes(swap), s < m {
+            ctx.invalid("extra_args: --memory-swap \(swap) is below the memory limit \(memory) (docker refuses that; swap includes memory)")
+        }
+        args += ["--memory", memory, "--memory-swap", swap, "--cpus", cpus]
         enforcement["memory"] = memory; enforcement["cpus"] = cpus
-        let network = iso.networkMode ?? global.networkMode
-        checkNetwork(network, &ctx, origin: "\(where_).network_mode")
+        let network: String
+        if let n = serverExtras.network ?? globalExtras.network {
+            network = n  // checked with its extra_args path
+            if globalExtras.network != nil && serverExtras.network != nil && globalExtras.network != serverExtras.network {
+                ctx.warnings.append("server \"\(server.name)\": the per-server extra_args --network \(n) replaces the global one")
+            }
+        } else {
+            network = iso.networkMode ?? global.networkMode
+            checkNetwork(network, &ctx, origin: field("network_mode", perServer: iso.networkMode != nil))
+        }
         args += ["--network", network]; enforcement["network"] = network
         if ctx.relax(.containerLogs, "the daemon's log driver stores the server's stdout (the MCP traffic) on the host") {
             enforcement["log_driver"] = "daemon default"
@@ -186,7 +298,7 @@ public enum DockerPlanner {
             args += ["--log-driver", "none"]; enforcement["log_driver"] = "none"
         }
         if let dir = iso.workingDir {
-            if !dir.hasPrefix("/") {
+            if !dir.hasPrefix("/") || dir.contains("\n") || dir.contains("\0") {
                 ctx.invalid("\(where_).working_dir must be an absolute path inside the container, found \"\(dir)\"")
             }
             args += ["--workdir", dir]
@@ -204,14 +316,19 @@ public enum DockerPlanner {
         let declaresHome = server.env["HOME"] != nil
         if !declaresHome && !ctx.allows(.imageUser) {
             // The unprivileged uid has no passwd entry (HOME would be "/", read-only): give
-            // runtimes that cache under $HOME (uv, npm) the writable tmpfs.
-            args += ["--env", plannedHome]
+            // runtimes that cache and install under $HOME (uv, npm) their own exec-able tmpfs.
+            args += ["--tmpfs", "\(plannedHomeDir):rw,exec,nosuid,nodev,size=\(global.tmpfsSize)", "--env", plannedHome]
+            enforcement["home"] = "\(plannedHomeDir) tmpfs size=\(global.tmpfsSize) exec"
         }
         for key in server.env.keys.sorted() {
             let value = server.env[key]!
+            if key.isEmpty || key.contains("=") || key.hasPrefix("-") {
+                ctx.invalid("mcpServers.\(server.name).env: \"\(key)\" is not a variable name")
+                continue
+            }
             if EnvironmentPolicy.dockerClient.contains(key) {
                 if value.contains("\n") || value.contains("\r") {
-                    ctx.invalid("mcpServers[\"\(server.name)\"].env.\(key): a multi-line value cannot be passed to a container for this name (it would redirect the docker client); use another variable name")
+                    ctx.invalid("mcpServers.\(server.name).env.\(key): a multi-line value cannot be passed to a container for this name (it would redirect the docker client); use another variable name")
                 }
                 envFileLines.append("\(key)=\(value)")
             } else {
@@ -232,30 +349,26 @@ public enum DockerPlanner {
                 args += ["--volume", normalized]
             }
         }
-        // Extra args: global then per-server, inspected for the same dangers.
-        let globalExtras = checkExtraArgs(global.extraArgs, &ctx, origin: "docker_isolation.extra_args")
-        let serverExtras = checkExtraArgs(iso.extraArgs ?? [], &ctx, origin: "\(where_).extra_args")
-        args += globalExtras.args + serverExtras.args
+        // Extra args: global then per-server, checked above, in their canonical spelling.
+        args += allExtras
 
         args.append(choice.image)
         args.append(command)
         args += server.args
 
-        if !ctx.refusals.isEmpty {
-            let list = ctx.refusals.map { "  - \($0)" }.joined(separator: "\n")
-            throw ProxyError(.refused, "server \"\(server.name)\": docker isolation refuses to start the container:\n\(list)")
-        }
-        if !ctx.invalids.isEmpty {
-            throw ProxyError(.invalidConfig, "server \"\(server.name)\": " + ctx.invalids.joined(separator: "; "))
-        }
+        let redacted = redactArgv(["docker"] + args)
+        let plan = LaunchPlan(executable: "docker", arguments: args, environment: clientEnv, workingDirectory: nil,
+                              decision: decision, redactedCommandLine: redacted,
+                              container: ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels),
+                              warnings: ctx.warnings, enforcement: enforcement, files: files)
+        return (plan, ctx)
+    }
 
-        var secrets = server.env
-        for (i, value) in (globalExtras.secretValues + serverExtras.secretValues).enumerated() { secrets["extra_args_env_\(i)"] = value }
-        let redacted = redactArgv(["docker"] + args, secrets: secrets)
-        return LaunchPlan(executable: "docker", arguments: args, environment: clientEnv, workingDirectory: nil,
-                          decision: decision, redactedCommandLine: redacted,
-                          container: ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels),
-                          warnings: ctx.warnings, enforcement: enforcement, files: files)
+    /// What the planner believes the engine will do with `plan`: its argv read by the same
+    /// parser docker's rules are modelled in. The real-engine test compares this with
+    /// `docker inspect`.
+    public static func facts(of plan: LaunchPlan) -> DockerRunFacts {
+        DockerRunFacts.of(runArguments: plan.arguments)
     }
 
     /// The log line the seed's troubleshooting guide greps for: `docker_run_args: ["run", ...]`,
@@ -316,10 +429,12 @@ public enum DockerPlanner {
         return "mcpproxy-\(clean(server))-\(clean(String(launchID.prefix(12))))"
     }
 
-    /// True when `user` (`uid[:gid]` or `name[:group]`) is root.
+    /// True when `user` (`uid[:gid]` or `name[:group]`) is root in the user or the group.
+    /// Empty parts count as root (the image's user applies, often root); so do `0`, `00`,
+    /// `+0`, `-0` and `root` as user or as group.
     public static func isRootUser(_ user: String) -> Bool {
-        let first = user.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? user
-        return first == "0" || first.lowercased() == "root" || first.isEmpty
+        guard let u = DockerCLI.User(user) else { return true }
+        return u.isRoot
     }
 
     // MARK: - Checks
@@ -333,6 +448,8 @@ public enum DockerPlanner {
         let resolve: (String) -> String?
         var warnings: [String] = []
         var refusals: [String] = []
+        /// The `allow` name that would lift each refusal (nil: none can).
+        var refusalAllows: [String?] = []
         var invalids: [String] = []
 
         init(server: String, where_: String, allow: Set<String>, context: LaunchContext,
@@ -359,19 +476,14 @@ public enum DockerPlanner {
                 warnings.append("server \"\(server)\": SECURITY: \(what); allowed by \(where_).allow \"\(a.rawValue)\": \(granted)")
             } else {
                 refusals.append("\(what) (\(granted)); if this is really intended, add \"\(a.rawValue)\" to \(where_).allow")
+                refusalAllows.append(a.rawValue)
             }
         }
 
         mutating func invalid(_ message: String) { invalids.append(message) }
-    }
 
-    static func checkNetwork(_ network: String, _ ctx: inout Checks, origin: String) {
-        if network.lowercased() == "host" {
-            ctx.optIn(.hostNetwork, "\(origin): network \"host\"",
-                      granted: "the server shares the host's network stack, including services bound to localhost")
-        } else if network.lowercased().hasPrefix("container:") {
-            ctx.warnings.append("server \"\(ctx.server)\": \(origin): network \"\(network)\" joins another container's network namespace")
-        }
+        /// A policy refusal no `allow` name can lift.
+        mutating func refuse(_ message: String) { refusals.append(message); refusalAllows.append(nil) }
     }
 
     /// Docker socket paths the engine may be listening on (a mount of any of them, or of a
@@ -387,7 +499,6 @@ public enum DockerPlanner {
         return paths
     }
 
-    static let systemDirectories = ["/etc", "/proc", "/sys", "/dev", "/boot", "/root"]
 
     /// Checks a host bind-mount source; returns nothing, records refusals.
     static func checkHostSource(_ rawSource: String, _ ctx: inout Checks, origin: String) -> String? {
@@ -410,9 +521,20 @@ public enum DockerPlanner {
     static func checkHostPath(_ source: String, shown: String, _ ctx: inout Checks, origin: String) {
         let home = normalizePath(ctx.context.homeDir)
         let dataDir = normalizePath(expandTilde(ctx.context.dataDir, home: ctx.context.homeDir))
-        if dockerSocketPaths(ctx.context).contains(where: { isAncestorOrSame(source, of: $0) }) || source.hasSuffix("docker.sock") {
+        let base = (source as NSString).lastPathComponent
+        var engine = true
+        if dockerSocketPaths(ctx.context).contains(where: { isAncestorOrSame(source, of: $0) }) || engineSocketNames.contains(base) {
             ctx.optIn(.dockerSocket, "\(origin): mount of \(shown) exposes the Docker socket",
                       granted: "whoever controls the server controls the Docker engine, which is root on the host")
+        } else if let state = engineStatePaths.first(where: { isAncestorOrSame(source, of: $0) || isAncestorOrSame($0, of: source) }) {
+            ctx.optIn(.dockerSocket, "\(origin): mount of \(shown) exposes container-engine state or sockets (\(state))",
+                      granted: "the engine's sockets and state let the server control the engine, which is root on the host")
+        } else {
+            engine = false
+            if base.hasSuffix(".sock") || base.hasSuffix(".socket") {
+                ctx.optIn(.hostSocket, "\(origin): mount of \(shown) is a host socket",
+                          granted: "the server can talk to a host service over its socket")
+            }
         }
         if source == "/" || isAncestorOrSame(source, of: home) {
             ctx.optIn(.broadMount, "\(origin): mount of \(shown) covers the home directory \(home)",
@@ -420,7 +542,7 @@ public enum DockerPlanner {
         } else if isAncestorOrSame(source, of: dataDir) || isAncestorOrSame(dataDir, of: source) {
             ctx.optIn(.broadMount, "\(origin): mount of \(shown) overlaps the proxy's data directory \(dataDir)",
                       granted: "the server can read the proxy's own state and keys")
-        } else if let sys = systemDirectories.first(where: { isAncestorOrSame($0, of: source) }) {
+        } else if !engine, let sys = systemDirectories.first(where: { isAncestorOrSame($0, of: source) }) ?? (isAncestorOrSame(source, of: "/var/lib") || isAncestorOrSame(source, of: "/run") ? source : nil) {
             ctx.optIn(.broadMount, "\(origin): mount of \(shown) exposes the system directory \(sys)",
                       granted: "the server can read host system configuration or kernel interfaces")
         }
@@ -474,6 +596,19 @@ public enum DockerPlanner {
             source = checked
         }
         var options = parts.count == 3 ? parts[2].split(separator: ",").map(String.init) : []
+        let knownOptions: Set<String> = ["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "slave", "rslave", "consistent", "cached", "delegated"]
+        if let bad = options.first(where: { !knownOptions.contains($0) }) {
+            if ["shared", "rshared"].contains(bad) {
+                ctx.refuse("\(origin): volume option \"\(bad)\": shared propagation lets mounts cross between the container and the host")
+            } else {
+                ctx.invalid("\(origin): volume option \"\(bad)\" is not one of \(knownOptions.sorted().joined(separator: ", "))")
+            }
+            return nil
+        }
+        if options.contains("rw") && options.contains("ro") {
+            ctx.invalid("\(origin): volume \"\(spec)\" is both ro and rw")
+            return nil
+        }
         if options.contains("rw") {
             ctx.warnings.append("server \"\(ctx.server)\": \(origin): \"\(source)\" is mounted read-write (:rw)")
         } else if !options.contains("ro") {
@@ -482,233 +617,49 @@ public enum DockerPlanner {
         return "\(source):\(target):\(options.joined(separator: ","))"
     }
 
-    /// Checks and normalizes a `--mount` value: bind sources checked like volumes, `readonly`
-    /// added unless a `readonly`/`ro` key is present (`readonly=false` keeps it writable).
-    static func checkMount(_ value: String, _ ctx: inout Checks, origin: String) -> String? {
-        var fields = value.split(separator: ",").map(String.init)
-        var type = "volume"
-        var hasReadonly = false
-        var sourceIndex: Int? = nil
-        for (i, field) in fields.enumerated() {
-            let kv = field.split(separator: "=", maxSplits: 1).map(String.init)
-            let key = kv[0].lowercased()
-            switch key {
-            case "type": type = kv.count > 1 ? kv[1].lowercased() : type
-            case "source", "src": sourceIndex = i
-            case "readonly", "ro":
-                hasReadonly = true
-                if kv.count > 1, ["false", "0"].contains(kv[1].lowercased()) {
-                    ctx.warnings.append("server \"\(ctx.server)\": \(origin): mount \"\(value)\" is read-write")
-                }
-            default: break
-            }
-        }
-        if type == "bind", let i = sourceIndex {
-            let kv = fields[i].split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, let checked = checkHostSource(kv[1], &ctx, origin: origin) else {
-                if kv.count != 2 { ctx.invalid("\(origin): mount \"\(value)\" has an empty source") }
-                return nil
-            }
-            fields[i] = "\(kv[0])=\(checked)"
-        }
-        if !hasReadonly && type != "tmpfs" { fields.append("readonly") }
-        return fields.joined(separator: ",")
-    }
-
-    /// The HOME the planner gives the unprivileged container user (not a secret).
-    static let plannedHome = "HOME=/tmp"
+    /// The HOME the planner gives the unprivileged container user: its own tmpfs, exec-able
+    /// (package runners install and run programs there), separate from the `noexec` /tmp.
+    public static let plannedHomeDir = "/home/mcpproxy"
+    static let plannedHome = "HOME=\(plannedHomeDir)"
+    /// Default ulimits (podman applies the host's otherwise): open files per process, and a
+    /// per-uid process backstop for engines without a pids controller (`--pids-limit` is the
+    /// per-container bound; RLIMIT_NPROC counts every process of the uid on the host, so it is
+    /// set high enough that containers sharing a uid do not starve each other).
+    public static let defaultUlimits = ["nofile=4096:4096", "nproc=8192:8192"]
 
     /// The result of inspecting extra args.
     struct ExtraArgs {
         var args: [String] = []
         /// Values given inline with `-e NAME=value` (redacted from the logged argv).
         var secretValues: [String] = []
+        /// A `--network` given in extra args (it replaces network_mode).
+        var network: String?
+        /// `--memory`, `--memory-swap`, `--cpus` given in extra args (they replace the limits).
+        var memory: String?
+        var memorySwap: String?
+        var cpus: String?
     }
 
-    /// Flags (long names, without dashes) whose value is the next token when not given with `=`.
-    /// Every `docker run` option that takes a value (docker 20.10 through 28), so that a value
-    /// is never mistaken for an option or for the image.
-    static let valueFlags: Set<String> = [
-        "add-host", "annotation", "attach", "blkio-weight", "blkio-weight-device", "cap-add", "cap-drop",
-        "cgroup-parent", "cgroupns", "cidfile", "cpu-count", "cpu-percent", "cpu-period", "cpu-quota",
-        "cpu-rt-period", "cpu-rt-runtime", "cpu-shares", "cpus", "cpuset-cpus", "cpuset-mems", "detach-keys",
-        "device", "device-cgroup-rule", "device-read-bps", "device-read-iops", "device-write-bps",
-        "device-write-iops", "dns", "dns-option", "dns-opt", "dns-search", "domainname", "entrypoint", "env",
-        "env-file", "expose", "gpus", "group-add", "health-cmd", "health-interval", "health-retries",
-        "health-start-interval", "health-start-period", "health-timeout", "hostname", "io-maxbandwidth",
-        "io-maxiops", "ip", "ip6", "ipc", "isolation", "kernel-memory", "label", "label-file", "link",
-        "link-local-ip", "log-driver", "log-opt", "mac-address", "memory", "memory-reservation", "memory-swap",
-        "memory-swappiness", "mount", "name", "network", "net", "network-alias", "net-alias", "oom-score-adj",
-        "pid", "pids-limit", "platform", "publish", "pull", "restart", "runtime", "security-opt", "shm-size",
-        "stop-signal", "stop-timeout", "storage-opt", "sysctl", "tmpfs", "ulimit", "user", "userns", "uts",
-        "volume", "volume-driver", "volumes-from", "workdir",
-    ]
-    static let shortFlags: [Character: String] = [
-        "v": "volume", "u": "user", "e": "env", "l": "label", "w": "workdir", "m": "memory",
-        "p": "publish", "h": "hostname", "c": "cpu-shares", "a": "attach",
-    ]
-    static let booleanShorts: Set<Character> = ["i", "t", "d", "P", "q"]
-    static let booleanLongs: Set<String> = [
-        "interactive", "tty", "detach", "rm", "init", "read-only", "privileged", "publish-all", "oom-kill-disable",
-        "no-healthcheck", "sig-proxy", "quiet", "disable-content-trust", "use-api-socket",
-    ]
-
-    /// Inspects `docker run` extra args: refuses what would undo the container boundary or
-    /// break the stdio plan, normalizes volumes to read-only, and notes inline env values.
-    static func checkExtraArgs(_ input: [String], _ ctx: inout Checks, origin: String) -> ExtraArgs {
-        var out = ExtraArgs()
-        var i = 0
-        while i < input.count {
-            let token = input[i]
-            i += 1
-            guard token.hasPrefix("-"), token != "-", token != "--" else {
-                ctx.invalid("\(origin): unexpected argument \"\(token)\": extra_args holds docker run options only (the image and command are planned)")
-                continue
+    /// The argv for logs: the value of every `--env NAME=VALUE` / `-e NAME=VALUE` before the
+    /// image replaced by `***` (the planner's own HOME kept). Declared env values never appear
+    /// in the argv (they travel in the docker client's environment or the env file), and no
+    /// other word is touched, so the logged command can be copied to debug.
+    static func redactArgv(_ argv: [String]) -> [String] {
+        var out = argv
+        let start = out.first == "docker" ? 1 : 0
+        var rest = Array(out[start...])
+        if rest.first == "run" || rest.first == "create" { rest.removeFirst() }
+        let offset = out.count - rest.count
+        let parsed = DockerCLI.parse(rest)
+        for o in parsed.options where o.name == "env" && o.value != plannedHome {
+            guard let eq = o.value.firstIndex(of: "=") else { continue }
+            let masked = String(o.value[..<eq]) + "=***"
+            let i = offset + o.index
+            if out[i] == o.spelled, o.spelled.hasSuffix(o.value) {
+                out[i] = String(o.spelled.dropLast(o.value.count)) + masked  // -eX=1, --env=X=1
+            } else if i + 1 < out.count, out[i + 1] == o.value {
+                out[i + 1] = masked
             }
-            var flag: String
-            var inlineValue: String? = nil
-            if token.hasPrefix("--") {
-                let body = String(token.dropFirst(2))
-                if let eq = body.firstIndex(of: "=") {
-                    flag = String(body[..<eq]); inlineValue = String(body[body.index(after: eq)...])
-                } else { flag = body }
-            } else {
-                let body = Array(token.dropFirst())
-                if let long = shortFlags[body[0]] {
-                    flag = long
-                    if body.count > 1 {
-                        var rest = String(body.dropFirst())
-                        if rest.hasPrefix("=") { rest.removeFirst() }
-                        inlineValue = rest
-                    }
-                } else if body.allSatisfy({ booleanShorts.contains($0) }) {
-                    if body.contains("t") {
-                        ctx.invalid("\(origin): \"\(token)\" asks for a TTY, which breaks the stdio JSON-RPC stream (\"the input device is not a TTY\")")
-                    }
-                    if body.contains("d") {
-                        ctx.invalid("\(origin): \"\(token)\" detaches the container; the proxy talks to it over the attached stdio")
-                    }
-                    out.args.append(token)
-                    continue
-                } else {
-                    flag = String(body)
-                }
-            }
-            var value: String? = inlineValue
-            let takesValue = valueFlags.contains(flag) && !booleanLongs.contains(flag)
-            if value == nil && takesValue {
-                if i < input.count { value = input[i]; i += 1 } else {
-                    ctx.invalid("\(origin): \"\(token)\" needs a value")
-                    continue
-                }
-            }
-            let v = value ?? ""
-            switch flag {
-            case "tty", "detach":
-                if value == nil || ["true", "1"].contains(v.lowercased()) {
-                    ctx.invalid("\(origin): \"\(token)\" conflicts with the attached stdio the proxy uses")
-                }
-            case "name", "cidfile", "rm", "interactive", "sig-proxy", "attach":
-                ctx.invalid("\(origin): \"\(token)\" conflicts with what the planner sets (container name, cid file, --rm, -i and the attached stdio)")
-            case "restart":
-                ctx.invalid("\(origin): \"\(token)\": a restart policy lets the engine revive the container behind the proxy's back; the proxy restarts servers itself")
-            case "use-api-socket":
-                if value == nil || ["true", "1"].contains(v.lowercased()) {
-                    ctx.optIn(.dockerSocket, "\(origin): --use-api-socket mounts the Docker API socket",
-                              granted: "whoever controls the server controls the Docker engine, which is root on the host")
-                }
-            case "publish", "publish-all":
-                ctx.warnings.append("server \"\(ctx.server)\": \(origin): \"\(token)\" publishes container ports on the host; the server becomes reachable from the network unless bound to 127.0.0.1")
-            case "label", "label-file":
-                if flag == "label-file" || v.lowercased().hasPrefix("mcpproxy.") {
-                    ctx.invalid("\(origin): \"\(token)\" may not set mcpproxy.* labels (they decide which containers the proxy removes)")
-                }
-            case "privileged":
-                if value == nil || ["true", "1"].contains(v.lowercased()) {
-                    ctx.optIn(.privileged, "\(origin): --privileged", granted: "the container gets every capability and every host device")
-                }
-            case "cap-add":
-                for cap in v.split(separator: ",").map({ $0.uppercased().replacingOccurrences(of: "CAP_", with: "") }) {
-                    switch cap {
-                    case "ALL": ctx.optIn(.privileged, "\(origin): --cap-add ALL", granted: "the container gets every capability")
-                    case "SYS_ADMIN": ctx.optIn(.capSysAdmin, "\(origin): --cap-add SYS_ADMIN", granted: "mount, namespaces and many kernel interfaces: a known container-escape path")
-                    case "NET_ADMIN": ctx.optIn(.capNetAdmin, "\(origin): --cap-add NET_ADMIN", granted: "the server can reconfigure the container's network and firewall")
-                    case "SYS_PTRACE": ctx.optIn(.capSysPtrace, "\(origin): --cap-add SYS_PTRACE", granted: "the server can trace and inject into processes it can see")
-                    default: ctx.warnings.append("server \"\(ctx.server)\": \(origin): adds capability \(cap)")
-                    }
-                }
-            case "network", "net":
-                checkNetwork(v, &ctx, origin: origin)
-            case "pid":
-                if v.lowercased() == "host" { ctx.optIn(.hostPID, "\(origin): --pid host", granted: "the server sees and can signal every host process") }
-            case "ipc":
-                if v.lowercased() == "host" { ctx.optIn(.hostIPC, "\(origin): --ipc host", granted: "the server shares the host's shared memory and IPC") }
-            case "userns", "uts", "cgroupns":
-                if v.lowercased() == "host" { ctx.optIn(.unconfined, "\(origin): --\(flag) host", granted: "a host namespace is shared with the container") }
-            case "security-opt":
-                let s = v.lowercased().replacingOccurrences(of: ":", with: "=")
-                if s.hasPrefix("no-new-privileges=false") {
-                    ctx.optIn(.newPrivileges, "\(origin): --security-opt \(v)", granted: "setuid binaries in the image can gain privileges")
-                } else if ["seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined"].contains(s) {
-                    ctx.optIn(.unconfined, "\(origin): --security-opt \(v)", granted: "a kernel confinement layer of the container is switched off")
-                }
-            case "device", "device-cgroup-rule", "gpus":
-                ctx.optIn(.devices, "\(origin): --\(flag) \(v)", granted: "host devices are reachable from the container")
-            case "volumes-from":
-                ctx.optIn(.broadMount, "\(origin): --volumes-from \(v)", granted: "every mount of another container is shared with this one")
-            case "user":
-                if isRootUser(v) { ctx.optIn(.rootUser, "\(origin): --user \(v) is root inside the container", granted: "the server runs as root inside the container") }
-            case "read-only":
-                if ["false", "0"].contains(v.lowercased()) {
-                    ctx.optIn(.writableRootfs, "\(origin): --read-only=false", granted: "the container's root filesystem is writable")
-                }
-            case "pids-limit":
-                if let n = Int(v), n <= 0 { ctx.optIn(.noPidsLimit, "\(origin): --pids-limit \(v)", granted: "a fork bomb in the server is not contained") }
-            case "volume":
-                if let normalized = checkVolume(v, &ctx, origin: origin) {
-                    out.args += ["--volume", normalized]
-                }
-                continue
-            case "mount":
-                if let normalized = checkMount(v, &ctx, origin: origin) {
-                    out.args += ["--mount", normalized]
-                }
-                continue
-            case "env":
-                if let eq = v.firstIndex(of: "=") {
-                    let secret = String(v[v.index(after: eq)...])
-                    if !secret.isEmpty { out.secretValues.append(secret) }
-                    ctx.warnings.append("server \"\(ctx.server)\": \(origin): \"-e \(v[..<eq])=...\" puts a value on the docker command line, visible in ps; declare it in the server's env instead")
-                }
-            default:
-                break
-            }
-            if let value, inlineValue == nil {
-                out.args += [token, value]
-            } else {
-                out.args.append(token)
-            }
-        }
-        return out
-    }
-
-    /// The argv for logs: declared env values and inline `-e NAME=value` values replaced.
-    static func redactArgv(_ argv: [String], secrets: [String: String]) -> [String] {
-        var out = Redactor.redactEnvAssignments(argv, secrets: secrets)
-        // Inline env assignments in extra args: keep the name, hide the value, whatever its length.
-        var i = 0
-        while i < out.count {
-            let t = out[i]
-            if (t == "-e" || t == "--env"), i + 1 < out.count, out[i + 1] != plannedHome,
-               let eq = out[i + 1].firstIndex(of: "=") {
-                out[i + 1] = String(out[i + 1][..<eq]) + "=***"
-                i += 2; continue
-            }
-            for prefix in ["--env=", "-e"] where t.hasPrefix(prefix) && t.count > prefix.count {
-                let rest = t.dropFirst(prefix.count)
-                if let eq = rest.firstIndex(of: "=") { out[i] = prefix + String(rest[..<eq]) + "=***" }
-            }
-            i += 1
         }
         return out
     }
@@ -792,5 +743,13 @@ public struct ContainerOwner: Sendable, Equatable {
         // fields[0] is field 3 (state); field 22 is fields[19].
         guard fields.count > 19 else { return nil }
         return String(fields[19]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension DockerPlanner.Review {
+    init(_ ctx: DockerPlanner.Checks) {
+        refusals = zip(ctx.refusals, ctx.refusalAllows).map { Refusal(message: $0.0, allow: $0.1) }
+        invalids = ctx.invalids
+        warnings = ctx.warnings
     }
 }

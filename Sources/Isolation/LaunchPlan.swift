@@ -25,11 +25,15 @@ public struct LaunchPlan: Sendable, Equatable {
     public var enforcement: [String: String]
     /// Files the plan needs on disk before launch (written 0600), e.g. a docker env file.
     public var files: [PlannedFile]
+    /// cgroup directories the launch creates; removed (remaining processes killed) after the
+    /// server stops. See `SandboxCgroup.remove`.
+    public var cgroupDirectories: [String]
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String?, decision: IsolationDecision,
                 redactedCommandLine: [String]? = nil, container: ContainerPlan? = nil,
-                warnings: [String] = [], enforcement: [String: String] = [:], files: [PlannedFile] = []) {
+                warnings: [String] = [], enforcement: [String: String] = [:], files: [PlannedFile] = [],
+                cgroupDirectories: [String] = []) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -40,6 +44,7 @@ public struct LaunchPlan: Sendable, Equatable {
         self.warnings = warnings
         self.enforcement = enforcement
         self.files = files
+        self.cgroupDirectories = cgroupDirectories
     }
 
     public var mode: IsolationMode { decision.mode }
@@ -92,10 +97,12 @@ public struct LaunchContext: Sendable, Equatable {
     public var launchID: String
     /// Operating system name: "linux", "macos", ...
     public var platform: String
+    /// TCP ports the proxy itself listens on: a sandboxed server is never granted them.
+    public var proxyListenPorts: [Int]
 
     public init(dataDir: String, instanceID: String, proxyPID: Int32, hostEnvironment: [String: String],
                 sandboxLauncher: String?, runtimeDir: String, homeDir: String, launchID: String,
-                platform: String = LaunchContext.currentPlatform) {
+                platform: String = LaunchContext.currentPlatform, proxyListenPorts: [Int] = []) {
         self.dataDir = dataDir
         self.instanceID = instanceID
         self.proxyPID = proxyPID
@@ -105,7 +112,9 @@ public struct LaunchContext: Sendable, Equatable {
         self.homeDir = homeDir
         self.launchID = launchID
         self.platform = platform
+        self.proxyListenPorts = proxyListenPorts
     }
+
 
     public static var currentPlatform: String {
         #if os(Linux)

@@ -22,6 +22,14 @@ public protocol SandboxHost: Sendable {
     func runtimeLibraryDirectories(forExecutable path: String) -> [String]
     /// The proxy's effective uid (0: root, so the sandbox drops to an unprivileged uid).
     var effectiveUID: UInt32 { get }
+    /// The first directory on the way to `path` (the path itself included when it is a directory)
+    /// that `uid`/`gid` may not search, or nil when every one is searchable.
+    func unsearchableAncestor(of path: String, uid: UInt32, gid: UInt32) -> String?
+}
+
+extension SandboxHost {
+    /// Hosts that know nothing of permissions (test fakes): every directory is searchable.
+    public func unsearchableAncestor(of path: String, uid: UInt32, gid: UInt32) -> String? { nil }
 }
 
 /// The real machine.
@@ -69,6 +77,20 @@ public struct LiveSandboxHost: SandboxHost {
 
     public var effectiveUID: UInt32 { geteuid() }
 
+    public func unsearchableAncestor(of path: String, uid: UInt32, gid: UInt32) -> String? {
+        guard path.hasPrefix("/"), uid != 0 else { return nil }
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            let dir = prefix.isEmpty ? "/" : prefix
+            var st = stat()
+            guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
+            let bit: mode_t = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH
+            if st.st_mode & bit == 0 { return dir }
+            prefix += "/" + part
+        }
+        return nil
+    }
+
     /// The directory of the libswiftCore.so mapped into this process, from /proc/self/maps.
     static let loadedSwiftRuntimeDirectory: String? = {
         guard let maps = readProcFile("/proc/self/maps") else { return nil }
@@ -88,11 +110,14 @@ public struct SandboxKernel: Sendable, Equatable {
     public var canUnshareNetwork: Bool
     /// Whether the launcher can create cgroups for memory/CPU limits.
     public var cgroupsWritable: Bool
+    /// Whether the cgroup hierarchy is the unified v2 one (else v1, one tree per controller).
+    public var cgroupV2: Bool
 
-    public init(landlockABI: Int, canUnshareNetwork: Bool, cgroupsWritable: Bool) {
+    public init(landlockABI: Int, canUnshareNetwork: Bool, cgroupsWritable: Bool, cgroupV2: Bool = true) {
         self.landlockABI = landlockABI
         self.canUnshareNetwork = canUnshareNetwork
         self.cgroupsWritable = cgroupsWritable
+        self.cgroupV2 = cgroupV2
     }
 
     /// The running kernel (probed once per process; nothing here changes while the proxy runs).
@@ -111,9 +136,10 @@ public struct SandboxKernel: Sendable, Equatable {
             }
         }
         let netns = access("/proc/self/ns/net", F_OK) == 0
-        let cgroupRoot = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory"
+        let v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
+        let cgroupRoot = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory"
         let cgroups = access(cgroupRoot, W_OK) == 0
-        return SandboxKernel(landlockABI: abi, canUnshareNetwork: capSysAdmin && netns, cgroupsWritable: cgroups)
+        return SandboxKernel(landlockABI: abi, canUnshareNetwork: capSysAdmin && netns, cgroupsWritable: cgroups, cgroupV2: v2)
         #else
         return SandboxKernel(landlockABI: 0, canUnshareNetwork: false, cgroupsWritable: false)
         #endif

@@ -33,9 +33,20 @@ public enum SandboxPlanner {
     public static let broadPathsOptIn = "broad_paths"
     /// Named `isolation.allow` opt-in: the sandbox may run the server as uid 0.
     public static let rootOptIn = "root"
+    /// Named `isolation.allow` opt-in: the declared env may set variables that steer the dynamic
+    /// loader or libc (`LD_PRELOAD`, `GCONV_PATH`, ...). They reach the server only at execve,
+    /// after confinement; the launcher never sees them as such.
+    public static let loaderEnvOptIn = "loader_env"
+    /// Named `isolation.allow` opt-in: the server may create unix sockets. Pathname sockets are
+    /// then confined only by a private mount view (root), else the server is degraded.
+    public static let unixSocketsOptIn = "unix_sockets"
     /// Address-space cap when `sandbox.memory_limit` is absent: generous, because runtimes such as
     /// node and the JVM reserve far more virtual memory than they touch.
     public static let defaultAddressSpace = "8g"
+    /// The cgroup memory.max of a server without `isolation.memory_limit` (all its processes together).
+    public static let defaultCgroupMemory = "2g"
+    /// The cgroup cpu.max of a server without `isolation.cpu_limit`, in CPUs.
+    public static let defaultCgroupCPUs = "1"
 
     /// System locations the server may read and execute.
     public static let systemPaths = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
@@ -99,6 +110,14 @@ public enum SandboxPlanner {
         env["XDG_CACHE_HOME"] = join(privateHome, ".cache")
         env["XDG_CONFIG_HOME"] = join(privateHome, ".config")
         env["XDG_DATA_HOME"] = join(privateHome, ".local/share")
+        let loaderVars = server.env.keys.filter(isLoaderVariable).sorted()
+        if !loaderVars.isEmpty {
+            let what = "server \"\(name)\": env \(loaderVars.joined(separator: ", ")) would steer the dynamic loader or libc"
+            guard optIns.contains(loaderEnvOptIn) else {
+                throw ProxyError(.refused, "\(what); remove it, or add \"\(loaderEnvOptIn)\" to isolation.allow (the server then sees it, confined, at exec; the launcher never does)")
+            }
+            warnings.append("\(what); passed to the confined server only (allowed by isolation.allow \"\(loaderEnvOptIn)\")")
+        }
         env.merge(server.env) { _, declared in declared }
 
         let configuredWorkDir = (iso.workingDir ?? server.workingDir).map { absolute(expandTilde($0, home: home), base: privateHome) }
@@ -134,14 +153,24 @@ public enum SandboxPlanner {
             }
             return real ?? path
         }
+        // working_dir and write_paths: never a system directory or another user's home.
+        func writable(_ raw: String, key: String) throws -> String? {
+            let path = absolute(expandTilde(raw, home: home), base: workDir)
+            for candidate in Set([path, host.realPath(path)].compactMap { $0 }) {
+                if let why = systemDirectory(candidate, home: home) {
+                    throw ProxyError(.refused, "server \"\(name)\": \(key) entry \"\(raw)\" is \(why), which a sandboxed server may not write; use a directory of your own")
+                }
+            }
+            return try checked(raw, key: key)
+        }
         // The private dirs are the proxy's own (they may sit inside its data dir): not checked.
-        let workDirGrant = try configuredWorkDir.flatMap { try checked($0, key: "working_dir") }
+        let workDirGrant = try configuredWorkDir.flatMap { try writable($0, key: "working_dir") }
         for raw in sandbox.readPaths + (iso.readPaths ?? []) {
             guard let p = try checked(raw, key: "read_paths") else { continue }
             if host.exists(p) { ro.append(p) } else { warnings.append("server \"\(name)\": read_paths entry \"\(raw)\" does not exist; skipped") }
         }
         for raw in sandbox.writePaths + (iso.writePaths ?? []) {
-            guard let p = try checked(raw, key: "write_paths") else { continue }
+            guard let p = try writable(raw, key: "write_paths") else { continue }
             if host.exists(p) { rw.append(p) } else { warnings.append("server \"\(name)\": write_paths entry \"\(raw)\" does not exist; skipped") }
         }
         rw.append(contentsOf: [privateHome, privateTmp])
@@ -152,19 +181,48 @@ public enum SandboxPlanner {
         var enforcement: [String: String] = ["isolation": "sandbox"]
         var notEnforced: [String] = []
         let userSpec = iso.user ?? sandbox.user
-        if host.effectiveUID == 0 {
-            let (uid, gid) = try parseUser(userSpec, server: name)
+        let isRoot = host.effectiveUID == 0
+        var dropUID: UInt32? = nil, dropGID: UInt32 = 0
+        if isRoot {
+            let uid: UInt32, gid: UInt32
+            if let userSpec {
+                (uid, gid) = try parseUser(userSpec, server: name)
+                enforcement["uid"] = "\(uid):\(gid) (configured\(iso.user == nil ? " sandbox.user, shared by every server without isolation.user" : ""))"
+            } else {
+                guard let range = ConfigLoader.parseUIDRange(sandbox.uidRange) else {
+                    throw ProxyError(.invalidConfig, "sandbox.uid_range \"\(sandbox.uidRange)\" is not \"FIRST-LAST\"")
+                }
+                uid = try serverUID(name, servers: config.servers.map(\.name), range: range)
+                gid = uid
+                enforcement["uid"] = "\(uid):\(gid) (own uid from sandbox.uid_range)"
+            }
             if uid == 0 || gid == 0 {
                 guard optIns.contains(rootOptIn) else {
-                    throw ProxyError(.refused, "server \"\(name)\": sandbox user \"\(userSpec)\" is root; use an unprivileged uid:gid (default 65534:65534), or add \"\(rootOptIn)\" to isolation.allow")
+                    throw ProxyError(.refused, "server \"\(name)\": sandbox user \"\(userSpec ?? "\(uid):\(gid)")\" is root; use an unprivileged uid:gid (or none: each server then gets its own uid from sandbox.uid_range), or add \"\(rootOptIn)\" to isolation.allow")
                 }
                 warnings.append("server \"\(name)\": sandboxed server runs as root (uid \(uid)) by isolation.allow \"\(rootOptIn)\"; RLIMIT_NPROC does not hold for root")
                 notEnforced.append("uid drop")
+            } else {
+                dropUID = uid
+                dropGID = gid
             }
             args += ["--uid", String(uid), "--gid", String(gid)]
-            enforcement["uid"] = "\(uid):\(gid)"
         } else {
             enforcement["uid"] = "unchanged: proxy runs as uid \(host.effectiveUID) (not root), no drop needed"
+        }
+
+        // The dropped uid must be able to reach the command and its runtime (issue 16: an
+        // interpreter under /root, mode 0700, fails with a bare "Permission denied" otherwise).
+        if let uid = dropUID {
+            let runtime = [executable] + rx.filter { !systemPaths.contains($0) }
+            for p in unique(runtime + [host.realPath(executable) ?? executable]) {
+                if let blocked = host.unsearchableAncestor(of: p, uid: uid, gid: dropGID) {
+                    throw ProxyError(.refused, "server \"\(name)\": the sandboxed server runs as the unprivileged uid \(uid), which cannot enter \(blocked) to reach \(p); install the server and its interpreter where other users can read them (e.g. under /opt or /usr/local, not under /root or a 0700 home), or run the proxy as a non-root user")
+                }
+            }
+            if let w = configuredWorkDir, let blocked = host.unsearchableAncestor(of: w, uid: uid, gid: dropGID) {
+                throw ProxyError(.refused, "server \"\(name)\": working_dir \(w) lies under \(blocked), which the sandbox uid \(uid) cannot enter; choose a directory that uid can reach")
+            }
         }
 
         // Filesystem.
@@ -177,7 +235,12 @@ public enum SandboxPlanner {
 
         // Network.
         let networkMode = (iso.networkMode ?? config.dockerIsolation.networkMode).lowercased()
-        let ports = iso.allowTCPConnect ?? []
+        var ports = iso.allowTCPConnect ?? []
+        let proxyPorts = ports.filter { context.proxyListenPorts.contains($0) }
+        if !proxyPorts.isEmpty {
+            ports.removeAll { proxyPorts.contains($0) }
+            warnings.append("server \"\(name)\": allow_tcp_connect lists \(proxyPorts.map(String.init).joined(separator: ", ")), the proxy's own listen port; dropped (a confined server never reaches the gateway)")
+        }
         switch networkMode {
         case "none":
             args += ["--net", "none"]
@@ -193,11 +256,42 @@ public enum SandboxPlanner {
             enforcement["network"] = "host network"
             warnings.append("server \"\(name)\": network_mode \"\(networkMode)\" names a Docker network, which means nothing to the native sandbox; the server keeps the host network (use \"none\" to cut it off)")
         }
-        if networkMode != "none" && !ports.isEmpty {
+        let listsPorts = iso.allowTCPConnect?.isEmpty == false
+        if networkMode != "none" && listsPorts {
             for port in ports { args += ["--tcp-connect", String(port)] }
+            if ports.isEmpty {
+                // Every listed port was the proxy's: an allowlist with nothing on it.
+                args += ["--tcp-connect-none"]
+            }
             if kernel.landlockABI >= 4 {
-                enforcement["tcp_connect"] = "only ports " + ports.map(String.init).joined(separator: ", ")
+                enforcement["tcp_connect"] = ports.isEmpty ? "no port" : "only ports " + ports.map(String.init).joined(separator: ", ")
             } else { notEnforced.append("tcp connect allowlist (Landlock ABI < 4)") }
+        }
+        if !context.proxyListenPorts.isEmpty {
+            if networkMode == "none" { enforcement["proxy_port"] = "unreachable (no network)" }
+            else if listsPorts && kernel.landlockABI >= 4 { enforcement["proxy_port"] = "unreachable (not in allow_tcp_connect)" }
+            else { enforcement["proxy_port"] = "reachable: host network without allow_tcp_connect (authentication is the guard)" }
+        }
+
+        // Unix sockets: Landlock (ABI <= 7) does not mediate connect() to a pathname socket.
+        if optIns.contains(unixSocketsOptIn) {
+            let grants = unique(rx + ro + rw + devices + [workDir])
+            var hidden: [String] = [], exposed: [String] = []
+            for dir in unique(socketDirectories.map { host.realPath($0) ?? $0 }) where host.isDirectory(dir) {
+                if grants.contains(where: { isWithin($0, dir) || isWithin(dir, $0) }) { exposed.append(dir) } else { hidden.append(dir) }
+            }
+            if isRoot {
+                for d in hidden { args += ["--hide", d] }
+                for d in exposed { notEnforced.append("pathname unix sockets under \(d) (it holds granted paths)") }
+                enforcement["unix_sockets"] = "allowed by isolation.allow \"\(unixSocketsOptIn)\"; hidden: \(hidden.isEmpty ? "none" : hidden.joined(separator: ", ")); sockets elsewhere stay reachable"
+            } else {
+                notEnforced.append("pathname unix sockets (isolation.allow \"\(unixSocketsOptIn)\" without root: no private mount view)")
+                enforcement["unix_sockets"] = "allowed by isolation.allow \"\(unixSocketsOptIn)\"; NOT confined"
+            }
+            warnings.append("server \"\(name)\": may create unix sockets (isolation.allow \"\(unixSocketsOptIn)\"); a pathname socket outside the hidden dirs is reachable")
+        } else {
+            args += ["--deny-unix"]
+            enforcement["unix_sockets"] = "denied (socket(AF_UNIX) fails; socketpair allowed)"
         }
 
         // Resources.
@@ -212,19 +306,45 @@ public enum SandboxPlanner {
             args += ["--rlimit", "cpu=\(cpu)"]
             rlimits.append("cpu=\(cpu)s")
         }
+        // A cgroup per launch, with limits even when the config sets none; removed after stop.
+        let leaf = "\(sanitized(name))-\(sanitized(context.launchID))"
+        args += ["--cgroup", leaf]
+        let mem = iso.memoryLimit ?? defaultCgroupMemory
+        let memNote = iso.memoryLimit == nil ? ", default" : ""
+        guard let memBytes = ConfigLoader.parseByteSize(mem) else {
+            throw ProxyError(.invalidConfig, "server \"\(name)\": isolation.memory_limit \"\(mem)\" is not a size like \"512m\"")
+        }
+        args += ["--cgroup-memory", String(memBytes)]
+        enforcement["memory"] = kernel.cgroupsWritable ? "\(mem) (cgroup\(memNote))" : "\(mem) (RLIMIT_AS per process\(memNote); no writable cgroup)"
+        let cpus = iso.cpuLimit ?? defaultCgroupCPUs
+        args += ["--cgroup-cpus", cpus]
+        if iso.cpuLimit == nil { args.append("--cgroup-optional") }
+        if kernel.cgroupsWritable { enforcement["cpu"] = "\(cpus) cpus (cgroup\(iso.cpuLimit == nil ? ", default" : ""))" }
+        else if iso.cpuLimit == nil { enforcement["cpu"] = "no limit (default \(cpus) cpus needs a writable cgroup)" }
+        else { enforcement["cpu"] = "NOT enforced"; notEnforced.append("cpu_limit \(cpus) (no writable cgroup)") }
+        args += ["--cgroup-pids", String(nproc)]
+        enforcement["pids"] = kernel.cgroupsWritable ? "\(nproc) (cgroup pids.max and RLIMIT_NPROC)" : "\(nproc) (RLIMIT_NPROC)"
+        var cgroupDirs: [String] = []
+        if kernel.cgroupsWritable {
+            cgroupDirs = kernel.cgroupV2 ? ["/sys/fs/cgroup/mcpproxy/\(leaf)"]
+                                         : ["memory", "cpu", "pids"].map { "/sys/fs/cgroup/\($0)/mcpproxy/\(leaf)" }
+        }
+
+        // A bounded private home and TMPDIR.
+        guard let homeBytes = ConfigLoader.parseByteSize(sandbox.homeSize) else {
+            throw ProxyError(.invalidConfig, "sandbox.home_size \"\(sandbox.homeSize)\" is not a size like \"512m\"")
+        }
+        if isRoot {
+            args += ["--tmpfs", "\(privateHome)=\(homeBytes)", "--tmpfs", "\(privateTmp)=\(homeBytes)"]
+            enforcement["home"] = "\(privateHome) (private tmpfs, size \(sandbox.homeSize))"
+            enforcement["tmpdir"] = "\(privateTmp) (private tmpfs, size \(sandbox.homeSize))"
+        } else {
+            args += ["--rlimit", "fsize=\(homeBytes)"]
+            rlimits.append("fsize=\(sandbox.homeSize)")
+            enforcement["home"] = "\(privateHome) (files up to \(sandbox.homeSize) each, RLIMIT_FSIZE; no total quota without root)"
+            enforcement["tmpdir"] = "\(privateTmp) (files up to \(sandbox.homeSize) each, RLIMIT_FSIZE)"
+        }
         enforcement["rlimits"] = rlimits.joined(separator: ", ")
-        if let mem = iso.memoryLimit {
-            guard let bytes = ConfigLoader.parseByteSize(mem) else {
-                throw ProxyError(.invalidConfig, "server \"\(name)\": isolation.memory_limit \"\(mem)\" is not a size like \"512m\"")
-            }
-            args += ["--cgroup-memory", String(bytes)]
-            enforcement["memory"] = kernel.cgroupsWritable ? "\(mem) (cgroup)" : "\(mem) (RLIMIT_AS; no writable cgroup)"
-        }
-        if let cpus = iso.cpuLimit {
-            args += ["--cgroup-cpus", cpus]
-            if kernel.cgroupsWritable { enforcement["cpu"] = "\(cpus) cpus (cgroup)" }
-            else { enforcement["cpu"] = "NOT enforced"; notEnforced.append("cpu_limit \(cpus) (no writable cgroup)") }
-        }
 
         // Kernel features.
         let abi = kernel.landlockABI
@@ -243,8 +363,7 @@ public enum SandboxPlanner {
         enforcement["seccomp"] = "ptrace, mount, namespaces, kernel modules, keyctl, bpf, ... denied"
         enforcement["no_new_privs"] = "on"
         enforcement["process_group"] = "own session"
-        enforcement["home"] = privateHome
-        enforcement["tmpdir"] = privateTmp
+        enforcement["launcher_env"] = "loader and libc variables inert (prefixed) until the server's execve"
 
         if !notEnforced.isEmpty {
             enforcement["not_enforced"] = notEnforced.joined(separator: "; ")
@@ -261,10 +380,14 @@ public enum SandboxPlanner {
         }
 
         let arguments = args + ["--", executable] + server.args
-        return LaunchPlan(executable: launcher, arguments: arguments, environment: env,
+        // The launcher's own environment carries the server's only under a prefix that neither
+        // the dynamic loader nor libc reads; the launcher strips it at the server's execve.
+        var launcherEnv: [String: String] = [:]
+        for (k, v) in env { launcherEnv[environmentPrefix + k] = v }
+        return LaunchPlan(executable: launcher, arguments: arguments, environment: launcherEnv,
                           workingDirectory: nil, decision: decision,
                           redactedCommandLine: Redactor.redactEnvAssignments([launcher] + arguments, secrets: server.env),
-                          warnings: warnings, enforcement: enforcement)
+                          warnings: warnings, enforcement: enforcement, cgroupDirectories: cgroupDirs)
     }
 
     // MARK: - pieces (internal for tests)

@@ -1,4 +1,5 @@
 import Foundation
+import Isolation
 import ProxyCore
 
 /// One misconfiguration found by `mcpproxy audit`.
@@ -50,10 +51,35 @@ public struct ConfigAuditor: Sendable {
     let imageUser: ImageUserLookup
     /// The home directory used to recognise broad mounts.
     let home: String
+    /// The proxy's data directory (a mount of it is broad); default `HOME/.mcpproxy`.
+    let dataDir: String
 
-    public init(home: String = NSHomeDirectory(), imageUser: @escaping ImageUserLookup = { _ in nil }) {
+    public init(home: String = NSHomeDirectory(), dataDir: String? = nil, imageUser: @escaping ImageUserLookup = { _ in nil }) {
         self.home = home.hasSuffix("/") && home.count > 1 ? String(home.dropLast()) : home
+        self.dataDir = dataDir ?? (self.home + "/.mcpproxy")
         self.imageUser = imageUser
+    }
+
+    /// The launch context the docker rules are reviewed in (nothing is launched).
+    var reviewContext: LaunchContext {
+        LaunchContext(dataDir: dataDir, instanceID: "audit", proxyPID: getpid(), hostEnvironment: ProcessInfo.processInfo.environment,
+                      sandboxLauncher: nil, runtimeDir: dataDir + "/run", homeDir: home, launchID: "audit")
+    }
+
+    /// Findings for what the docker rules (`DockerPlanner`, the one docker option parser and
+    /// allowlist) refuse or reject in a server's config: each names its JSON path and the
+    /// `allow` entry that would lift it.
+    func reviewFindings(_ review: DockerPlanner.Review, add: (String, AuditFinding.Severity, String, String, String) -> Void,
+                        skipAllow: Set<String> = []) {
+        for r in review.refusals where !skipAllow.contains(r.allow ?? "") {
+            let (rule, severity) = Rules.forAllow(r.allow)
+            add(rule, severity, r.message, "the proxy refuses to start this server in docker mode: the option weakens or escapes the container",
+                r.allow.map { "remove the option; only if it is really needed, add \"\($0)\" to isolation.allow" } ?? "remove the option (no allow entry lifts this refusal)")
+        }
+        for message in review.invalids {
+            add(Rules.dockerConfigInvalid, .high, message, "the proxy rejects this docker setting as a config error, so the server does not start",
+                "correct the setting as the message says")
+        }
     }
 
     /// Audits every server of `config`.
@@ -79,7 +105,15 @@ public struct ConfigAuditor: Sendable {
         if let command = server.command, IsolationResolver.isDockerCommand(command) {
             let run = DockerRunArgs(server.args)
             if run.isRun {
-                checkRunFlags(run, add: add, sourceName: "args")
+                var review = DockerPlanner.reviewRunOptions(server: server, context: reviewContext)
+                review.invalids = []  // -i, --rm, --name ... are fine in a docker command of its own
+                reviewFindings(review, add: add, skipAllow: ["root_user", "image_user"])
+                for spec in run.mounts {
+                    checkMount(spec, evidence: "args: \(spec.flag) \(spec.raw)", add: add, engineAndBroad: false)
+                }
+                if let group = run.groupAdd.first(where: { DockerCLI.User.isRootPart($0) }) {
+                    add(Rules.rootUser, .high, "args: --group-add \(group)", Rules.rootWhy, "remove --group-add \(group)")
+                }
                 if let user = run.user {
                     if ConfigAuditor.isRoot(user) { add(Rules.rootUser, .high, "args: --user \(user)", Rules.rootWhy, Rules.rootFixArgs) }
                 } else if let image = run.image {
@@ -128,14 +162,19 @@ public struct ConfigAuditor: Sendable {
                 add(Rules.rootUser, .high, "\(userField): \"\(user)\"", Rules.rootWhy,
                     "set \(userField) to an unprivileged uid:gid such as \"65534:65534\" (the default)")
             }
-            let extra = config.dockerIsolation.extraArgs + (iso.extraArgs ?? [])
-            let extraRun = DockerRunArgs(flagsOnly: extra)
-            checkRunFlags(extraRun, add: add, sourceName: "extra_args")
-            for (flag, value) in [("--memory", extraRun.memory), ("--cpus", extraRun.cpus), ("--pids-limit", extraRun.pids)] {
-                if let value, Rules.isUnlimited(value) {
-                    add(Rules.noLimits, .medium, "extra_args: \(flag) \(value)", Rules.limitsWhy,
-                        "remove \(flag) \(value) from extra_args; memory_limit and cpu_limit then apply")
-                }
+            // Everything the planner refuses or rejects (extra_args read as docker reads them,
+            // users, networks, mounts, image), except the user check above, which knows more.
+            let review = DockerPlanner.review(server: server, config: config, context: reviewContext)
+            reviewFindings(review, add: add, skipAllow: ["root_user", "image_user"])
+            let extraRun = DockerRunArgs(flagsOnly: config.dockerIsolation.extraArgs + (iso.extraArgs ?? []))
+            for spec in extraRun.mounts {
+                checkMount(spec, evidence: "extra_args: \(spec.flag) \(spec.raw)", add: add, engineAndBroad: false)
+            }
+            if let group = extraRun.groupAdd.first(where: { DockerCLI.User.isRootPart($0) }) {
+                add(Rules.rootUser, .high, "extra_args: --group-add \(group)", Rules.rootWhy, "remove --group-add \(group)")
+            }
+            if let u = extraRun.user, DockerPlanner.isRootUser(u) {
+                add(Rules.rootUser, .high, "extra_args: --user \(u)", Rules.rootWhy, "remove --user \(u) or use an unprivileged uid:gid such as 65534:65534")
             }
             for allowance in iso.allow {
                 switch allowance {
@@ -153,12 +192,7 @@ public struct ConfigAuditor: Sendable {
                 }
             }
             for volume in iso.volumes ?? [] {
-                checkMount(MountSpec(volume: volume), evidence: "isolation.volumes: \"\(volume)\"", add: add)
-            }
-            let network = iso.networkMode ?? config.dockerIsolation.networkMode
-            if network.lowercased() == "host" {
-                add(Rules.hostNetwork, .high, "\(iso.networkMode != nil ? "isolation.network_mode" : "docker_isolation.network_mode"): \"host\"",
-                    Rules.hostNetworkWhy, "use \"bridge\" (the default) or \"none\" when the server needs no network")
+                checkMount(MountSpec(volume: volume), evidence: "isolation.volumes: \"\(volume)\"", add: add, engineAndBroad: false)
             }
         case .sandbox:
             for path in (iso.writePaths ?? []) + config.sandbox.writePaths {
@@ -181,45 +215,22 @@ public struct ConfigAuditor: Sendable {
         return out
     }
 
-    /// Checks flags common to `docker run` args and `extra_args`.
-    private func checkRunFlags(_ run: DockerRunArgs, add: (String, AuditFinding.Severity, String, String, String) -> Void, sourceName: String) {
-        if run.privileged {
-            add(Rules.privileged, .high, "\(sourceName): --privileged", Rules.privilegedWhy, "remove --privileged; add only the specific capability or device the server needs")
-        }
-        for (ns, value) in run.hostNamespaces {
-            if ns == "network" {
-                add(Rules.hostNetwork, .high, "\(sourceName): --network \(value)", Rules.hostNetworkWhy, "remove it (the default bridge network) or use --network none")
-            } else {
-                add(Rules.hostNamespace, .high, "\(sourceName): --\(ns) \(value)",
-                    "sharing the host's \(ns) namespace lets the container see or signal host processes and weakens isolation",
-                    "remove --\(ns) \(value)")
-            }
-        }
-        for cap in run.capAdd {
-            let c = cap.uppercased().replacingOccurrences(of: "CAP_", with: "")
-            if let severity = Rules.dangerousCaps[c] {
-                add(Rules.capAdd, severity, "\(sourceName): --cap-add \(cap)",
-                    "capability \(c) gives the container powers over the host kernel or other processes that a tool server does not need; several are documented container escapes",
-                    "remove --cap-add \(cap)")
-            }
-        }
-        for opt in run.securityOpts where opt.lowercased().contains("unconfined") || opt.lowercased().hasPrefix("label=disable") {
-            add(Rules.unconfined, .high, "\(sourceName): --security-opt \(opt)",
-                "it switches off the seccomp/AppArmor/SELinux profile that blocks dangerous system calls",
-                "remove --security-opt \(opt)")
-        }
-        for device in run.devices {
-            add(Rules.device, .medium, "\(sourceName): --device \(device)", "a host device inside the container is reachable by a compromised server",
-                "remove --device unless the server exists to use that device")
-        }
-        for spec in run.mounts {
-            checkMount(spec, evidence: "\(sourceName): \(spec.flag) \(spec.raw)", add: add)
-        }
-    }
-
-    private func checkMount(_ spec: MountSpec, evidence: String, add: (String, AuditFinding.Severity, String, String, String) -> Void) {
+    /// Checks a mount source; with `engineAndBroad` false the socket and broad-mount checks are
+    /// left to the docker rules' review (which the caller also reports).
+    private func checkMount(_ spec: MountSpec, evidence: String, add: (String, AuditFinding.Severity, String, String, String) -> Void,
+                            engineAndBroad: Bool = true) {
         guard let source = spec.source else { return }
         let path = expand(source)
+        if !engineAndBroad {
+            if isSecretPath(path), broadness(path) == nil {
+                add(Rules.broadMount, .high, evidence, "it mounts a secret-bearing directory (keys or credentials) into the container",
+                    "remove the mount, or pass the one credential the server needs as an environment variable")
+            } else if !spec.readOnly && spec.isBind && broadness(path) == nil && !ConfigAuditor.isDockerSocket(path) {
+                add(Rules.rwMount, .low, evidence, "the mount is read-write; if the server only reads there, a compromise could still modify the files",
+                    "append \":ro\" unless the server must write there")
+            }
+            return
+        }
         if ConfigAuditor.isDockerSocket(path) {
             add(Rules.dockerSocket, .high, evidence, Rules.socketWhy, "remove the mount; a tool server should not control the Docker engine")
             return
@@ -276,10 +287,9 @@ public struct ConfigAuditor: Sendable {
         return "/" + parts.joined(separator: "/")
     }
 
+    /// Root as user or group in any spelling (`0`, `00`, `+0`, `root`, `65534:0`), or empty.
     static func isRoot(_ user: String) -> Bool {
-        let u = user.trimmingCharacters(in: .whitespaces)
-        let name = u.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        return u.isEmpty || name == "0" || name == "root"
+        DockerPlanner.isRootUser(user.trimmingCharacters(in: .whitespaces))
     }
 
     static func isDockerSocket(_ path: String) -> Bool {
@@ -319,6 +329,30 @@ enum Rules {
     static let packageRunner = "package-runner-unisolated"
     static let writableRootfs = "writable-rootfs"
     static let broadWrite = "sandbox-broad-write"
+    static let groupAdd = "group-add"
+    static let hostSocket = "host-socket"
+    static let dockerOptionRefused = "docker-option-refused"
+    static let dockerConfigInvalid = "docker-config-invalid"
+
+    /// The rule and severity of a docker refusal, by the `allow` name that would lift it.
+    static func forAllow(_ allow: String?) -> (String, AuditFinding.Severity) {
+        switch allow {
+        case "privileged": return (privileged, .high)
+        case "docker_socket": return (dockerSocket, .high)
+        case "host_socket": return (hostSocket, .high)
+        case "broad_mount": return (broadMount, .high)
+        case "host_network": return (hostNetwork, .high)
+        case "cap_sys_admin", "cap_net_admin", "cap_sys_ptrace", "extra_capabilities": return (capAdd, .high)
+        case "host_pid", "host_ipc": return (hostNamespace, .high)
+        case "unconfined", "custom_security_profile", "new_privileges": return (unconfined, .high)
+        case "devices": return (device, .medium)
+        case "root_user", "image_user": return (rootUser, .high)
+        case "no_pids_limit": return (noLimits, .medium)
+        case "writable_rootfs": return (writableRootfs, .low)
+        case "group_add": return (groupAdd, .high)
+        default: return (dockerOptionRefused, .high)
+        }
+    }
 
     static let rootWhy = "a process running as root in the container is one kernel bug or misconfiguration away from root on the host."
     static let rootFixArgs = "add \"--user\", \"65534:65534\" (or the image's unprivileged uid) to args"
@@ -379,20 +413,18 @@ struct MountSpec {
     init(mount: String) {
         raw = mount
         flag = "--mount"
-        var kv: [String: String] = [:]
-        var flags = Set<String>()
-        for item in mount.split(separator: ",") {
-            let p = item.split(separator: "=", maxSplits: 1).map(String.init)
-            if p.count == 2 { kv[p[0].lowercased()] = p[1] } else { flags.insert(p[0].lowercased()) }
+        guard case .success(let m) = DockerCLI.parseMount(mount) else {
+            isBind = false; source = nil; readOnly = false
+            return
         }
-        let type = kv["type"] ?? "volume"
-        isBind = type == "bind"
-        source = isBind ? (kv["source"] ?? kv["src"]) : nil
-        readOnly = flags.contains("readonly") || flags.contains("ro") || kv["readonly"] == "true" || kv["ro"] == "true"
+        isBind = m.type == "bind"
+        source = isBind ? m.source : nil
+        readOnly = m.readOnly ?? false
     }
 }
 
-/// The security-relevant parts of `docker run` arguments.
+/// The security-relevant parts of `docker run` arguments, read by `DockerCLI` (the one docker
+/// option parser) and folded by `DockerRunFacts`.
 struct DockerRunArgs {
     var isRun = false
     var image: String?
@@ -401,78 +433,34 @@ struct DockerRunArgs {
     var memory: String?
     var cpus: String?
     var pids: String?
-    var capAdd: [String] = []
-    var securityOpts: [String] = []
-    var devices: [String] = []
+    var groupAdd: [String] = []
     var mounts: [MountSpec] = []
-    /// (namespace, value) for `--network host`, `--pid host`, ...
-    var hostNamespaces: [(String, String)] = []
 
-    /// Flags of `docker run` that take a value (so the image can be found after them).
-    static let valueFlags: Set<String> = [
-        "-v", "--volume", "--mount", "-e", "--env", "--env-file", "-u", "--user", "-m", "--memory", "--cpus", "--network", "--net",
-        "--name", "-w", "--workdir", "--cap-add", "--cap-drop", "--security-opt", "--device", "-p", "--publish", "--label", "-l",
-        "--entrypoint", "--pid", "--ipc", "--uts", "--userns", "--pids-limit", "--tmpfs", "--add-host", "--platform", "--restart",
-        "--memory-swap", "--shm-size", "--ulimit", "--hostname", "-h", "--log-driver", "--log-opt", "--runtime", "--gpus",
-        "--group-add", "--cgroupns", "--cpu-shares", "-c", "--cpuset-cpus", "--dns", "--volumes-from", "--network-alias",
-        "--memory-reservation", "--stop-signal", "--stop-timeout", "--health-cmd", "--cidfile", "--pull", "--expose", "--link",
-    ]
-
-    /// Parses `docker [container] run ...` arguments.
+    /// Parses `docker [global options] [container] run|create ...` arguments.
     init(_ args: [String]) {
-        var rest = args[...]
-        while let first = rest.first, first.hasPrefix("-") { rest = rest.dropFirst() }  // global flags like --context
-        if rest.first == "container" { rest = rest.dropFirst() }
-        guard rest.first == "run" || rest.first == "create" else { return }
+        guard let run = args.firstIndex(where: { $0 == "run" || $0 == "create" }),
+              args[..<run].allSatisfy({ $0.hasPrefix("-") || $0 == "container" }) || args[..<run].last == "container" else { return }
         isRun = true
-        parse(Array(rest.dropFirst()), stopAtImage: true)
+        read(DockerCLI.parse(Array(args[(run + 1)...])))
     }
 
-    /// Parses flags only (`extra_args`).
+    /// Parses options only (`extra_args`).
     init(flagsOnly args: [String]) {
-        parse(args, stopAtImage: false)
+        read(DockerCLI.parse(args, stopAtPositional: false))
     }
 
-    private mutating func parse(_ args: [String], stopAtImage: Bool) {
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            if a == "--" { i += 1; if stopAtImage, i < args.count { image = args[i] }; return }
-            guard a.hasPrefix("-"), a.count > 1 else {
-                if stopAtImage { image = a; return }
-                i += 1; continue
-            }
-            var flag = a, value: String? = nil
-            if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
-                flag = String(a[..<eq]); value = String(a[a.index(after: eq)...])
-            } else if !a.hasPrefix("--"), a.count > 2, DockerRunArgs.valueFlags.contains(String(a.prefix(2))) {
-                flag = String(a.prefix(2)); value = String(a.dropFirst(2))  // -v/src:/dst, -m512m
-            } else if DockerRunArgs.valueFlags.contains(a) {
-                value = i + 1 < args.count ? args[i + 1] : nil
-                i += 1
-            }
-            i += 1
-            apply(flag, value)
-        }
-    }
-
-    private mutating func apply(_ flag: String, _ value: String?) {
-        switch flag {
-        case "--privileged": privileged = value.map { $0 != "false" } ?? true
-        case "-u", "--user": user = value
-        case "-m", "--memory": memory = value
-        case "--cpus": cpus = value
-        case "--pids-limit": pids = value
-        case "--cap-add": if let value { capAdd += value.split(separator: ",").map(String.init) }
-        case "--security-opt": if let value { securityOpts.append(value) }
-        case "--device": if let value { devices.append(value) }
-        case "-v", "--volume": if let value { mounts.append(MountSpec(volume: value)) }
-        case "--mount": if let value { mounts.append(MountSpec(mount: value)) }
-        case "--network", "--net":
-            if let value, value.lowercased() == "host" { hostNamespaces.append(("network", value)) }
-        case "--pid", "--ipc", "--uts", "--userns", "--cgroupns":
-            if let value, value.lowercased() == "host" { hostNamespaces.append((String(flag.dropFirst(2)), value)) }
-        default: break
+    private mutating func read(_ parsed: DockerCLI.Parsed) {
+        let facts = DockerRunFacts(parsed)
+        image = facts.image
+        privileged = facts.privileged
+        user = facts.user
+        memory = parsed.last("memory")
+        cpus = parsed.last("cpus")
+        pids = parsed.last("pids-limit")
+        groupAdd = parsed.values("group-add")
+        for o in parsed.options {
+            if o.name == "volume" { mounts.append(MountSpec(volume: o.value)) }
+            if o.name == "mount" { mounts.append(MountSpec(mount: o.value)) }
         }
     }
 }

@@ -101,9 +101,17 @@ public struct SandboxGlobalConfig: Sendable, Equatable {
     public var maxProcesses: Int = 256
     /// CPU seconds (RLIMIT_CPU); nil = no cap.
     public var cpuSeconds: Int? = nil
-    /// Numeric "uid:gid" a sandboxed server drops to when the proxy runs as root (per-server
-    /// `isolation.user` overrides it). Dropping makes RLIMIT_NPROC hold: the kernel ignores it for root.
-    public var user: String = "65534:65534"
+    /// Numeric "uid:gid" every sandboxed server drops to when the proxy runs as root (per-server
+    /// `isolation.user` overrides it). nil (the default): each server gets its own uid from
+    /// `uidRange`, so RLIMIT_NPROC and signals are per server.
+    public var user: String? = nil
+    /// "FIRST-LAST": the uids (gid = uid) handed to sandboxed servers, one per server, when the
+    /// proxy runs as root and no user is configured. The default lies above systemd's container
+    /// ranges and below 2^31, away from login users and subordinate-uid ranges.
+    public var uidRange: String = "1900000000-1900065535"
+    /// Size of each server's private HOME and TMPDIR: a tmpfs of this size when root, else the
+    /// per-file limit RLIMIT_FSIZE.
+    public var homeSize: String = "512m"
 
     public init() {}
 }

@@ -38,6 +38,9 @@ public enum ConfigLoader {
             throw ProxyError(.invalidConfig, "\(file): not valid JSON: \(jsonErrorSummary(error, bytes: stripped))")
         }
         var walker = Walker()
+        for dup in duplicateKeys(stripped) {
+            walker.error(dup.path, "the key appears \(dup.lines.count) times (lines \(dup.lines.map(String.init).joined(separator: ", "))); keep one")
+        }
         let config = walker.config(root)
         let errors = walker.diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
@@ -55,6 +58,10 @@ public enum ConfigLoader {
             return "syntax error at line \(line), column \(col)"
         }
         let text = ns.userInfo[NSDebugDescriptionErrorKey] as? String ?? ns.localizedDescription
+        if let offset = offsetInMessage(text), offset <= bytes.count {
+            let (line, col) = lineColumn(bytes, offset)
+            return "syntax error at line \(line), column \(col) (\(text))"
+        }
         return text
     }
 
@@ -88,6 +95,15 @@ public enum ConfigLoader {
         if let v = Int(digits), v > 0 { return v * scale }
         if let v = Double(digits), v > 0 { return Int(v * Double(scale)) }
         return nil
+    }
+
+    /// Parses a uid range "FIRST-LAST" (0 < FIRST <= LAST < 2^32 - 1) into (first, count).
+    public static func parseUIDRange(_ s: String) -> (first: UInt32, count: UInt32)? {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = UInt32(parts[0].trimmingCharacters(in: .whitespaces)),
+              let b = UInt32(parts[1].trimmingCharacters(in: .whitespaces)),
+              a > 0, a <= b, b < UInt32.max else { return nil }
+        return (a, b - a + 1 == 0 ? UInt32.max : b - a + 1)
     }
 
     /// Valid server names: used in file names, container names and `server:tool` routing.
@@ -177,7 +193,14 @@ struct Walker {
     }
     mutating func unknownKeys(_ o: [String: Any], _ known: Set<String>, _ path: String) {
         for k in o.keys.sorted() where !known.contains(k) && !k.hasPrefix("_") && !k.hasPrefix("$") {
-            warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")
+            // A near miss of a known key is a typo that would silently change behaviour (for
+            // example "docker_isolaton" running servers unconfined): an error. Other unknown
+            // keys are warnings, so newer configs still load.
+            if let guess = ConfigLoader.didYouMean(k, among: known) {
+                error(path.isEmpty ? k : "\(path).\(k)", "unknown key; did you mean \"\(guess)\"?")
+            } else {
+                warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")
+            }
         }
     }
 
@@ -275,7 +298,7 @@ struct Walker {
         var s = SandboxGlobalConfig()
         guard let o = object(v, path) else { return s }
         unknownKeys(o, ["allow_degraded", "read_paths", "write_paths", "memory_limit", "max_open_files",
-                        "max_processes", "cpu_seconds", "user"], path)
+                        "max_processes", "cpu_seconds", "user", "uid_range", "home_size"], path)
         if let x = o["allow_degraded"], let b = bool(x, "\(path).allow_degraded") { s.allowDegraded = b }
         if let x = o["read_paths"], let a = stringArray(x, "\(path).read_paths") { s.readPaths = a }
         if let x = o["write_paths"], let a = stringArray(x, "\(path).write_paths") { s.writePaths = a }
@@ -284,6 +307,11 @@ struct Walker {
         if let x = o["max_processes"], let n = int(x, "\(path).max_processes", min: 1) { s.maxProcesses = n }
         if let x = o["cpu_seconds"], let n = int(x, "\(path).cpu_seconds", min: 1) { s.cpuSeconds = n }
         if let x = o["user"], let u = string(x, "\(path).user") { s.user = u }
+        if let x = o["uid_range"], let r = string(x, "\(path).uid_range") {
+            if ConfigLoader.parseUIDRange(r) != nil { s.uidRange = r }
+            else { error("\(path).uid_range", "expected \"FIRST-LAST\" with 0 < FIRST <= LAST < 4294967295, found \"\(r)\"") }
+        }
+        if let x = o["home_size"], let b = byteSize(x, "\(path).home_size") { s.homeSize = b }
         return s
     }
 

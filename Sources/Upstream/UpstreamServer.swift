@@ -628,7 +628,12 @@ public actor UpstreamServer {
             }
         }
         if let t = transport { transport = nil; await t.close() }
-        if let plan { for f in plan.files { try? FileManager.default.removeItem(atPath: f.path) } }
+        if let plan {
+            for f in plan.files { try? FileManager.default.removeItem(atPath: f.path) }
+            for dir in plan.cgroupDirectories where !SandboxCgroup.remove(dir) {
+                log.warning("cgroup \(dir) of the stopped server could not be removed")
+            }
+        }
         containerID = nil
     }
 

@@ -7,7 +7,8 @@
 //
 // Tools: ids, env, cwd, rlimits, read_file{path}, write_file{path,text}, list_dir{path},
 // tcp_connect{host,port}, unix_connect{name} (abstract), fork_bomb{count}, memory_bomb{mb},
-// kill{pid,signal}, ptrace{pid}, exec{path,args[]}, unshare, mount, echo{text}.
+// kill{pid,signal}, ptrace{pid}, exec{path,args[]}, unshare, mount, echo{text},
+// unix_path_connect{path}, fork_hold{count}, memory_bomb_procs{procs,mb}, fill_disk{path,mb}.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -308,6 +310,102 @@ static void tool_memory_bomb(struct buf *r, long long mb) {
     putf(r, "\"ok\":true,\"mb\":%lld", mb);
 }
 
+static void tool_unix_path_connect(struct buf *r, const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { put_errno(r, errno); puts_(r, ",\"step\":\"socket\""); return; }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = errno; close(fd); put_errno(r, e); puts_(r, ",\"step\":\"connect\""); return;
+    }
+    close(fd);
+    puts_(r, "\"ok\":true");
+}
+
+/* Forks `count` children that stay (paused) until the server's process group is killed: a fork
+   bomb that holds its processes, so another server's forks show whether limits are shared. */
+static void tool_fork_hold(struct buf *r, long long count) {
+    if (count < 1 || count > 100000) count = 1000;
+    long long made = 0;
+    int e = 0;
+    for (; made < count; made++) {
+        pid_t p = fork();
+        if (p < 0) { e = errno; break; }
+        if (p == 0) { for (;;) pause(); }
+    }
+    if (made == count) putf(r, "\"ok\":true,\"forked\":%lld", made);
+    else { put_errno(r, e); putf(r, ",\"forked\":%lld", made); }
+}
+
+/* `procs` children each touch `mb` MiB and report over a pipe when done; the parent waits up to
+   20 s and reports how many finished and how many were killed (an OOM kill is SIGKILL). */
+static void tool_memory_bomb_procs(struct buf *r, long long procs, long long mb) {
+    if (procs < 1 || procs > 64) procs = 3;
+    if (mb < 1) mb = 1024;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) { put_errno(r, errno); return; }
+    pid_t pids[64];
+    int started = 0;
+    for (; started < procs; started++) {
+        pid_t p = fork();
+        if (p < 0) break;
+        if (p == 0) {
+            size_t size = (size_t)mb << 20;
+            char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) _exit(2);
+            for (size_t i = 0; i < size; i += 4096) m[i] = 1;
+            char c = 'x';
+            if (write(fds[1], &c, 1) < 0) {}
+            for (;;) pause();   /* keep the memory until killed */
+        }
+        pids[started] = p;
+    }
+    close(fds[1]);
+    int finished = 0, killed = 0, failed = 0;
+    int reaped[64] = { 0 };
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int fl = fcntl(fds[0], F_GETFL);
+    fcntl(fds[0], F_SETFL, fl | O_NONBLOCK);
+    while (finished + killed + failed < started) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20) break;
+        char c;
+        while (read(fds[0], &c, 1) == 1) finished++;
+        for (int i = 0; i < started; i++) {
+            int status;
+            if (reaped[i] || waitpid(pids[i], &status, WNOHANG) != pids[i]) continue;
+            reaped[i] = 1;
+            if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) killed++; else failed++;
+        }
+        usleep(10000);
+    }
+    for (int i = 0; i < started; i++) if (!reaped[i]) { kill(pids[i], SIGKILL); waitpid(pids[i], NULL, 0); }
+    close(fds[0]);
+    putf(r, "\"ok\":%s,\"started\":%d,\"finished\":%d,\"killed\":%d,\"failed\":%d,\"mb\":%lld",
+         finished == started && killed == 0 && failed == 0 ? "true" : "false", started, finished, killed, failed, mb);
+}
+
+/* Writes 1 MiB chunks to `path` until `mb` MiB are written or a write fails. */
+static void tool_fill_disk(struct buf *r, const char *path, long long mb) {
+    signal(SIGXFSZ, SIG_IGN);  /* RLIMIT_FSIZE: EFBIG instead of a signal */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) { put_errno(r, errno); return; }
+    static char chunk[1 << 20];
+    memset(chunk, 'z', sizeof chunk);
+    long long written = 0;
+    int e = 0;
+    while (written < ((long long)mb << 20)) {
+        ssize_t n = write(fd, chunk, sizeof chunk);
+        if (n <= 0) { e = n < 0 ? errno : ENOSPC; break; }
+        written += n;
+    }
+    close(fd);
+    unlink(path);
+    if (!e) putf(r, "\"ok\":true,\"bytes\":%lld", written);
+    else { put_errno(r, e); putf(r, ",\"bytes\":%lld", written); }
+}
+
 static void tool_kill(struct buf *r, long long pid, long long sig) {
     if (kill((pid_t)pid, (int)sig) < 0) { put_errno(r, errno); return; }
     puts_(r, "\"ok\":true");
@@ -402,6 +500,10 @@ static const char *TOOLS[][2] = {
     { "exec", "run {path} with {args}, capture stdout" },
     { "unshare", "create a user+network namespace" },
     { "mount", "mount a tmpfs on /tmp" },
+    { "unix_path_connect", "connect to the pathname unix socket {path}" },
+    { "fork_hold", "fork {count} children that stay" },
+    { "memory_bomb_procs", "{procs} children each touch {mb} MiB" },
+    { "fill_disk", "write {mb} MiB to {path}" },
 };
 
 static void handle(const char *line) {
@@ -470,6 +572,10 @@ static void handle(const char *line) {
         else if (!strcmp(name, "exec")) tool_exec(&r, path ? path : "", find_key(args, "args"));
         else if (!strcmp(name, "unshare")) tool_unshare(&r);
         else if (!strcmp(name, "mount")) tool_mount(&r);
+        else if (!strcmp(name, "unix_path_connect")) tool_unix_path_connect(&r, path ? path : "");
+        else if (!strcmp(name, "fork_hold")) tool_fork_hold(&r, read_int(find_key(args, "count"), 1000));
+        else if (!strcmp(name, "memory_bomb_procs")) tool_memory_bomb_procs(&r, read_int(find_key(args, "procs"), 3), read_int(find_key(args, "mb"), 1024));
+        else if (!strcmp(name, "fill_disk")) tool_fill_disk(&r, path ? path : "", read_int(find_key(args, "mb"), 1024));
         else { puts_(&r, "\"ok\":false,\"error\":\"unknown tool\""); }
         puts_(&r, "}");
         puts_(&b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");

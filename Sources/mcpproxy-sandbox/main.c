@@ -5,7 +5,9 @@
 // Swift runtime. This program has no Swift code: these no-op definitions satisfy swiftrt.o, so
 // (with -static-stdlib and --as-needed) no Swift runtime is linked or loaded, and the launcher
 // starts as fast as a plain C program, which matters on every server spawn. Should a toolchain
-// need more symbols, the runtime is linked again: slower, still correct.
+// need more symbols, the runtime is linked again: slower, still correct. The launcher is linked
+// with -static-executable (Package.swift): no dynamic loader runs in it, so no LD_* variable can
+// inject code into it while it is still privileged.
 void swift_addNewDSOImage(const void *sections) { (void)sections; }
 int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
 

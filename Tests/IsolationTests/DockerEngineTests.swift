@@ -37,6 +37,22 @@ struct DockerEngineTests {
         #expect(names.isSubset(of: ["FIXTURE_SECRET", "HOME", "PATH", "HOSTNAME"]), "\(names)")
         #expect(try session.callTool(6, "write_file", ["path": "/fixture-copy", "content": "x"]).isError)
         #expect(try session.callTool(7, "write_file", ["path": "/tmp/ok", "content": "x"]).text == "wrote 1 bytes")
+        // HOME is its own tmpfs, writable and exec-able (package runners install and run there);
+        // /tmp stays noexec. The mount table of the container shows the flags the kernel enforces.
+        #expect(try session.callTool(20, "get_env", ["name": "HOME"]).text == "/home/mcpproxy")
+        #expect(try session.callTool(21, "write_file", ["path": "/home/mcpproxy/tool", "content": "#!"]).text == "wrote 2 bytes")
+        let mountinfo = try session.callTool(22, "read_file", ["path": "/proc/self/mountinfo"]).text.split(separator: "\n")
+        func mount(_ point: String) -> Substring? { mountinfo.first { $0.split(separator: " ").dropFirst(4).first.map(String.init) == point } }
+        let homeMount = try #require(mount("/home/mcpproxy"), "\(mountinfo)")
+        let tmpMount = try #require(mount("/tmp"))
+        #expect(!homeMount.split(separator: " ")[5].contains("noexec"), "\(homeMount)")
+        #expect(tmpMount.split(separator: " ")[5].contains("noexec"), "\(tmpMount)")
+        // The default ulimits hold inside the container.
+        let limits = try session.callTool(23, "read_file", ["path": "/proc/self/limits"]).text.split(separator: "\n")
+        let nofile = try #require(limits.first { $0.hasPrefix("Max open files") }).split(separator: " ")
+        #expect(nofile.dropFirst(3).prefix(2) == ["4096", "4096"], "\(nofile)")
+        let nproc = try #require(limits.first { $0.hasPrefix("Max processes") }).split(separator: " ")
+        #expect(nproc.dropFirst(2).prefix(2) == ["8192", "8192"], "\(nproc)")
 
         let info = try E.inspect(id)
         let host = try #require(info["HostConfig"] as? [String: Any])

@@ -22,9 +22,10 @@ struct DockerPlannerTests {
             "--label", "mcpproxy.owner_start=777",
             "--label", "mcpproxy.server=srv",
             "--init", "--user", "65534:65534", "--cap-drop=ALL", "--security-opt", "no-new-privileges",
-            "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m", "--pids-limit", "256",
+            "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=64m", "--pids-limit", "256",
+            "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=8192:8192",
             "--memory", "512m", "--memory-swap", "512m", "--cpus", "1.0", "--network", "bridge", "--log-driver", "none",
-            "--env", "HOME=/tmp",
+            "--tmpfs", "/home/mcpproxy:rw,exec,nosuid,nodev,size=64m", "--env", "HOME=/home/mcpproxy",
             "mcpproxy-fixture:test", "/fixture", "--name", "x",
         ])
         #expect(plan.container == ContainerPlan(
@@ -55,7 +56,8 @@ struct DockerPlannerTests {
         #expect(F.value(after: "--network", in: g) == "none")
         #expect(F.value(after: "--pids-limit", in: g) == "64")
         #expect(F.value(after: "--user", in: g) == "1000:1000")
-        #expect(F.value(after: "--tmpfs", in: g) == "/tmp:rw,nosuid,nodev,size=16m")
+        #expect(F.value(after: "--tmpfs", in: g) == "/tmp:rw,noexec,nosuid,nodev,size=16m")
+        #expect(F.values(after: "--tmpfs", in: g).last == "/home/mcpproxy:rw,exec,nosuid,nodev,size=16m")
 
         let s = try F.plan(F.server {
             $0.memoryLimit = "1g"; $0.cpuLimit = "2.0"; $0.networkMode = "bridge"; $0.pidsLimit = 32; $0.user = "2000:2000"
@@ -76,10 +78,12 @@ struct DockerPlannerTests {
                               config: F.config { $0.extraArgs = ["--dns", "127.0.0.1"] })
         let a = plan.arguments
         let dns = try #require(a.firstIndex(of: "--dns"))
-        let ulimit = try #require(a.firstIndex(of: "--ulimit"))
+        let ulimit = try #require(a.lastIndex(of: "--ulimit"))
         let image = try #require(a.firstIndex(of: "img:1"))
         #expect(dns < ulimit && ulimit < image)
         #expect(a[dns + 1] == "127.0.0.1" && a[ulimit + 1] == "nofile=64:64")
+        // The planner's own nofile default gives way to the configured one; nproc stays.
+        #expect(F.values(after: "--ulimit", in: a) == ["nproc=8192:8192", "nofile=64:64"])
     }
 
     struct Relaxation: Sendable, CustomStringConvertible {
@@ -90,7 +94,7 @@ struct DockerPlannerTests {
 
     static let relaxations: [Relaxation] = [
         .init(allow: "writable_rootfs", removed: ["--read-only"]),
-        .init(allow: "image_user", removed: ["--user", "HOME=/tmp"]),
+        .init(allow: "image_user", removed: ["--user", "HOME=/home/mcpproxy"]),
         .init(allow: "default_capabilities", removed: ["--cap-drop=ALL"]),
         .init(allow: "new_privileges", removed: ["no-new-privileges"]),
         .init(allow: "no_pids_limit", removed: ["--pids-limit"]),
@@ -213,8 +217,10 @@ struct DockerPlannerTests {
         let plan = try F.plan(Self.dangerousServer(d, allow: d.allow), context: Self.socketContext)
         #expect(plan.warnings.contains { w in w.contains("SECURITY") && d.allow.contains { w.contains($0) } })
         if let v = d.volumes?.first { #expect(plan.arguments.contains { $0.hasSuffix(":ro") && $0.contains(v.split(separator: ":")[1]) }) }
-        if let e = d.extra?.first, !e.hasPrefix("-v"), !e.hasPrefix("--volume"), !e.hasPrefix("--mount") {
-            #expect(plan.arguments.contains(e))
+        // Every option given is planned (in its canonical spelling), read back the same way.
+        let planned = DockerCLI.parse(Array(plan.arguments.dropFirst())).options
+        for o in DockerCLI.parse(d.extra ?? []).options where !["volume", "mount"].contains(o.name) {
+            #expect(planned.contains { $0.name == o.name && $0.value == o.value }, "\(o) not planned")
         }
     }
 
@@ -287,7 +293,7 @@ struct DockerPlannerTests {
     @Test("--mount in extra args becomes read-only unless readonly is stated")
     func mounts() throws {
         let a = try F.plan(F.server { $0.extraArgs = ["--mount", "type=bind,source=/data,target=/d"] }).arguments
-        #expect(F.value(after: "--mount", in: a) == "type=bind,source=/data,target=/d,readonly")
+        #expect(F.value(after: "--mount", in: a) == "type=bind,source=/data,target=/d,readonly=true")
         let b = try F.plan(F.server { $0.extraArgs = ["--mount", "type=bind,src=/data,dst=/d,readonly=false"] })
         #expect(F.value(after: "--mount", in: b.arguments) == "type=bind,src=/data,dst=/d,readonly=false")
         #expect(b.warnings.contains { $0.contains("read-write") })
@@ -316,11 +322,15 @@ struct DockerPlannerTests {
                      "-c", "512", "--dns-search", "example.test"]
         let plan = try F.plan(F.server { $0.extraArgs = extra; $0.image = "img:1" })
         let image = try #require(plan.arguments.firstIndex(of: "img:1"))
-        #expect(Array(plan.arguments[(image - extra.count)..<image]) == extra)
+        // Planned in the canonical spelling: long names, values as separate arguments.
+        let canonical = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--health-cmd", "true", "--hostname", "box",
+                         "--add-host", "db:127.0.0.1", "--ulimit", "nofile=64:64", "--quiet", "--storage-opt", "size=1G",
+                         "--cpu-shares", "512", "--dns-search", "example.test"]
+        #expect(Array(plan.arguments[(image - canonical.count)..<image]) == canonical)
         #expect(plan.warnings.isEmpty)
         let published = try F.plan(F.server { $0.extraArgs = ["-p", "8080:80"] })
         #expect(published.warnings.contains { $0.contains("publishes container ports") })
-        #expect(F.value(after: "-p", in: published.arguments) == "8080:80")
+        #expect(F.value(after: "--publish", in: published.arguments) == "8080:80")
     }
 
     @Test("a relative working_dir and a relative volume are config errors naming the field")
@@ -344,7 +354,7 @@ struct DockerPlannerTests {
     @Test("declared env: names on the command line, values only in the docker client's environment")
     func environment() throws {
         let plan = try F.plan(F.server(env: ["API_KEY": "s3cr3t-value", "DEBUG": "1"]))
-        #expect(F.values(after: "--env", in: plan.arguments) == ["HOME=/tmp", "API_KEY", "DEBUG"])
+        #expect(F.values(after: "--env", in: plan.arguments) == ["HOME=/home/mcpproxy", "API_KEY", "DEBUG"])
         #expect(!plan.arguments.joined(separator: " ").contains("s3cr3t-value"))
         #expect(!plan.redactedCommandLine.joined(separator: " ").contains("s3cr3t-value"))
         #expect(plan.environment["API_KEY"] == "s3cr3t-value")
@@ -370,7 +380,7 @@ struct DockerPlannerTests {
         #expect(file.contents == "DOCKER_HOST=tcp://evil:2375\nHOME=/data\nPATH=/opt/tools/bin\n")
         #expect(F.value(after: "--env-file", in: plan.arguments) == file.path)
         // A declared HOME replaces the planned one.
-        #expect(!plan.arguments.contains("HOME=/tmp"))
+        #expect(!plan.arguments.contains("HOME=/home/mcpproxy"))
         #expect(!plan.arguments.joined().contains("/opt/tools/bin"))
     }
 
@@ -386,12 +396,28 @@ struct DockerPlannerTests {
         let logged = plan.redactedCommandLine.joined(separator: " ")
         #expect(!logged.contains("inl ") && !logged.contains("inline2") && !logged.contains("declaredvalue"))
         #expect(plan.redactedCommandLine.contains("X=***"))
-        #expect(plan.redactedCommandLine.contains("--env=Y=***"))
-        #expect(plan.redactedCommandLine.contains("HOME=/tmp"))
+        #expect(plan.redactedCommandLine.contains("Y=***"))
+        #expect(plan.redactedCommandLine.contains("HOME=/home/mcpproxy"))
         #expect(plan.warnings.filter { $0.contains("visible in ps") }.count == 2)
         let line = DockerPlanner.runArgsLogLine(plan)
         #expect(line.hasPrefix("docker_run_args: [\"run\",\"-i\",\"--rm\""))
         #expect(!line.contains("inline2"))
+    }
+
+    @Test("redaction replaces only the values of --env NAME=VALUE, never other words equal to an env value")
+    func redactionOnlyEnvPositions() throws {
+        let plan = try F.plan(F.server(env: ["MODE": "none", "FLAG": "true"]) {
+            $0.extraArgs = ["-e", "TOKEN=none", "--hostname", "none", "-eX=true"]; $0.image = "img:1"
+        })
+        let r = plan.redactedCommandLine
+        #expect(F.value(after: "--log-driver", in: r) == "none")
+        #expect(r.contains("mcpproxy.managed=true"))
+        #expect(F.value(after: "--hostname", in: r) == "none")
+        #expect(r.contains("TOKEN=***") && r.contains("X=***"))
+        #expect(r.count == plan.arguments.count + 1)
+        // Only the two inline values differ: the logged command can be copied to debug.
+        #expect(zip(r.dropFirst(), plan.arguments).filter { $0 != $1 }.count == 2)
+        #expect(DockerPlanner.runArgsLogLine(plan).contains("\"--log-driver\",\"none\""))
     }
 
     struct ImageCase: Sendable, CustomStringConvertible {

@@ -51,8 +51,6 @@ import Glibc
         let world = try SandboxWorld()
         let listener = try LoopbackListener()
         let unixListener = try AbstractUnixListener()
-        let sameUID = try OutsideProcess(uid: 65534)
-        let rootProc = try OutsideProcess()
 
         let plan = try world.plan(probeServer {
             $0.networkMode = "none"
@@ -60,6 +58,10 @@ import Glibc
             // read_paths grant no execute right: the setuid binary's dir is granted read+write+exec.
             $0.writePaths = [world.setuidDir]
         }, config: batteryConfig())
+        let serverUID = try #require(UInt32(Self.option(plan, "--uid") ?? ""))
+        #expect((1_900_000_000...1_900_065_535).contains(serverUID), "the server's own uid from sandbox.uid_range")
+        let sameUID = try OutsideProcess(uid: serverUID)
+        let rootProc = try OutsideProcess()
         let session = try ProbeSession(plan: plan)
         defer { session.stop() }
 
@@ -77,14 +79,15 @@ import Glibc
         allowed(try session.probe("read_file", ["path": "/etc/passwd"]), "read /etc/passwd")
         allowed(try session.probe("write_file", ["path": "/dev/null", "text": "x"]), "write /dev/null")
         allowed(try session.probe("read_file", ["path": "/dev/urandom"]), "read /dev/urandom")
-        let tmp = plan.environment["TMPDIR"]!
+        let tmp = SandboxPlanner.serverEnvironment(of: plan)["TMPDIR"]!
         allowed(try session.probe("write_file", ["path": tmp + "/scratch", "text": "t"]), "write in TMPDIR")
         let cwd = try session.probe("cwd")
         #expect(cwd["cwd"] as? String == world.workDir)
 
         // Identity and hardening flags.
         let ids = try session.probe("ids")
-        #expect(ids["uid"] as? Int == 65534 && ids["euid"] as? Int == 65534 && ids["gid"] as? Int == 65534)
+        let u = Int(serverUID)
+        #expect(ids["uid"] as? Int == u && ids["euid"] as? Int == u && ids["gid"] as? Int == u, "\(ids)")
         #expect(ids["no_new_privs"] as? Int == 1)
         #expect(ids["seccomp"] as? Int == 2, "seccomp filter mode expected: \(ids)")
         #expect(ids["pgid"] as? Int == ids["pid"] as? Int, "the server must lead its own process group: \(ids)")
@@ -99,7 +102,8 @@ import Glibc
         #expect(!env.isEmpty)
         #expect(!env.contains { $0.contains("host-secret-do-not-leak") })
         #expect(!env.contains { $0.contains("--rx") || $0.contains("--rw") })
-        #expect(env.contains("HOME=\(plan.environment["HOME"]!)"))
+        #expect(env.contains("HOME=\(SandboxPlanner.serverEnvironment(of: plan)["HOME"]!)"))
+        #expect(!env.contains { $0.hasPrefix("MCPX_SANDBOX_ENV_") }, "the prefix must be gone after exec: \(env)")
 
         // Filesystem escapes.
         denied(try session.probe("read_file", ["path": world.sshKey]), "read planted ~/.ssh/id_rsa")
@@ -117,7 +121,7 @@ import Glibc
         // Privilege: a setuid-root binary runs without gaining root (no_new_privs).
         let suid = try session.probe("exec", ["path": world.setuidDir + "/id", "args": ["-u"]])
         allowed(suid, "exec the setuid binary")
-        #expect(suid["stdout"] as? String == "65534\n", "setuid gained privilege: \(suid)")
+        #expect(suid["stdout"] as? String == "\(serverUID)\n", "setuid gained privilege: \(suid)")
 
         // Network: network_mode none.
         denied(try session.probe("tcp_connect", ["host": "127.0.0.1", "port": listener.port]), "TCP connect to a loopback listener")
@@ -220,12 +224,18 @@ import Glibc
         try session.initialize()
         let cg = try session.probe("read_file", ["path": "/proc/self/cgroup"])
         let text = cg["content"] as? String ?? ""
-        #expect(text.contains("/mcpproxy/cgprobe"), "not in the server's cgroup: \(cg)")
+        #expect(text.contains("/mcpproxy/cgprobe-t1"), "not in the server's cgroup: \(cg)")
         let v2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
-        let memFile = v2 ? "/sys/fs/cgroup/mcpproxy/cgprobe/memory.max" : "/sys/fs/cgroup/memory/mcpproxy/cgprobe/memory.limit_in_bytes"
+        let memFile = v2 ? "/sys/fs/cgroup/mcpproxy/cgprobe-t1/memory.max" : "/sys/fs/cgroup/memory/mcpproxy/cgprobe-t1/memory.limit_in_bytes"
         let limit = try String(contentsOfFile: memFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(limit == String(128 << 20))
         #expect(session.stderr.contains("cgroup"), "status: \(session.stderr)")
+        // Removed once the server stops (what the supervisor does after every stop).
+        session.stop()
+        for dir in plan.cgroupDirectories {
+            #expect(SandboxCgroup.remove(dir), "\(dir) not removed")
+            #expect(!FileManager.default.fileExists(atPath: dir))
+        }
     }
 
     @Test func dynamicSwiftServerFindsItsRuntime() throws {
@@ -272,4 +282,275 @@ import Glibc
         #expect(content?.contains("\"timezone\": \"UTC\"") == true || content?.contains("\"timezone\":\"UTC\"") == true,
                 "get_current_time: \(call); stderr: \(session.stderr)")
     }
+
+    // MARK: - issue 9: the launcher, unix sockets, per-server limits
+
+    /// The value of a launcher option in a plan (before "--").
+    static func option(_ plan: LaunchPlan, _ name: String) -> String? {
+        let a = plan.arguments
+        guard let i = a.firstIndex(of: name), i + 1 < a.count, a[..<i].firstIndex(of: "--") == nil else { return nil }
+        return a[i + 1]
+    }
+
+    /// Builds a shared library whose constructor appends "uid=U nnp=N seccomp=S" to `marker`.
+    func buildPreloadLibrary(in dir: String, marker: String) throws -> String {
+        let src = dir + "/evil.c", lib = dir + "/evil.so"
+        try """
+        #include <stdio.h>
+        #include <unistd.h>
+        #include <sys/prctl.h>
+        __attribute__((constructor)) static void evil(void) {
+            FILE *f = fopen("\(marker)", "a");
+            if (!f) return;
+            fprintf(f, "uid=%d nnp=%d seccomp=%d\\n", (int)getuid(), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), prctl(PR_GET_SECCOMP, 0, 0, 0, 0));
+            fclose(f);
+        }
+        """.write(toFile: src, atomically: false, encoding: .utf8)
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-shared", "-fPIC", "-o", lib, src]
+        try cc.run()
+        cc.waitUntilExit()
+        try #require(cc.terminationStatus == 0, "cc failed to build the preload library")
+        chmod(lib, 0o755)
+        return lib
+    }
+
+    @Test func loaderEnvironmentIsRefusedOrInert() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        // Refused by default: LD_PRELOAD and GCONV_PATH never reach a plan.
+        for name in ["LD_PRELOAD", "GCONV_PATH", "MALLOC_CHECK_", "LD_LIBRARY_PATH"] {
+            var s = probeServer()
+            s.env = [name: world.outsideDir]
+            do { _ = try world.plan(s, config: batteryConfig()); Issue.record("\(name) was planned") }
+            catch let e as ProxyError { #expect(e.code == .refused && e.message.contains("loader_env")) }
+        }
+
+        // Allowed by opt-in: the launcher (root, unconfined) never loads the library; the server
+        // gets it only at execve, confined, as its own uid.
+        let marker = world.workDir + "/preload-marker"
+        let lib = try buildPreloadLibrary(in: world.setuidDir, marker: marker)
+        var s = probeServer {
+            $0.allow = ["loader_env"]
+            $0.workingDir = world.workDir
+            $0.writePaths = [world.setuidDir]
+        }
+        s.env = ["LD_PRELOAD": lib, "GCONV_PATH": world.outsideDir, "MALLOC_PERTURB_": "165"]
+        let plan = try world.plan(s, config: batteryConfig())
+        #expect(plan.environment["LD_PRELOAD"] == nil && plan.environment["MCPX_SANDBOX_ENV_LD_PRELOAD"] == lib)
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        let env = (try session.probe("env"))["env"] as? [String] ?? []
+        #expect(env.contains("LD_PRELOAD=\(lib)"), "the server should see its declared env: \(env)")
+        let lines = ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(!lines.isEmpty, "the preload library should have run in the server")
+        for line in lines {
+            #expect(!line.hasPrefix("uid=0 "), "the preload library ran as root (in the launcher): \(line)")
+            #expect(line.contains("nnp=1") && line.contains("seccomp=2"), "the preload library ran unconfined: \(line)")
+        }
+    }
+
+    @Test func existingWorkingDirIsNeitherChownedNorChmodded() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        let fm = FileManager.default
+        for (owner, mode) in [(uid_t(0), mode_t(0o755)), (uid_t(4321), mode_t(0o700))] {
+            let dir = world.root + "/existing-\(owner)"
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            chown(dir, owner, gid_t(owner))
+            chmod(dir, mode)
+            let session = try ProbeSession(plan: world.plan(probeServer { $0.workingDir = dir }, config: batteryConfig()))
+            defer { session.stop() }
+            if owner == 0 {
+                // The launcher ran all its steps once the server answers.
+                try session.initialize()
+                denied(try session.probe("write_file", ["path": dir + "/x", "text": "x"]), "write into a root-owned existing working dir")
+            } else {
+                // A 0700 dir of another uid: the server cannot enter it, and it is not made enterable.
+                #expect(session.waitForExit(timeout: 30) == SandboxPlanner.ExitStatus.setup, "stderr: \(session.stderr)")
+            }
+            var st = stat()
+            #expect(stat(dir, &st) == 0)
+            #expect(st.st_uid == owner && st.st_mode & 0o7777 == mode, "\(dir) changed: uid \(st.st_uid) mode \(String(st.st_mode & 0o7777, radix: 8))")
+        }
+        // A system directory is refused before anything runs.
+        #expect(throws: ProxyError.self) { try world.plan(probeServer { $0.workingDir = "/etc" }, config: batteryConfig()) }
+        #expect(throws: ProxyError.self) { try world.plan(probeServer { $0.writePaths = ["/var/lib"] }, config: batteryConfig()) }
+    }
+
+    @Test(arguments: ["none", "host"])
+    func pathnameUnixSocketsAreDenied(networkMode: String) throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        // A 0777 socket the sandbox uid could open by permissions, and a docker.sock stand-in
+        // inside a granted directory: both unreachable.
+        let open = try PathUnixListener(path: world.outsideDir + "/open.sock", mode: 0o777)
+        let docker = try PathUnixListener(path: world.setuidDir + "/docker.sock", mode: 0o666)
+        let session = try ProbeSession(plan: world.plan(probeServer {
+            $0.networkMode = networkMode
+            $0.writePaths = [world.setuidDir]
+        }, config: batteryConfig()))
+        defer { session.stop() }
+        try session.initialize()
+        for (listener, what) in [(open, "a 0777 socket"), (docker, "a docker.sock stand-in")] {
+            let r = try session.probe("unix_path_connect", ["path": listener.path])
+            denied(r, "connect to \(what) (network \(networkMode))")
+            #expect(r["errno"] as? Int == Int(EACCES), "\(r)")
+            #expect(!listener.accepted(), "\(what) accepted a connection")
+        }
+        // Outside the sandbox the same sockets answer (the test would prove nothing otherwise).
+        #expect(PathUnixListener.connect(open.path) && open.accepted())
+        allowed(try session.probe("echo", ["text": "still serving"]), "echo")
+    }
+
+    @Test func unixSocketsOptInHidesRunWhenRoot() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        let sock = try PathUnixListener(path: "/run/mcpx-test-\(getpid()).sock", mode: 0o777)
+        var c = batteryConfig()
+        c.sandbox.allowDegraded = true  // /tmp holds the test world's grants and stays visible
+        let plan = try world.plan(probeServer { $0.allow = ["unix_sockets"] }, config: c)
+        #expect(plan.arguments.contains("/run") && !plan.arguments.contains("--deny-unix"))
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        let r = try session.probe("unix_path_connect", ["path": sock.path])
+        denied(r, "connect to a socket under the hidden /run")
+        #expect(r["errno"] as? Int == Int(ENOENT), "\(r)")
+        #expect(!sock.accepted())
+    }
+
+    @Test func forkBombInOneServerLeavesAnotherServing() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        var config = batteryConfig()
+        var bombServer = probeServer(), calmServer = probeServer()
+        bombServer.name = "bomb"
+        calmServer.name = "calm"
+        config.servers = [bombServer, calmServer]
+        let bombPlan = try world.plan(bombServer, config: config), calmPlan = try world.plan(calmServer, config: config)
+        #expect(Self.option(bombPlan, "--uid") != Self.option(calmPlan, "--uid"), "servers share a uid")
+        let bomb = try ProbeSession(plan: bombPlan), calm = try ProbeSession(plan: calmPlan)
+        defer { bomb.stop(); calm.stop() }
+        try bomb.initialize()
+        try calm.initialize()
+        let held = try bomb.probe("fork_hold", ["count": 10_000])
+        denied(held, "hold 10000 processes")
+        #expect((held["forked"] as? Int ?? 10_000) < Self.nproc, "\(held)")
+        // The other server is untouched: it forks and answers while the bomb holds its processes.
+        let forks = try calm.probe("fork_bomb", ["count": Self.nproc / 2])
+        allowed(forks, "fork \(Self.nproc / 2) children in the other server")
+        for i in 0..<5 { allowed(try calm.probe("echo", ["text": "call \(i)"]), "call \(i) to the other server") }
+        #expect(try bomb.probe("ids")["uid"] as? Int != calm.probe("ids")["uid"] as? Int)
+    }
+
+    @Test func threeProcessMemoryBombIsCappedAtTheDefaultLimit() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        try #require(SandboxKernel.current.cgroupsWritable, "cgroups are not writable here")
+        let world = try SandboxWorld()
+        // The default config: no memory_limit anywhere. The default cgroup memory.max holds.
+        var s = probeServer()
+        s.name = "membomb"
+        let plan = try world.plan(s)
+        #expect(plan.enforcement["memory"] == "2g (cgroup, default)")
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        let r = try session.probe("memory_bomb_procs", ["procs": 3, "mb": 1000])
+        denied(r, "3 processes touching 1000 MiB each under a 2 GiB limit")
+        #expect((r["killed"] as? Int ?? 0) >= 1, "the cgroup OOM killer should have killed one: \(r)")
+        let memDir = try #require(plan.cgroupDirectories.first { $0.contains("memory") || !$0.contains("/cpu") })
+        let peakFile = FileManager.default.fileExists(atPath: memDir + "/memory.peak") ? memDir + "/memory.peak" : memDir + "/memory.max_usage_in_bytes"
+        let peak = try #require(Int((try? String(contentsOfFile: peakFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""),
+                                "cannot read \(peakFile)")
+        #expect(peak <= 2 << 30, "peak \(peak) above the limit")
+        #expect(peak > 1 << 30, "the bomb should have come close to the limit: peak \(peak)")
+        allowed(try session.probe("echo", ["text": "survived"]), "the server itself keeps serving")
+    }
+
+    @Test func diskFillStopsAtTheHomeQuota() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)  // the CI battery runs under CPU load
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        var c = batteryConfig()
+        c.sandbox.homeSize = "32m"
+        let plan = try world.plan(probeServer(), config: c)
+        let env = SandboxPlanner.serverEnvironment(of: plan)
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        for dir in [env["HOME"]!, env["TMPDIR"]!] {
+            let r = try session.probe("fill_disk", ["path": dir + "/fill", "mb": 200])
+            denied(r, "write 200 MiB into \(dir)")
+            #expect(r["errno"] as? Int == Int(ENOSPC), "\(r)")
+            #expect((r["bytes"] as? Int ?? Int.max) <= 32 << 20, "\(r)")
+            // Private: nothing of it on the host's disk.
+            #expect(!FileManager.default.fileExists(atPath: dir + "/fill"))
+        }
+        #expect(session.stderr.contains("tmpfs"), "status: \(session.stderr)")
+        allowed(try session.probe("write_file", ["path": env["HOME"]! + "/small", "text": "ok"]), "a small write after the fill")
+    }
+
+    /// A proxy not running as root: the launcher runs as `uid` (via setpriv), so no uid drop, no
+    /// mount namespace, no cgroup; files in the home are capped by RLIMIT_FSIZE and unix sockets
+    /// are still denied by seccomp.
+    @Test func nonRootLauncherCapsFilesAndDeniesUnixSockets() throws {
+        try requireProducts()
+        let load = CPULoad(threads: 2)
+        defer { load.stop() }
+        let world = try SandboxWorld()
+        let uid: UInt32 = 4242
+        chown(world.runtimeDir, uid, uid)  // a non-root proxy owns its runtime dir
+        var c = batteryConfig()
+        c.sandbox.homeSize = "16m"
+        var plan = try SandboxPlanner.plan(server: probeServer(), command: SandboxProducts.probe, config: c,
+                                           decision: IsolationDecision(mode: .sandbox, source: .perServerMode),
+                                           context: world.context(), host: NonRootHost(uid: uid), kernel: .current)
+        #expect(Self.option(plan, "--uid") == nil && Self.option(plan, "--tmpfs") == nil)
+        plan.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups", plan.executable] + plan.arguments
+        plan.executable = "/usr/bin/setpriv"
+        let sock = try PathUnixListener(path: world.outsideDir + "/open.sock", mode: 0o777)
+        let session = try ProbeSession(plan: plan)
+        defer { session.stop() }
+        try session.initialize()
+        #expect(try session.probe("ids")["uid"] as? Int == Int(uid))
+        #expect(try session.probe("rlimits")["fsize"] as? Int == 16 << 20)
+        let home = SandboxPlanner.serverEnvironment(of: plan)["HOME"]!
+        let fill = try session.probe("fill_disk", ["path": home + "/fill", "mb": 100])
+        denied(fill, "write 100 MiB into one file of the home")
+        #expect(fill["errno"] as? Int == Int(EFBIG), "\(fill)")
+        #expect((fill["bytes"] as? Int ?? Int.max) <= 16 << 20, "\(fill)")
+        let r = try session.probe("unix_path_connect", ["path": sock.path])
+        denied(r, "connect to a 0777 socket without root")
+        #expect(r["errno"] as? Int == Int(EACCES) && !sock.accepted(), "\(r)")
+        #expect(session.stderr.contains("cgroup memory unavailable"), "status: \(session.stderr)")
+    }
+}
+
+/// The real machine, except that the proxy is said to run as `uid`.
+struct NonRootHost: SandboxHost {
+    let base = LiveSandboxHost()
+    let uid: UInt32
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func isDirectory(_ path: String) -> Bool { base.isDirectory(path) }
+    func isExecutableFile(_ path: String) -> Bool { base.isExecutableFile(path) }
+    func realPath(_ path: String) -> String? { base.realPath(path) }
+    func readText(_ path: String, limit: Int) -> String? { base.readText(path, limit: limit) }
+    func runtimeLibraryDirectories(forExecutable path: String) -> [String] { base.runtimeLibraryDirectories(forExecutable: path) }
+    var effectiveUID: UInt32 { uid }
 }

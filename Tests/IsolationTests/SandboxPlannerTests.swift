@@ -11,6 +11,7 @@ struct SandboxFakeHost: SandboxHost {
     var links: [String: String] = [:]          // path → resolved path
     var swiftRuntime: [String: [String]] = [:] // executable → library dirs
     var effectiveUID: UInt32 = 0
+    var unsearchable: Set<String> = []        // dirs the sandbox uid may not enter
 
     func resolve(_ p: String) -> String { links[p] ?? p }
     func exists(_ path: String) -> Bool {
@@ -22,6 +23,14 @@ struct SandboxFakeHost: SandboxHost {
     func realPath(_ path: String) -> String? { exists(path) ? resolve(path) : nil }
     func readText(_ path: String, limit: Int) -> String? { files[resolve(path)].map { String($0.prefix(limit)) } }
     func runtimeLibraryDirectories(forExecutable path: String) -> [String] { swiftRuntime[path] ?? [] }
+    func unsearchableAncestor(of path: String, uid: UInt32, gid: UInt32) -> String? {
+        var prefix = ""
+        for part in path.split(separator: "/").dropLast() {
+            prefix += "/" + part
+            if unsearchable.contains(prefix) { return prefix }
+        }
+        return nil
+    }
 
     /// A typical Debian host with the probe built under /work/proj.
     static var debian: SandboxFakeHost {
@@ -72,11 +81,12 @@ fileprivate func options(_ p: LaunchPlan) -> [(String, String)] {
     var i = 0
     let a = p.arguments
     while i < a.count, a[i] != "--" {
-        if a[i] == "--allow-degraded" { out.append((a[i], "")); i += 1; continue }
+        if launcherFlags.contains(a[i]) { out.append((a[i], "")); i += 1; continue }
         out.append((a[i], a[i + 1])); i += 2
     }
     return out
 }
+fileprivate let launcherFlags: Set<String> = ["--allow-degraded", "--deny-unix", "--cgroup-optional", "--tcp-connect-none"]
 fileprivate func values(_ p: LaunchPlan, _ option: String) -> [String] { options(p).filter { $0.0 == option }.map(\.1) }
 fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop { $0 != "--" }.dropFirst()) }
 
@@ -115,9 +125,13 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         #expect(values(p, "--mkdir") == [home, tmp])
         #expect(values(p, "--rw") == [home, tmp])
         #expect(values(p, "--chdir") == [home])
-        #expect(p.environment["HOME"] == home)
-        #expect(p.environment["TMPDIR"] == tmp)
-        #expect(p.environment["XDG_CACHE_HOME"] == home + "/.cache")
+        let env = SandboxPlanner.serverEnvironment(of: p)
+        #expect(env["HOME"] == home)
+        #expect(env["TMPDIR"] == tmp)
+        #expect(env["XDG_CACHE_HOME"] == home + "/.cache")
+        // Root: both are private tmpfs mounts of sandbox.home_size.
+        #expect(values(p, "--tmpfs") == ["\(home)=\(512 << 20)", "\(tmp)=\(512 << 20)"])
+        #expect(p.enforcement["home"] == "\(home) (private tmpfs, size 512m)")
     }
 
     @Test func environmentIsAllowlistedAndDeclaredEnvWinsAndIsRedacted() throws {
@@ -125,11 +139,15 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         s.env = ["API_TOKEN": "tok-12345", "LANG": "de_DE.UTF-8"]
         s.args = ["--token", "tok-12345"]
         let p = try plan(s)
-        #expect(p.environment["AWS_SECRET_ACCESS_KEY"] == nil)
-        #expect(p.environment["MCPPROXY_API_KEY"] == nil)
-        #expect(p.environment["API_TOKEN"] == "tok-12345")
-        #expect(p.environment["LANG"] == "de_DE.UTF-8")
-        #expect(p.environment["PATH"] == "/usr/local/bin:/usr/bin:/bin")
+        let env = SandboxPlanner.serverEnvironment(of: p)
+        #expect(env["AWS_SECRET_ACCESS_KEY"] == nil)
+        #expect(env["MCPPROXY_API_KEY"] == nil)
+        #expect(env["API_TOKEN"] == "tok-12345")
+        #expect(env["LANG"] == "de_DE.UTF-8")
+        #expect(env["PATH"] == "/usr/local/bin:/usr/bin:/bin")
+        // The launcher itself sees only prefixed names: nothing the loader or libc reads.
+        #expect(p.environment.keys.allSatisfy { $0.hasPrefix(SandboxPlanner.environmentPrefix) })
+        #expect(p.environment["PATH"] == nil && p.environment["API_TOKEN"] == nil)
         #expect(!p.redactedCommandLine.joined(separator: " ").contains("tok-12345"))
         // The policy travels in argv only, never in the environment.
         #expect(!p.environment.values.contains { $0.contains("--rx") })
@@ -137,12 +155,10 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
 
     @Test func rootProxyDropsToTheConfiguredUser() throws {
         var c = ProxyConfig()
-        #expect(values(try plan(server(), config: c), "--uid") == ["65534"])
-        #expect(values(try plan(server(), config: c), "--gid") == ["65534"])
         c.sandbox.user = "1000:1001"
         let p = try plan(server(), config: c)
         #expect(values(p, "--uid") == ["1000"] && values(p, "--gid") == ["1001"])
-        #expect(p.enforcement["uid"] == "1000:1001")
+        #expect(p.enforcement["uid"]?.hasPrefix("1000:1001 (configured") == true)
         let perServer = try plan(server { $0.user = "2000" }, config: c)
         #expect(values(perServer, "--uid") == ["2000"] && values(perServer, "--gid") == ["2000"])
     }
@@ -272,6 +288,8 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         h.dirs.formUnion(["/home", "/home/u/.config", "/home/u/.aws", "/home/u/.mcpproxy", "/home/u/.mcpproxy/db"])
         h.links["/home/u/link-to-aws"] = "/home/u/.aws"
         for key in ["read", "write"] {
+            // "/" and "/home" as write paths are system directories: refused with no opt-in (below).
+            if key == "write" && (path == "/" || path == "/home") { continue }
             let s = server { key == "read" ? ($0.readPaths = [path]) : ($0.writePaths = [path]) }
             do { _ = try plan(s, host: h); Issue.record("\(key) \(path) was accepted") }
             catch let e as ProxyError {
@@ -401,7 +419,10 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         let loaded = try ConfigLoader.parse(data: Data(text.utf8))
         #expect(loaded.config.sandbox.user == "1000:1000")
         #expect(loaded.warnings.isEmpty)
-        #expect(ProxyConfig().sandbox.user == "65534:65534")
+        #expect(ProxyConfig().sandbox.user == nil)
+        let range = try ConfigLoader.parse(data: Data(#"{"sandbox": {"uid_range": "5000-5009", "home_size": "64m"}}"#.utf8))
+        #expect(range.config.sandbox.uidRange == "5000-5009" && range.config.sandbox.homeSize == "64m")
+        #expect(range.warnings.isEmpty)
     }
 
     @Test func pathHelpers() {
@@ -411,5 +432,226 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         #expect(SandboxPlanner.isWithin("/x", "/"))
         #expect(SandboxPlanner.sanitized("a b/c") == "a_b_c")
         #expect(SandboxPlanner.absolute("x/../y", base: "/w") == "/w/y")
+    }
+}
+
+/// Issue 9: a launcher nothing can hook, system dirs refused, per-server limits, unix sockets,
+/// the proxy's own port; issue 16: an interpreter the dropped uid cannot reach.
+@Suite struct SandboxHardeningPlannerTests {
+    static let loaderVariables = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG", "LD_BIND_NOW", "GCONV_PATH",
+                                  "MALLOC_CHECK_", "MALLOC_ARENA_MAX", "MALLOC_PERTURB_", "GLIBC_TUNABLES", "LOCPATH",
+                                  "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TZDIR", "NIS_PATH",
+                                  "RESOLV_HOST_CONF", "GETCONF_DIR", "MCPX_SANDBOX_ENV_PATH"]
+
+    @Test(arguments: loaderVariables)
+    func loaderVariablesAreRefusedWithoutOptIn(name: String) throws {
+        var s = server()
+        s.env = [name: "/tmp/evil", "API_TOKEN": "t"]
+        do { _ = try plan(s); Issue.record("\(name) was accepted") }
+        catch let e as ProxyError {
+            #expect(e.code == .refused)
+            #expect(e.message.contains(name) && e.message.contains("loader_env") && e.message.contains("s1"))
+        }
+        var allowed = server { $0.allow = ["loader_env"] }
+        allowed.env = [name: "/tmp/evil"]
+        let p = try plan(allowed)
+        #expect(p.warnings.contains { $0.contains(name) && $0.contains("loader_env") })
+        // Even allowed, the launcher only ever sees it under the inert prefix.
+        #expect(p.environment[name] == nil || name.hasPrefix("MCPX_SANDBOX_ENV_"))
+        #expect(p.environment["MCPX_SANDBOX_ENV_" + name] == "/tmp/evil")
+        #expect(SandboxPlanner.serverEnvironment(of: p)[name] == "/tmp/evil")
+    }
+
+    @Test(arguments: ["PATH", "LANG", "TMPDIR", "HOME", "PYTHONPATH", "NODE_OPTIONS", "LDAP_URI", "OLD_LD", "XLD_PRELOAD", "MALLOC"])
+    func ordinaryVariablesPass(name: String) throws {
+        var s = server()
+        s.env = [name: "/usr/bin:/bin"]
+        let p = try plan(s)
+        #expect(SandboxPlanner.serverEnvironment(of: p)[name] == "/usr/bin:/bin")
+        #expect(!p.warnings.contains { $0.contains("loader") })
+    }
+
+    @Test func launcherEnvironmentIsOnlyPrefixedNames() throws {
+        var s = server()
+        s.env = ["TOKEN": "abc"]
+        let p = try plan(s)
+        #expect(!p.environment.isEmpty)
+        for k in p.environment.keys {
+            #expect(k.hasPrefix("MCPX_SANDBOX_ENV_"))
+            #expect(!SandboxPlanner.isLoaderVariable(String(k.dropFirst("MCPX_SANDBOX_ENV_".count))) || k == "MCPX_SANDBOX_ENV_MCPX_SANDBOX_ENV_")
+        }
+    }
+
+    static let systemDirs = ["/", "/etc", "/etc/nginx", "/usr", "/usr/local/share/app", "/bin", "/sbin", "/lib", "/lib64",
+                             "/boot", "/proc", "/sys", "/dev", "/dev/shm", "/var/lib", "/var/lib/docker", "/var/log", "/root",
+                             "/root/work", "/run", "/run/user/0", "/var/run", "/home", "/home/alice", "/home/alice/work",
+                             "/srv/link-to-etc"]
+
+    @Test(arguments: systemDirs)
+    func systemAndOtherUsersDirsAreNeverWritable(path: String) {
+        var h = SandboxFakeHost.debian
+        h.links["/srv/link-to-etc"] = "/etc"
+        h.dirs.formUnion(["/etc", "/srv"])
+        for key in ["working_dir", "write_paths"] {
+            // broad_paths does not open these: there is no opt-in.
+            let s = server {
+                if key == "working_dir" { $0.workingDir = path } else { $0.writePaths = [path] }
+                $0.allow = ["broad_paths"]
+            }
+            do { _ = try plan(s, host: h); Issue.record("\(key) \(path) was accepted") }
+            catch let e as ProxyError {
+                #expect(e.code == .refused, "\(key) \(path): \(e)")
+                #expect(e.message.contains(key) && e.message.contains("may not write"), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+
+    @Test(arguments: ["/srv/data", "~/project", "/opt/app/data", "/var/tmp/app", "/tmp/work", "/home/u/project/sub"])
+    func ordinaryDirsAreWritable(path: String) throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.formUnion(["/opt/app/data", "/var/tmp/app", "/tmp/work", "/home/u/project/sub"])
+        let p = try plan(server { $0.writePaths = [path]; $0.workingDir = path }, host: h)
+        #expect(values(p, "--chdir").count == 1)
+    }
+
+    @Test func eachServerGetsItsOwnStableUIDFromTheRange() throws {
+        var c = ProxyConfig()
+        let names = ["alpha", "beta", "gamma", "delta", "s1"]
+        c.servers = names.map { ServerConfig(name: $0) }
+        var uids: [String: UInt32] = [:]
+        for n in names {
+            var s = server()
+            s.name = n
+            let p = try plan(s, config: c)
+            let uid = try #require(UInt32(values(p, "--uid").first ?? ""))
+            #expect(values(p, "--gid") == [String(uid)])
+            #expect((1_900_000_000...1_900_065_535).contains(uid))
+            #expect(p.enforcement["uid"]?.contains("own uid") == true)
+            uids[n] = uid
+        }
+        #expect(Set(uids.values).count == names.count, "uids collide: \(uids)")
+        // Stable: the same config gives the same uid.
+        #expect(try plan(server(), config: c).arguments == plan(server(), config: c).arguments)
+        // A tiny range still separates them; one too small is an error.
+        c.sandbox.uidRange = "7000-7004"
+        var seen = Set<String>()
+        for n in names { var s = server(); s.name = n; seen.insert(values(try plan(s, config: c), "--uid")[0]) }
+        #expect(seen == Set((7000...7004).map(String.init)))
+        c.sandbox.uidRange = "7000-7003"
+        do { _ = try plan(server(), config: c); Issue.record("range too small accepted") }
+        catch let e as ProxyError { #expect(e.code == .invalidConfig && e.message.contains("uid_range")) }
+    }
+
+    @Test(arguments: ["", "5", "0-10", "10-5", "a-b", "1-4294967295"])
+    func badUIDRangesAreInvalid(range: String) {
+        #expect(ConfigLoader.parseUIDRange(range) == nil)
+        let loaded = try? ConfigLoader.parse(data: Data(#"{"sandbox": {"uid_range": "\#(range)"}}"#.utf8))
+        #expect(loaded == nil)
+    }
+
+    @Test func cgroupPerLaunchWithDefaultLimits() throws {
+        let p = try plan(server())
+        #expect(values(p, "--cgroup") == ["s1-l1"])
+        #expect(values(p, "--cgroup-memory") == ["\(2 << 30)"])
+        #expect(values(p, "--cgroup-cpus") == ["1"])
+        #expect(values(p, "--cgroup-pids") == ["256"])
+        #expect(p.arguments.contains("--cgroup-optional"))
+        #expect(p.enforcement["memory"] == "2g (cgroup, default)")
+        #expect(p.enforcement["cpu"] == "1 cpus (cgroup, default)")
+        #expect(p.enforcement["pids"] == "256 (cgroup pids.max and RLIMIT_NPROC)")
+        #expect(p.cgroupDirectories == ["/sys/fs/cgroup/mcpproxy/s1-l1"])
+        let v1 = try plan(server(), kernel: SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: true, cgroupV2: false))
+        #expect(v1.cgroupDirectories == ["/sys/fs/cgroup/memory/mcpproxy/s1-l1", "/sys/fs/cgroup/cpu/mcpproxy/s1-l1",
+                                         "/sys/fs/cgroup/pids/mcpproxy/s1-l1"])
+        // Configured limits replace the defaults and are not optional.
+        let set = try plan(server { $0.memoryLimit = "300m"; $0.cpuLimit = "0.25"; $0.pidsLimit = 9 })
+        #expect(values(set, "--cgroup-memory") == ["\(300 << 20)"] && values(set, "--cgroup-cpus") == ["0.25"])
+        #expect(values(set, "--cgroup-pids") == ["9"] && !set.arguments.contains("--cgroup-optional"))
+    }
+
+    @Test func defaultLimitsWithoutCgroupsDoNotDegrade() throws {
+        let k = SandboxKernel(landlockABI: 7, canUnshareNetwork: true, cgroupsWritable: false)
+        let p = try plan(server(), kernel: k)
+        #expect(p.enforcement["degraded"] == "no")
+        #expect(p.enforcement["memory"]?.contains("RLIMIT_AS") == true)
+        #expect(p.enforcement["cpu"]?.hasPrefix("no limit") == true)
+        #expect(p.enforcement["pids"] == "256 (RLIMIT_NPROC)")
+        #expect(p.cgroupDirectories.isEmpty)
+    }
+
+    @Test func nonRootHomeIsBoundedByFileSize() throws {
+        var h = SandboxFakeHost.debian
+        h.effectiveUID = 1000
+        var c = ProxyConfig()
+        c.sandbox.homeSize = "64m"
+        let p = try plan(server(), config: c, host: h)
+        #expect(values(p, "--tmpfs").isEmpty)
+        #expect(values(p, "--rlimit").contains("fsize=\(64 << 20)"))
+        #expect(p.enforcement["home"]?.contains("RLIMIT_FSIZE") == true)
+        #expect(p.enforcement["rlimits"]?.contains("fsize=64m") == true)
+    }
+
+    @Test func unixSocketsAreDeniedByDefault() throws {
+        for mode in ["none", "host"] {
+            let p = try plan(server { $0.networkMode = mode })
+            #expect(p.arguments.contains("--deny-unix"))
+            #expect(p.enforcement["unix_sockets"]?.hasPrefix("denied") == true)
+            #expect(values(p, "--hide").isEmpty)
+        }
+    }
+
+    @Test func unixSocketsOptInHidesSocketDirsOrDegrades() throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.formUnion(["/run", "/tmp", "/var/tmp", "/dev/shm"])
+        h.links["/var/run"] = "/run"
+        var ctx = context()
+        ctx.runtimeDir = "/home/u/.mcpproxy-run"
+        let p = try plan(server { $0.allow = ["unix_sockets"] }, host: h, ctx: ctx)
+        #expect(!p.arguments.contains("--deny-unix"))
+        #expect(values(p, "--hide") == ["/run", "/tmp", "/var/tmp", "/dev/shm"])
+        #expect(p.warnings.contains { $0.contains("unix_sockets") })
+        // A socket dir that holds a grant (the runtime dir under /run) cannot be hidden: degraded.
+        do { _ = try plan(server { $0.allow = ["unix_sockets"] }, host: h); Issue.record("expected refusal") }
+        catch let e as ProxyError { #expect(e.code == .unsupported && e.message.contains("unix sockets under /run")) }
+        // Without root there is no private mount view at all.
+        h.effectiveUID = 1000
+        do { _ = try plan(server { $0.allow = ["unix_sockets"] }, host: h, ctx: ctx); Issue.record("expected refusal") }
+        catch let e as ProxyError { #expect(e.code == .unsupported && e.message.contains("pathname unix sockets")) }
+        var c = ProxyConfig()
+        c.sandbox.allowDegraded = true
+        let degraded = try plan(server { $0.allow = ["unix_sockets"] }, config: c, host: h, ctx: ctx)
+        #expect(degraded.enforcement["unix_sockets"]?.contains("NOT confined") == true)
+    }
+
+    @Test func theProxyListenPortIsNeverGranted() throws {
+        var ctx = context()
+        ctx.proxyListenPorts = [8080]
+        let p = try plan(server { $0.allowTCPConnect = [443, 8080] }, ctx: ctx)
+        #expect(values(p, "--tcp-connect") == ["443"])
+        #expect(p.warnings.contains { $0.contains("8080") && $0.contains("listen port") })
+        #expect(p.enforcement["proxy_port"]?.hasPrefix("unreachable") == true)
+        let only = try plan(server { $0.allowTCPConnect = [8080] }, ctx: ctx)
+        #expect(values(only, "--tcp-connect").isEmpty && only.arguments.contains("--tcp-connect-none"))
+        #expect(only.enforcement["tcp_connect"] == "no port")
+        let open = try plan(server(), ctx: ctx)
+        #expect(open.enforcement["proxy_port"]?.hasPrefix("reachable") == true)
+        let none = try plan(server { $0.networkMode = "none" }, ctx: ctx)
+        #expect(none.enforcement["proxy_port"] == "unreachable (no network)")
+    }
+
+    @Test func interpreterUnderRootIsRefusedWithAHint() throws {
+        var h = SandboxFakeHost.debian
+        h.dirs.formUnion(["/root", "/root/.venv", "/root/.venv/bin"])
+        h.executables.insert("/root/.venv/bin/python")
+        h.unsearchable = ["/root"]
+        do { _ = try plan(server("/root/.venv/bin/python", args: ["-m", "srv"]), host: h); Issue.record("expected refusal") }
+        catch let e as ProxyError {
+            #expect(e.code == .refused)
+            #expect(e.message.contains("unprivileged uid") && e.message.contains("cannot enter /root"), "\(e.message)")
+            #expect(e.message.contains("/opt"))
+        }
+        // A non-root proxy drops nothing: the same path is fine.
+        h.effectiveUID = 1000
+        _ = try plan(server("/root/.venv/bin/python", args: ["-m", "srv"]), host: h)
     }
 }

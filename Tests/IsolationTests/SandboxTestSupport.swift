@@ -103,7 +103,11 @@ final class ProbeSession: @unchecked Sendable {
     private var closed = false
     private var nextID = 1
 
+    /// The launch's cgroups, removed on stop as the supervisor does.
+    private let cgroupDirectories: [String]
+
     init(plan: LaunchPlan) throws {
+        cgroupDirectories = plan.cgroupDirectories
         process.executableURL = URL(fileURLWithPath: plan.executable)
         process.arguments = plan.arguments
         process.environment = plan.environment
@@ -238,6 +242,7 @@ final class ProbeSession: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             _ = waitForExit(timeout: 10)
         }
+        for dir in cgroupDirectories { SandboxCgroup.remove(dir) }
     }
 
     deinit { stop() }
@@ -321,6 +326,46 @@ final class AbstractUnixListener {
         guard bound == 0, listen(fd, 16) == 0 else { throw ProxyError(.internalError, "abstract bind failed: \(errno)") }
     }
     deinit { close(fd) }
+}
+
+/// A listening pathname unix socket with a given mode, removed on deinit.
+final class PathUnixListener {
+    let fd: Int32
+    let path: String
+    init(path: String, mode: mode_t) throws {
+        self.path = path
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        guard Self.withAddress(path, { bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0 else {
+            throw ProxyError(.internalError, "bind \(path) failed: \(errno)")
+        }
+        chmod(path, mode)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+    deinit { close(fd); unlink(path) }
+
+    /// Whether a connection is waiting (accepts and closes it).
+    func accepted() -> Bool {
+        let c = accept(fd, nil, nil)
+        if c >= 0 { close(c); return true }
+        return false
+    }
+
+    /// Connects from this (unconfined) process.
+    static func connect(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        return withAddress(path) { Glibc.connect(fd, $0, $1) } == 0
+    }
+
+    static func withAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b } }
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+    }
 }
 
 /// Spins `count` threads at full CPU until stopped: a sandbox applied to the wrong thread would

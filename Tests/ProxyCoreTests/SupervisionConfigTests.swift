@@ -48,7 +48,19 @@ import Testing
     }
 
     @Test func unknownKeyInSupervisionWarns() throws {
-        let l = try load(#"{"supervision":{"ping_intervall":"1s"}}"#)
-        #expect(l.warnings.map(\.path) == ["supervision.ping_intervall"])
+        let l = try load(#"{"supervision":{"x_comment":"1s"}}"#)
+        #expect(l.warnings.map(\.path) == ["supervision.x_comment"])
+    }
+
+    @Test func typoOfASupervisionKeyIsAnErrorWithAGuess() {
+        do {
+            _ = try load(#"{"supervision":{"ping_intervall":"1s"}}"#)
+            Issue.record("accepted a typo")
+        } catch let e as ProxyError {
+            #expect(e.message.contains("supervision.ping_intervall"))
+            #expect(e.message.contains("ping_interval"))
+        } catch {
+            Issue.record("\(error)")
+        }
     }
 }

@@ -44,7 +44,7 @@ struct ConfigAuditorTests {
         (isolated(#", "network_mode": "host""#), "host-network", .high),
         (dockerServer(#""--pid=host", "#), "host-namespace", .high),
         (dockerServer(#""--cap-add", "SYS_ADMIN", "#), "dangerous-cap-add", .high),
-        (isolated(#", "extra_args": ["--cap-add=NET_RAW"]"#), "dangerous-cap-add", .medium),
+        (isolated(#", "extra_args": ["--cap-add=NET_RAW"]"#), "dangerous-cap-add", .high),
         (dockerServer(#""--security-opt", "seccomp=unconfined", "#), "unconfined-security-opt", .high),
         (dockerServer(#""--device", "/dev/kvm", "#), "host-device", .medium),
         (#"{"mcpServers": {"srv": {"command": "npx", "args": ["-y", "@acme/mcp-server"]}}}"#, "package-runner-unisolated", .high),
@@ -60,6 +60,49 @@ struct ConfigAuditorTests {
         #expect(hits.contains { $0.severity == severity }, "\(ruleID): \(hits.map(\.severity))")
         #expect(hits.allSatisfy { $0.server == "srv" && !$0.why.isEmpty && !$0.fix.isEmpty && !$0.evidence.isEmpty })
         #expect(report.hasHigh == report.findings.contains { $0.severity == .high })
+    }
+
+    /// Issue 9's spellings, in a docker-mode server's extra_args and in a docker command's own
+    /// args: the audit reads them with the planner's parser and flags each.
+    static let spellings: [(extra: String, rule: String)] = [
+        (#""-iv/var/run/docker.sock:/s""#, "docker-socket"),
+        (#""-iu0""#, "root-user"),
+        (#""--privileged=t""#, "privileged"),
+        (#""--use-api-socket=t""#, "docker-socket"),
+        (#""--mount", "\"type=bind\",\"source=/var/run/docker.sock\",target=/s""#, "docker-socket"),
+        (#""--mount", "type=volume,src=v,dst=/d,volume-opt=device=/var/run,volume-opt=o=bind""#, "docker-option-refused"),
+        (#""--user", "00""#, "root-user"),
+        (#""--user", "+0""#, "root-user"),
+        (#""--user", "65534:0""#, "root-user"),
+        (#""--group-add", "docker""#, "docker-socket"),
+        (#""--group-add", "0""#, "root-user"),
+        (#""--cap-add", "SYS_MODULE""#, "dangerous-cap-add"),
+        (#""--cap-add", "DAC_READ_SEARCH""#, "dangerous-cap-add"),
+        (#""--security-opt", "seccomp=/root/p.json""#, "unconfined-security-opt"),
+        (#""--env-file", "/root/.env""#, "docker-option-refused"),
+        (#""--network", "container:other""#, "docker-option-refused"),
+        (#""-v", "/var/lib/docker:/d""#, "docker-socket"),
+        (#""-v", "/run/containerd/containerd.sock:/c""#, "docker-socket"),
+        (#""--pid=host""#, "host-namespace"),
+    ]
+
+    @Test("every issue-9 spelling is flagged in extra_args of a docker-mode server", arguments: spellings)
+    func spellingsInExtraArgs(_ extra: String, _ rule: String) throws {
+        let report = try audit(isolated(#", "extra_args": ["# + extra + "]"))
+        #expect(report.findings.contains { $0.ruleID == rule && $0.severity == .high }, "\(report.findings.map { "\($0.ruleID): \($0.evidence)" })")
+        #expect(report.findings.contains { $0.evidence.contains("mcpServers.srv.isolation.extra_args[0]") || $0.evidence.contains("extra_args:") })
+    }
+
+    @Test("every issue-9 spelling is flagged in a docker command's own args", arguments: spellings)
+    func spellingsInDockerCommand(_ extra: String, _ rule: String) throws {
+        let report = try audit(dockerServer(extra + ", "))
+        #expect(report.findings.contains { $0.ruleID == rule && $0.severity == .high }, "\(report.findings.map { "\($0.ruleID): \($0.evidence)" })")
+    }
+
+    @Test("an image that is an option is a config error the audit reports")
+    func imageIsAnOption() throws {
+        let report = try audit(#"{"docker_isolation": {"mode": "docker"}, "mcpServers": {"srv": {"command": "x", "isolation": {"image": "--privileged"}}}}"#)
+        #expect(report.findings.contains { $0.ruleID == "docker-config-invalid" && $0.evidence.contains("isolation.image") })
     }
 
     @Test("the image's configured user is checked when the server sets none")

@@ -30,10 +30,11 @@ struct SecurityConfigTests {
         #expect(error?.message.contains(mention) == true, "\(error?.message ?? "")")
     }
 
-    @Test("unknown keys in the section are warnings")
+    @Test("unknown keys in the section are warnings; near misses of known keys are errors")
     func unknownKeys() throws {
-        let c = try ConfigLoader.parse(data: Data(#"{"security": {"scaners": []}}"#.utf8))
-        #expect(c.warnings.map(\.path) == ["security.scaners"])
+        let c = try ConfigLoader.parse(data: Data(#"{"security": {"extra_notes": []}}"#.utf8))
+        #expect(c.warnings.map(\.path) == ["security.extra_notes"])
+        rejects(#"{"security": {"scaners": []}}"#, "did you mean \"scanners\"?")
     }
 }
 

@@ -4,18 +4,21 @@ really runs as the unprivileged uid with no_new_privs, seccomp and its own netwo
 it cannot read the proxy's API key or a planted SSH key.
 
 Needs: the distribution-Python venv with mcp-server-time that scripts/setup.sh creates under /opt
-(a server dropped to uid 65534 cannot enter /root, where the test venv's Python may live).
+(a server dropped to its own unprivileged uid cannot enter /root, where the test venv's Python may live).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
-from e2e_support import bin_dir, fixture_server, make_config, mcp_client_session, run_async
+from e2e_support import bin_dir, fixture_server, free_port, make_config, mcp_client_session, run_async, wait_until
 
 SANDBOX_VENV = Path(os.environ.get("MCPPROXY_SANDBOX_VENV", "/opt/mcpproxy-test/venv-sandbox"))
+# sandbox.uid_range's default: every server gets its own uid from it.
+UID_RANGE = range(1_900_000_000, 1_900_065_536)
 
 
 def _text(result) -> str:
@@ -58,7 +61,7 @@ def test_pypi_server_answers_in_the_sandbox(proxy):
 
     # The server process itself: dropped uid, no_new_privs, seccomp filter, own session.
     status = _status(info["pid"])
-    assert status["Uid"].split()[0] == "65534", status["Uid"]
+    assert int(status["Uid"].split()[0]) in UID_RANGE, status["Uid"]
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"
     assert os.getsid(info["pid"]) == info["pid"]
@@ -112,4 +115,48 @@ def test_sandboxed_server_cannot_read_secrets(proxy, tmp_path):
     assert not usr.is_error and "ID=" in _text(usr)
     assert not wrote.is_error and (work / "ok.txt").read_text() == "fine"
     assert escape.is_error and not Path("/tmp/mcpx-escaped.txt").exists()
-    assert "uid=65534" in _text(who)
+    uid = re.search(r"uid=(\d+)", _text(who))
+    assert uid and int(uid.group(1)) in UID_RANGE, _text(who)
+
+
+def _cgroup_dirs(leaf_prefix: str) -> list[Path]:
+    roots = [Path("/sys/fs/cgroup/mcpproxy")] + [Path(f"/sys/fs/cgroup/{c}/mcpproxy") for c in ("memory", "cpu", "pids")]
+    return [d for r in roots if r.is_dir() for d in r.iterdir() if d.name.startswith(leaf_prefix)]
+
+
+def test_limits_are_reported_per_server_and_cgroups_removed_on_stop(proxy, tmp_path):
+    """Issue 9: each server its own uid, default cgroup limits, a bounded home, unix sockets
+    denied, the proxy's own port dropped from allow_tcp_connect, the cgroup gone after a stop."""
+    fixture = _reachable_fixture(tmp_path)
+    port = free_port()
+
+    def server(name, **iso):
+        s = fixture_server(name, isolation={"mode": "sandbox", **iso})
+        s["command"] = fixture
+        return s
+
+    cfg = make_config([server("sba"), server("sbb", network_mode="none"), server("sbc", allow_tcp_connect=[port, 443])])
+    p = proxy(cfg, wait=["sba", "sbb", "sbc"], port=port)
+    ec = p.server("sbc")["isolation"]["enforcement"]
+    assert ec["tcp_connect"] == "only ports 443", ec
+    assert ec["proxy_port"].startswith("unreachable"), ec
+    assert f"allow_tcp_connect lists {port}, the proxy's own listen port; dropped" in p.all_logs()
+    a, b = p.server("sba"), p.server("sbb")
+    ea, eb = a["isolation"]["enforcement"], b["isolation"]["enforcement"]
+    assert ea["uid"] != eb["uid"] and "own uid" in ea["uid"], (ea["uid"], eb["uid"])
+    assert _status(a["pid"])["Uid"].split()[0] != _status(b["pid"])["Uid"].split()[0]
+    for e in (ea, eb):
+        assert e["memory"] == "2g (cgroup, default)", e
+        assert e["pids"].startswith("256 (cgroup pids.max"), e
+        assert e["unix_sockets"].startswith("denied"), e
+        assert "private tmpfs" in e["home"], e
+        assert e["not_enforced"] == "none", e
+    assert ea["proxy_port"].startswith("reachable"), ea
+    assert eb["proxy_port"] == "unreachable (no network)", eb
+    leaves = _cgroup_dirs("sba-")
+    assert leaves, "no cgroup for the running server"
+
+    r = p.rest("POST", "/api/v1/servers/sba/disable")
+    assert r.status == 200, r
+    wait_until(lambda: not _cgroup_dirs("sba-"), 15, 0.1, "the stopped server's cgroups to be removed")
+    assert _cgroup_dirs("sbb-"), "the other server's cgroup must stay"

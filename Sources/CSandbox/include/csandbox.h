@@ -3,13 +3,18 @@
 // The launcher confines itself (rlimits, cgroup, network namespace, uid drop, no_new_privs,
 // Landlock filesystem/network/scope rules, seccomp) single-threaded, then execs the server so that
 // the server inherits the confinement together with the raw stdin/stdout pipes. The policy travels
-// as argv before `--` and is therefore gone after exec; the environment is not touched.
+// as argv before `--` and is therefore gone after exec. The server's environment travels in the
+// launcher's environment with every name prefixed by MCPX_SANDBOX_ENV_PREFIX (inert for the
+// dynamic loader and libc) and is handed over, prefix removed, only by the final execve.
 #ifndef MCPX_CSANDBOX_H
 #define MCPX_CSANDBOX_H
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/// Prefix of the launcher's environment variables that carry the server's environment.
+#define MCPX_SANDBOX_ENV_PREFIX "MCPX_SANDBOX_ENV_"
 
 /// Exit status: the policy on the command line is malformed.
 #define MCPX_SANDBOX_EXIT_USAGE 120

@@ -1,0 +1,62 @@
+import Foundation
+import ProxyCore
+import Testing
+
+/// Mistakes that used to hide: typos of known keys, duplicate keys, syntax errors without a line.
+@Suite("Config diagnostics")
+struct ConfigDiagnosticsTests {
+    func message(_ text: String) -> String {
+        do {
+            _ = try ConfigLoader.parse(data: Data(text.utf8), file: "t.json")
+            return ""
+        } catch let e as ProxyError {
+            return e.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"docker_isolaton": {"mode": "none"}}"#, "docker_isolaton: unknown key; did you mean \"docker_isolation\"?"),
+        (#"{"mcpServers": [{"name": "a", "comand": "x"}]}"#, "did you mean \"command\"?"),
+        (#"{"mcpServers": {"a": {"command": "x", "arg": ["y"]}}}"#, "did you mean \"args\"?"),
+        (#"{"mcpServers": {"a": {"command": "x", "isolation": {"mdoe": "none"}}}}"#, "did you mean \"mode\"?"),
+        (#"{"lisen": "127.0.0.1:1"}"#, "did you mean \"listen\"?"),
+        (#"{"mcp_auht": "none"}"#, "did you mean \"mcp_auth\"?"),
+    ])
+    func typosAreErrorsWithTheKnownKey(text: String, expected: String) {
+        let m = message(text)
+        #expect(m.contains(expected), "got: \(m)")
+    }
+
+    @Test func missingCommandAlsoNamesTheTypo() {
+        let m = message(#"{"mcpServers": [{"name": "a", "comand": "x"}]}"#)
+        #expect(m.contains("command"), "got: \(m)")
+        #expect(m.contains("comand"), "got: \(m)")
+    }
+
+    @Test func farUnknownKeysStayWarnings() throws {
+        let l = try ConfigLoader.parse(data: Data(#"{"my_team_notes": "x", "mcpServers": {"a": {"command": "x", "autoApprove": []}}}"#.utf8))
+        #expect(l.warnings.map(\.path).sorted() == ["mcpServers.a.autoApprove", "my_team_notes"])
+    }
+
+    @Test func duplicateKeysAreRefusedWithLines() {
+        let m = message("{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\",\n      \"quarantined\": true,\n      \"quarantined\": false}\n  }\n}")
+        #expect(m.contains("quarantined"), "got: \(m)")
+        #expect(m.contains("lines 4, 5"), "got: \(m)")
+        let top = message("{\"listen\": \"127.0.0.1:1\", // first\n \"listen\": \"0.0.0.0:1\"}")
+        #expect(top.contains("listen: the key appears 2 times"), "got: \(top)")
+    }
+
+    @Test func syntaxErrorsNameLineAndColumn() {
+        let m = message("{\n  \"listen\": \"x\",\n  oops\n}")
+        #expect(m.contains("line 3"), "got: \(m)")
+    }
+
+    @Test(arguments: [("docker_isolaton", "docker_isolation"), ("comand", "command"), ("agrs", "args"),
+                      ("enviroment", nil), ("quarantine", "quarantined"), ("xyz", nil), ("url", "urls")] as [(String, String?)])
+    func closestKey(key: String, expected: String?) {
+        let known: Set<String> = ["docker_isolation", "command", "args", "env", "quarantined", "listen", "urls"]
+        #expect(ConfigLoader.didYouMean(key, among: known) == expected)
+    }
+}

@@ -1,0 +1,48 @@
+"""What a new user meets first: `doctor` finds a command that is not installed, typos of known
+keys stop the proxy with the key they meant, and `upstream approve` keeps the config's comments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from e2e_support import bin_dir, fixture_server, make_config
+
+
+def _run(tmp_path, *args: str, config: str) -> subprocess.CompletedProcess:
+    cfg = tmp_path / "mcp_config.json"
+    cfg.write_text(config)
+    return subprocess.run([str(bin_dir() / "mcpproxy"), *args, "--config", str(cfg), "--data-dir", str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=60,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+
+def test_doctor_names_a_missing_command(tmp_path, binaries):
+    cfg = json.dumps(make_config([{"name": "time", "command": "uvx-not-installed", "args": ["mcp-server-time"],
+                                   "isolation": {"mode": "none"}}, fixture_server("ok")]))
+    r = _run(tmp_path, "doctor", config=cfg)
+    assert r.returncode == 1, r
+    assert "uvx-not-installed" in r.stdout and "not found" in r.stdout, r.stdout
+    ok = _run(tmp_path, "doctor", "ok", config=cfg)
+    assert ok.returncode == 0, ok
+
+
+def test_typo_of_a_known_key_stops_the_proxy_with_the_key_meant(tmp_path, binaries):
+    cfg = json.dumps({"docker_isolaton": {"mode": "none"}, "mcpServers": [fixture_server("a")]})
+    r = _run(tmp_path, "serve", "--listen", "127.0.0.1:0", config=cfg)
+    assert r.returncode != 0, r
+    assert 'did you mean "docker_isolation"' in r.stderr + r.stdout, r.stderr
+    d = _run(tmp_path, "doctor", config=json.dumps({"mcpServers": [{"name": "a", "comand": "/bin/true"}]}))
+    assert d.returncode != 0 and 'did you mean "command"' in d.stdout + d.stderr, d
+
+
+def test_upstream_approve_keeps_comments(tmp_path, binaries):
+    text = ("// my servers\n{\n  \"mcpServers\": [\n    // the fixture, pending review\n"
+            f"    {{\"name\": \"fx\", \"command\": \"{bin_dir() / 'mcpproxy-fixture'}\", \"quarantined\": true}} // inline\n"
+            "  ]\n}\n")
+    r = _run(tmp_path, "upstream", "approve", "fx", config=text)
+    assert r.returncode == 0, r
+    after = (tmp_path / "mcp_config.json").read_text()
+    for comment in ("// my servers", "// the fixture, pending review", "// inline"):
+        assert comment in after, after
+    assert '"quarantined": false' in after and after.replace("false", "true") == text, after
