@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore"]),
         .testTarget(name: "IsolationTests", dependencies: ["Isolation", "ProxyCore"]),
         .testTarget(name: "SecurityTests", dependencies: ["MCPSecurity", "ProxyCore", "Isolation"],
-                    resources: [.copy("Corpus")]),
+                    resources: [.copy("Corpus"), .copy("HeldOut")]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "ProxyCore", "Upstream", "MCPSecurity",
             .product(name: "JWTKit", package: "jwt-kit"),

@@ -13,8 +13,8 @@ struct CorpusEntry {
     var tool: ToolDefinition
     var otherServers: [String: [String]]
 
-    static func load(_ file: String) throws -> [CorpusEntry] {
-        let url = try #require(Bundle.module.url(forResource: file, withExtension: "json", subdirectory: "Corpus"))
+    static func load(_ file: String, subdirectory: String = "Corpus") throws -> [CorpusEntry] {
+        let url = try #require(Bundle.module.url(forResource: file, withExtension: "json", subdirectory: subdirectory))
         let root = try JSONValue.parse(try Data(contentsOf: url))
         return try #require(root.arrayValue).map { e in
             var others: [String: [String]] = [:]
