@@ -32,12 +32,14 @@ extension ConfigLoader {
                 let start = JSONSpan.skipSpace(b, range.lowerBound, range.upperBound)
                 guard start < range.upperBound else { return }
                 if b[start] == UInt8(ascii: "{"), let members = JSONSpan.members(b, range) {
-                    var seen: [String: [Int]] = [:]
+                    var seen: [String: [Int]] = [:]   // key -> byte offsets (lines only for duplicates)
                     for m in members {
-                        seen[m.key, default: []].append(lineColumn(bytes, m.value.lowerBound).line)
+                        seen[m.key, default: []].append(m.value.lowerBound)
                         walk(m.value, path.isEmpty ? m.key : "\(path).\(m.key)", depth: depth + 1)
                     }
-                    for (k, lines) in seen where lines.count > 1 { out.append((path.isEmpty ? k : "\(path).\(k)", lines)) }
+                    for (k, offsets) in seen where offsets.count > 1 {
+                        out.append((path.isEmpty ? k : "\(path).\(k)", offsets.map { lineColumn(bytes, $0).line }))
+                    }
                 } else if b[start] == UInt8(ascii: "["), let elements = JSONSpan.elements(b, range) {
                     for (i, e) in elements.enumerated() { walk(e, "\(path)[\(i)]", depth: depth + 1) }
                 }
@@ -51,9 +53,11 @@ extension ConfigLoader {
     public static func didYouMean(_ key: String, among known: Set<String>) -> String? {
         let k = key.lowercased()
         var best: (String, Int)? = nil
-        for candidate in known {
-            let d = editDistance(k, candidate.lowercased())
+        for candidate in known.sorted() {
             let limit = max(1, min(3, candidate.count / 4))
+            // The distance is at least the difference in length: most keys are ruled out here.
+            guard abs(k.utf8.count - candidate.utf8.count) <= limit else { continue }
+            let d = editDistance(k, candidate.lowercased())
             if d <= limit, d < (best?.1 ?? .max) { best = (candidate, d) }
         }
         return best?.0
