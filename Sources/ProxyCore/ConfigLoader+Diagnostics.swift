@@ -49,6 +49,18 @@ extension ConfigLoader {
         return out.sorted { $0.0 < $1.0 }
     }
 
+    /// Sections whose misspelling would leave servers less confined than the user wrote.
+    static let confinementSections: Set<String> = ["docker_isolation", "sandbox", "isolation"]
+
+    /// True for a JSON path inside an isolation section (`docker_isolation`, `sandbox`, a
+    /// server's `isolation`), where any typo changes confinement.
+    static func isConfinementPath(_ path: String) -> Bool {
+        path.split(separator: ".").contains { part in
+            let name = part.split(separator: "[").first.map(String.init) ?? String(part)
+            return confinementSections.contains(name)
+        }
+    }
+
     /// The known key closest to `key` when it is close enough to be a typo of it.
     public static func didYouMean(_ key: String, among known: Set<String>) -> String? {
         let k = key.lowercased()

@@ -44,7 +44,9 @@ public enum ConfigLoader {
         let config = walker.config(root)
         let errors = walker.diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
-            let lines = errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n")
+            // Typo hints go with the errors: "needs a command" next to "comand: did you mean".
+            let hints = walker.diagnostics.filter { $0.severity == .warning && $0.message.contains("did you mean") }
+            let lines = (errors + hints).map { "  \($0.path): \($0.message)" }.joined(separator: "\n")
             throw ProxyError(.invalidConfig, "\(file): invalid config:\n\(lines)")
         }
         return Loaded(config: config, warnings: walker.diagnostics.filter { $0.severity == .warning })
@@ -193,11 +195,17 @@ struct Walker {
     }
     mutating func unknownKeys(_ o: [String: Any], _ known: Set<String>, _ path: String) {
         for k in o.keys.sorted() where !known.contains(k) && !k.hasPrefix("_") && !k.hasPrefix("$") {
-            // A near miss of a known key is a typo that would silently change behaviour (for
-            // example "docker_isolaton" running servers unconfined): an error. Other unknown
-            // keys are warnings, so newer configs still load.
+            // Unknown keys are warnings (newer configs still load), with the known key they are
+            // probably a typo of. A typo that would loosen confinement (a misspelled isolation
+            // section, or a key inside one, e.g. "docker_isolaton" leaving servers unconfined) is
+            // an error.
             if let guess = ConfigLoader.didYouMean(k, among: known) {
-                error(path.isEmpty ? k : "\(path).\(k)", "unknown key; did you mean \"\(guess)\"?")
+                let p = path.isEmpty ? k : "\(path).\(k)"
+                if ConfigLoader.confinementSections.contains(guess) || ConfigLoader.isConfinementPath(path) {
+                    error(p, "unknown key; did you mean \"\(guess)\"? (a misspelled isolation setting would leave servers less confined than written)")
+                } else {
+                    warn(p, "unknown key (ignored); did you mean \"\(guess)\"?")
+                }
             } else {
                 warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")
             }

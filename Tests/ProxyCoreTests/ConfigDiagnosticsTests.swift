@@ -16,17 +16,30 @@ struct ConfigDiagnosticsTests {
         }
     }
 
+    /// Typos that would loosen confinement are errors.
     @Test(arguments: [
         (#"{"docker_isolaton": {"mode": "none"}}"#, "docker_isolaton: unknown key; did you mean \"docker_isolation\"?"),
-        (#"{"mcpServers": [{"name": "a", "comand": "x"}]}"#, "did you mean \"command\"?"),
-        (#"{"mcpServers": {"a": {"command": "x", "arg": ["y"]}}}"#, "did you mean \"args\"?"),
+        (#"{"sandbx": {"allow_degraded": false}}"#, "did you mean \"sandbox\"?"),
+        (#"{"mcpServers": {"a": {"command": "x", "isolaton": {"mode": "docker"}}}}"#, "did you mean \"isolation\"?"),
         (#"{"mcpServers": {"a": {"command": "x", "isolation": {"mdoe": "none"}}}}"#, "did you mean \"mode\"?"),
-        (#"{"lisen": "127.0.0.1:1"}"#, "did you mean \"listen\"?"),
-        (#"{"mcp_auht": "none"}"#, "did you mean \"mcp_auth\"?"),
+        (#"{"docker_isolation": {"network_mod": "none"}}"#, "did you mean \"network_mode\"?"),
     ])
-    func typosAreErrorsWithTheKnownKey(text: String, expected: String) {
+    func confinementTyposAreErrors(text: String, expected: String) {
         let m = message(text)
         #expect(m.contains(expected), "got: \(m)")
+    }
+
+    /// Other typos stay warnings, with the key they probably meant.
+    @Test(arguments: [
+        (#"{"mcpServers": {"a": {"command": "x", "arg": ["y"]}}}"#, "mcpServers.a.arg", "args"),
+        (#"{"lisen": "127.0.0.1:1"}"#, "lisen", "listen"),
+        (#"{"mcp_auht": "none"}"#, "mcp_auht", "mcp_auth"),
+        (#"{"security": {"scaners": []}}"#, "security.scaners", "scanners"),
+    ])
+    func otherTyposWarnWithAGuess(text: String, path: String, guess: String) throws {
+        let l = try ConfigLoader.parse(data: Data(text.utf8))
+        let w = try #require(l.warnings.first { $0.path == path })
+        #expect(w.message.contains("did you mean \"\(guess)\"?"), "got: \(w.message)")
     }
 
     @Test func missingCommandAlsoNamesTheTypo() {
