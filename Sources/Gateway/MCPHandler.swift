@@ -268,7 +268,15 @@ public final class MCPHandler: Sendable {
             ]
         }
         var structured: [String: JSONValue] = ["tools": .array(tools), "query": .string(query)]
-        if let held = heldSummary(catalog, identity: identity) { structured["held"] = held.json; structured["note"] = .string(held.note) }
+        var notes: [String] = []
+        if let held = heldSummary(catalog, identity: identity) { structured["held"] = held.json; notes.append(held.note) }
+        // Answered from what is ready; servers still coming up are named so the agent can retry.
+        let starting = manager.startingServers().filter { identity.mayUse(server: $0) }
+        if !starting.isEmpty {
+            structured["starting"] = .array(starting.map { .string($0) })
+            notes.append("\(starting.count) server(s) still starting (\(starting.joined(separator: ", "))): their tools are not searchable yet; search again shortly.")
+        }
+        if !notes.isEmpty { structured["note"] = .string(notes.joined(separator: " ")) }
         return Self.textResult(.object(structured))
     }
 

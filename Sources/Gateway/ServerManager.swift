@@ -217,6 +217,19 @@ public actor ServerManager {
 
     /// Waits (up to `timeout` seconds) until no enabled server is still starting, so that the
     /// first search or call after the proxy starts sees every server that will come up.
+    /// Servers whose first start has not settled yet (starting, or ready but tools not yet
+    /// through the gate), sorted.
+    public nonisolated func startingServers() -> [String] {
+        let c = catalog
+        return c.servers.filter { name, server in
+            switch server.state {
+            case .starting, .stopped: return !server.firstStartOver
+            case .ready: return !c.evaluated.contains(name)
+            default: return false
+            }
+        }.keys.sorted()
+    }
+
     public nonisolated func waitForStartup(timeout: Double) async {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

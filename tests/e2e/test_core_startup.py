@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -60,3 +61,18 @@ def test_first_call_waits_in_stdio_mode(tmp_path, binaries):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_retrieve_tools_answers_from_ready_servers_and_names_those_starting(proxy):
+    """With a server that takes longer to start than retrieve_tools waits, the answer comes from
+    the servers that are ready and says which are still starting (issue 10)."""
+    p = proxy(make_config([fixture_server("fast"), fixture_server("late", "--startup-delay-ms", "25000")]), wait=False)
+    p.wait_ready(["fast"])
+    s = p.session()
+    started = time.monotonic()
+    r = s.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "echo text", "limit": 5}})
+    assert time.monotonic() - started < 20
+    out = tool_result_json(r["result"])
+    assert {t["server"] for t in out["tools"]} == {"fast"}, out
+    assert out.get("starting") == ["late"], out
+    assert "late" in out["note"] and "starting" in out["note"], out
