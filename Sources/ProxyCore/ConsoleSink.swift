@@ -147,10 +147,7 @@ public struct ConsoleLogHandler: LogHandler {
 
     public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
                     source: String, file: String, function: String, line: UInt) {
-        var all = metadata
-        if let explicit { all.merge(explicit) { _, b in b } }
-        var text = "\(FileLogHandler.timestamp()) \(level.rawValue.uppercased()) [\(label)] \(message)"
-        for k in all.keys.sorted() { text += " \(k)=\(all[k]!)" }
-        ConsoleSink.standardError.write(text)
+        ConsoleSink.standardError.write(FileLogHandler.line(level: level, label: label, message: message,
+                                                            metadata: metadata, explicit: explicit))
     }
 }

@@ -120,6 +120,16 @@ public struct FileLogHandler: LogHandler {
         self.stderr = alsoStderr
     }
 
+    /// One log line as both log handlers write it: time, level, label, message, sorted metadata.
+    static func line(level: Logger.Level, label: String, message: Logger.Message, metadata: Logger.Metadata,
+                     explicit: Logger.Metadata?) -> String {
+        var all = metadata
+        if let explicit { all.merge(explicit) { _, b in b } }
+        var text = "\(timestamp()) \(level.rawValue.uppercased()) [\(label)] \(message)"
+        for k in all.keys.sorted() { text += " \(k)=\(all[k]!)" }
+        return text
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
@@ -127,10 +137,7 @@ public struct FileLogHandler: LogHandler {
 
     public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
                     source: String, file: String, function: String, line: UInt) {
-        var all = metadata
-        if let explicit { all.merge(explicit) { _, b in b } }
-        var text = "\(Self.timestamp()) \(level.rawValue.uppercased()) [\(label)] \(message)"
-        for k in all.keys.sorted() { text += " \(k)=\(all[k]!)" }
+        let text = Self.line(level: level, label: label, message: message, metadata: metadata, explicit: explicit)
         for f in files { f.write(text) }
         if stderr { ConsoleSink.standardError.write(text) }
     }
