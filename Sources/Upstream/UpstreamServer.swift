@@ -38,6 +38,9 @@ public struct ServerSnapshot: Sendable {
 public enum UpstreamEvent: Sendable {
     case toolsChanged(String)
     case stateChanged(String, ServerState)
+    /// A notification for the clients: `notifications/message` (the server's log) or
+    /// `notifications/resources|prompts/list_changed`.
+    case notification(String, method: String, RawMessage)
 }
 
 /// Docker container hooks around a stdio launch (implemented by the Isolation layer's
@@ -161,14 +164,15 @@ public actor UpstreamServer {
     public nonisolated var firstStartOver: Bool { live.withLockedValue { $0.firstStartOver } }
 
     /// Sends a request to the server; fails fast when it is not ready.
-    public nonisolated func request(method: String, params: [UInt8]?, timeout: Double) async throws -> RawMessage {
+    public nonisolated func request(method: String, params: [UInt8]?, timeout: Double,
+                                    progress: (token: String, handler: @Sendable (RawMessage) -> Void)? = nil) async throws -> RawMessage {
         let (peer, state) = live.withLockedValue { ($0.peer, $0.state) }
         // An unresponsive server still gets calls: its process is alive, and the next answer
         // brings it back to ready.
         guard let peer, state == .ready || state == .unresponsive else {
             throw ProxyError(.unavailable, "upstream server \"\(name)\" is \(state.rawValue)\(state == .restarting || state == .starting ? "; try again shortly" : "")")
         }
-        return try await peer.request(method: method, params: params, timeout: timeout)
+        return try await peer.request(method: method, params: params, timeout: timeout, progress: progress)
     }
 
     // MARK: lifecycle
@@ -261,6 +265,13 @@ public actor UpstreamServer {
             guard gen == generation, !stopping else { return }
             let e = error as? ProxyError ?? ProxyError(.upstreamFailed, "\(error)")
             var message = e.description
+            // A child that exits at once makes the first write fail ("I/O on closed channel")
+            // before its exit is seen; its exit status and stderr are the cause worth showing.
+            if e.code == .upstreamFailed, let proc = process, let status = await proc.waitExit(seconds: 1) {
+                guard gen == generation, !stopping else { return }
+                message = "upstream server \"\(name)\" exited (\(status))"
+                if let last = stderrTail.last, status.code != 0 { message += "; last stderr: \(last.prefix(200))" }
+            }
             if let p = plan, p.mode == .docker, let d = await env.containerHooks.diagnose(p, containerID: containerID, exitStatus: -1, stderrTail: stderrTail) {
                 message += "; \(d)"
             }
@@ -287,11 +298,18 @@ public actor UpstreamServer {
         // One task per burst of list_changed, not one per notification (a flood of 20,000 would
         // otherwise queue 20,000 tasks on this actor).
         let relistScheduled = NIOLockedValueBox(false)
-        peer.onNotification = { [weak self] method, _ in
+        let serverName = name
+        let report = onEvent
+        peer.onNotification = { [weak self] method, message in
             guard let self else { return }
-            if method == "notifications/tools/list_changed" {
+            switch method {
+            case "notifications/tools/list_changed":
                 if relistScheduled.withLockedValue({ was in defer { was = true }; return was }) { return }
                 Task { await self.toolsListChanged(gen, relistScheduled) }
+            case "notifications/message", "notifications/resources/list_changed", "notifications/prompts/list_changed":
+                report(.notification(serverName, method: method, message))
+            default:
+                break
             }
         }
         let unresponsiveAfter = proxyConfig.supervision.unresponsiveAfter
