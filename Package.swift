@@ -59,9 +59,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "ProxyCore", "Isolation", "Upstream", "MCPSecurity",
+            "ProxyCore", "Isolation", "Upstream", "MCPSecurity", "CShim",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -220,3 +220,10 @@ int mcpx_set_nonblocking(int fd) {
     if (fl < 0) return errno;
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : errno;
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+void mcpx_malloc_trim(void) { malloc_trim(0); }
+#else
+void mcpx_malloc_trim(void) {}
+#endif

@@ -18,6 +18,13 @@ enum Plugins {
         // stdout, which carries the protocol in --stdio mode.
         let mainLog = logs.main
         let securityLog = Logger(label: "security") { FileLogHandler(label: $0, files: [mainLog], level: .info, alsoStderr: true) }
+        store.onHealthChange { h in
+            if h.failing {
+                securityLog.error("the state database cannot be written: \(h.lastError ?? "unknown error"); approvals, pins and the activity log are not saved until this is fixed (GET /healthz shows it)")
+            } else {
+                securityLog.info("the state database can be written again (\(h.failedWrites) writes failed)")
+            }
+        }
         let gate = SecurityGate(store: store, log: securityLog, plugins: config.security.scanners,
                                 logCallArguments: config.logCallArguments)
         plugins.gate = SecurityToolGate(gate: gate)

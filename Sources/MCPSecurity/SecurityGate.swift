@@ -436,8 +436,9 @@ public actor SecurityGate {
     }
 
     /// Records a finished tool call in the activity log. Arguments are stored by size and SHA-256
-    /// only, unless `logArguments` (the `log_call_arguments` config key). Failures are logged, not
-    /// thrown: the activity log must not break calls.
+    /// only, unless `logArguments` (the `log_call_arguments` config key). Failures are not
+    /// thrown (the activity log must not break calls): the store's write health counts them, and
+    /// the console gets one line when writes start failing and one when they recover.
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String,
                            requestID: String, argumentsBytes: Data?, logArguments: Bool) {
         let record = ActivityRecord(
@@ -446,7 +447,7 @@ public actor SecurityGate {
             argumentsSHA256: argumentsBytes.map { ToolFingerprint.sha256Hex($0) },
             arguments: logArguments ? argumentsBytes.map { String(decoding: $0.prefix(65536), as: UTF8.self) } : nil)
         do { try store.appendActivity(record) } catch {
-            log.error("activity log write failed", metadata: ["server": "\(server)", "tool": "\(tool)", "error": "\(error)"])
+            log.debug("activity log write failed", metadata: ["server": "\(server)", "tool": "\(tool)", "error": "\(error)"])
         }
     }
 
@@ -473,7 +474,7 @@ public actor SecurityGate {
                            caller: c.caller)
         }
         do { try store.appendActivity(records) } catch {
-            log.error("activity log write failed", metadata: ["calls": "\(calls.count)", "error": "\(error)"])
+            log.debug("activity log write failed", metadata: ["calls": "\(calls.count)", "error": "\(error)"])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 import ProxyCore
 
 /// A server's security state as stored.
@@ -207,7 +208,68 @@ public final class SecurityStore: Sendable {
     }
 
     func write<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try db.write(body) } catch { throw SecurityStore.describe(error, path: path, doing: doing) }
+        do {
+            let result = try db.write(body)
+            if healthBox.withLockedValue({ $0.health.failing }) { noteWrite(nil) }
+            return result
+        } catch {
+            let e = SecurityStore.describe(error, path: path, doing: doing)
+            noteWrite(e)
+            throw e
+        }
+    }
+
+    // MARK: Health
+
+    /// Whether writes to the database succeed, for `/healthz` and the console. Start-up problems
+    /// (corrupt, locked, unreadable) stop start-up with their message; this is what can go wrong
+    /// after: a full disk, a file made read-only, an I/O error.
+    public struct Health: Sendable, Equatable {
+        /// The last write failed (and none has succeeded since).
+        public var failing = false
+        /// Writes that failed since start-up.
+        public var failedWrites = 0
+        /// Why the last failed write failed, without the file's path (the health route is public).
+        public var lastError: String?
+        /// When the current run of failures began.
+        public var failingSince: Date?
+    }
+
+    private struct HealthBox {
+        var health = Health()
+        var observer: (@Sendable (Health) -> Void)?
+    }
+    private let healthBox = NIOLockedValueBox(HealthBox())
+    /// Called when writes start failing and when they succeed again: one line when the database
+    /// starts failing and one when it recovers, not one per write.
+    public func onHealthChange(_ observer: @escaping @Sendable (Health) -> Void) {
+        healthBox.withLockedValue { $0.observer = observer }
+    }
+
+    /// The current write health.
+    public var writeHealth: Health { healthBox.withLockedValue { $0.health } }
+
+    private func noteWrite(_ error: ProxyError?) {
+        let (changed, now, observer) = healthBox.withLockedValue { box -> (Bool, Health, (@Sendable (Health) -> Void)?) in
+            let was = box.health.failing
+            if let error {
+                box.health.failing = true
+                box.health.failedWrites += 1
+                box.health.lastError = error.cause.map { "\(Self.reason(error.message)) (\($0))" } ?? Self.reason(error.message)
+                if !was { box.health.failingSince = Date() }
+            } else {
+                box.health.failing = false
+                box.health.failingSince = nil
+            }
+            return (was != box.health.failing, box.health, box.observer)
+        }
+        if changed { observer?(now) }
+    }
+
+    /// The message without the leading file path (`/path: cannot write ...` → `cannot write ...`).
+    static func reason(_ message: String) -> String {
+        guard message.hasPrefix("/"), let r = message.range(of: ": ") else { return message }
+        return String(message[r.upperBound...])
     }
 
     func read<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {

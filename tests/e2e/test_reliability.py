@@ -456,3 +456,67 @@ def test_many_servers_start_in_bounded_waves_without_a_thread_per_child(proxy):
     s = p.session()
     found = s.call_tool("m042:echo", {"text": "hi"})
     assert result_text(found["result"]) == "hi"
+
+
+# ---------------------------------------------------------------------------------------------
+# State database problems after start-up: shown on the console and in /healthz, calls unaffected
+
+
+def test_full_disk_under_the_state_db_is_reported_on_console_and_healthz(proxy, tmp_path):
+    from e2e_support import http
+    p = proxy.create(make_config([fixture_server("d")], log_call_arguments=True))
+    p.data_dir.mkdir(parents=True, exist_ok=True)
+    # A small private filesystem for the data dir, so "disk full" is real and touches nothing else.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(p.data_dir)], check=True)
+    try:
+        p.start()
+        p.wait_healthy()
+        p.wait_ready(["d"])
+        body = http("GET", f"{p.base_url}/healthz").json()
+        assert body["status"] == "ok" and body["state_db"]["status"] == "ok", body
+
+        filler = p.data_dir / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 16))
+                    f.flush()
+            except OSError:
+                pass
+        s = p.session()
+        # Each call's arguments (64 KB, logged in full) must be appended to the activity log.
+        big = "y" * 60000
+        for _ in range(8):
+            assert result_text(s.call_tool("d:echo", {"text": big})["result"]) == big  # calls still work
+
+        def degraded():
+            b = http("GET", f"{p.base_url}/healthz").json()
+            return b if b["status"] == "degraded" else None
+        body = wait_until(degraded, 20, 0.2, "/healthz to report the state database failing")
+        assert body["state_db"]["status"] == "failing" and body["state_db"]["failed_writes"] >= 1, body
+        assert "full" in body["state_db"]["error"].lower(), body
+        assert str(p.data_dir) not in json.dumps(body), body  # a public route names no path
+        wait_until(lambda: "the state database cannot be written" in p.stderr(), 10, 0.1, "console line")
+        assert p.stderr().count("the state database cannot be written") == 1  # once, not per call
+
+        filler.unlink()
+        assert result_text(s.call_tool("d:echo", {"text": "after"})["result"]) == "after"
+        body = wait_until(lambda: (lambda b: b if b["status"] == "ok" else None)(http("GET", f"{p.base_url}/healthz").json()),
+                          20, 0.2, "/healthz ok again")
+        assert body["state_db"]["status"] == "ok" and body["state_db"]["failed_writes"] >= 1, body
+        wait_until(lambda: "the state database can be written again" in p.stderr(), 10, 0.1, "recovery line")
+    finally:
+        p.finish()
+        subprocess.run(["umount", "-l", str(p.data_dir)], check=False)
+
+
+def test_corrupt_state_db_stops_start_up_with_its_reason_on_the_console(proxy):
+    p = proxy.create(make_config([fixture_server("c")]))
+    p.data_dir.mkdir(parents=True, exist_ok=True)
+    (p.data_dir / "mcpproxy.db").write_bytes(b"this is not a database" * 100)
+    p.start()
+    rc = p.proc.wait(timeout=30)
+    assert rc != 0
+    err = p.stderr()
+    assert "mcpproxy.db" in err and "corrupt" in err and "untouched" in err, err
+    assert (p.data_dir / "mcpproxy.db").read_bytes() == b"this is not a database" * 100  # never reset

@@ -23,6 +23,10 @@ int mcpx_spawn(const char *file, char *const argv[], char *const envp[], const c
 /// Blocks until `pid` exits; returns its wait status (or -errno).
 int mcpx_wait(pid_t pid);
 
+/// Returns free heap memory to the system (glibc's malloc_trim; a no-op elsewhere). Swift's
+/// Glibc module does not export <malloc.h>.
+void mcpx_malloc_trim(void);
+
 /// Decoders for the wait status returned by mcpx_wait.
 int mcpx_wifexited(int status);
 int mcpx_wexitstatus(int status);
