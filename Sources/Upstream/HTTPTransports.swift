@@ -145,8 +145,8 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         var parser = SSEParser()
         do {
             for try await chunk in response.body {
-                for e in parser.feed(chunk.readableBytesView) where e.event == "message" && !e.data.isEmpty {
-                    deliver(Array(e.data.utf8))
+                for e in parser.feed(chunk.readableBytesView) where e.event == "message" && !e.dataBytes.isEmpty {
+                    deliver(e.dataBytes)
                 }
             }
         } catch {}
@@ -207,8 +207,8 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
                     for e in parser.feed(chunk.readableBytesView) {
                         if e.event == "endpoint" {
                             ready.continuation.yield(.success(e.data))
-                        } else if e.event == "message", !e.data.isEmpty {
-                            deliver(Array(e.data.utf8))
+                        } else if e.event == "message", !e.dataBytes.isEmpty {
+                            deliver(e.dataBytes)
                         }
                     }
                 }

@@ -71,4 +71,56 @@ final class ReversingTransport: UpstreamTransport, @unchecked Sendable {
         #expect(events == [SSEParser.Event(event: "endpoint", data: "/messages?s=1", id: nil),
                            SSEParser.Event(event: "message", data: "{\"a\":\n1}", id: nil)])
     }
+
+    /// Every way of cutting a stream into two or three chunks gives the same events as feeding it
+    /// whole, for LF, CRLF and CR line ends (a CR at the end of a chunk, its LF in the next).
+    @Test(arguments: ["\n", "\r\n", "\r"])
+    func sseParserChunkBoundaries(_ eol: String) {
+        let text = ["event: endpoint", "data: /m?s=1", "", ": comment", "id: 7", "data: {\"a\":", "data:1}", "",
+                    "data:x", "ignored: y", "", "data: big" + String(repeating: "z", count: 40), "", ""].joined(separator: eol)
+        let bytes = Array(text.utf8)
+        var whole = SSEParser()
+        let expected = whole.feed(bytes)
+        #expect(expected == [SSEParser.Event(event: "endpoint", data: "/m?s=1", id: nil),
+                             SSEParser.Event(event: "message", data: "{\"a\":\n1}", id: "7"),
+                             SSEParser.Event(event: "message", data: "x", id: "7"),
+                             SSEParser.Event(event: "message", data: "big" + String(repeating: "z", count: 40), id: "7")])
+        for cut in 0...bytes.count {
+            var p = SSEParser()
+            var got = p.feed(bytes[..<cut])
+            got += p.feed(bytes[cut...])
+            #expect(got == expected, "cut at \(cut)")
+            for cut2 in stride(from: cut, through: bytes.count, by: 7) {
+                var q = SSEParser()
+                var got2 = q.feed(bytes[..<cut])
+                got2 += q.feed(bytes[cut..<cut2])
+                got2 += q.feed(bytes[cut2...])
+                #expect(got2 == expected, "cuts at \(cut), \(cut2)")
+            }
+        }
+    }
+
+    /// An event or line over the limit is dropped whole; the stream goes on with the next one.
+    @Test func sseParserDropsOversizedEvents() {
+        var p = SSEParser(maxBytes: 16)
+        var events = p.feed(Array("data: 0123456789\ndata: 0123456789\n\n".utf8))  // 21 bytes joined
+        events += p.feed(Array("data: ".utf8) + Array(repeating: UInt8(ascii: "q"), count: 10))
+        events += p.feed(Array(repeating: UInt8(ascii: "q"), count: 10))  // a line over the limit, unfinished
+        events += p.feed(Array("\n\ndata: ok\n\n".utf8))
+        #expect(events == [SSEParser.Event(event: "message", data: "ok", id: nil)])
+    }
+
+    /// A 10 MB data line in 16 KB chunks is parsed in linear time (bytes, not characters).
+    @Test func sseParserLargeEvent() {
+        let payload = Array(repeating: UInt8(ascii: "a"), count: 10 << 20)
+        let stream = Array("data: ".utf8) + payload + Array("\n\n".utf8)
+        var p = SSEParser()
+        var events: [SSEParser.Event] = []
+        var i = 0
+        while i < stream.count {
+            events += p.feed(stream[i..<min(stream.count, i + 16384)])
+            i += 16384
+        }
+        #expect(events.count == 1 && events[0].dataBytes == payload)
+    }
 }
