@@ -134,7 +134,14 @@ extension MCPHandler {
     func forward(id: [UInt8], _ server: UpstreamServer, method: String, params: JSONValue,
                  map: (JSONValue) -> JSONValue = { $0 }) async throws -> [UInt8] {
         let timeout = settings.withLockedValue { $0.callTimeout }
-        let reply = try await server.request(method: method, params: Array(params.serialized().utf8), timeout: timeout)
+        var params = params
+        let progress = Self.upstreamProgress()
+        if let progress, case .object(var o) = params {
+            o["_meta"] = ["progressToken": .string(progress.token)]
+            params = .object(o)
+        }
+        let reply = try await server.request(method: method, params: Array(params.serialized().utf8), timeout: timeout,
+                                             progress: progress?.forward)
         if let e = reply.errorBytes {
             var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
             out += e
@@ -206,5 +213,21 @@ extension MCPHandler {
             _ = try? await server.request(method: "logging/setLevel", params: Array(JSONValue.object(p).serialized().utf8), timeout: min(timeout, 10))
         }
         return JSONRPC.result(id: id, json: "{}")
+    }
+
+    /// An upstream's notification as the clients see it: a log message names its server in
+    /// `logger` (`server` or `server:logger`); list changes pass as they are (the federated list
+    /// changed). Nil for anything else.
+    static func clientNotification(server: String, method: String, _ message: RawMessage) -> [UInt8]? {
+        switch method {
+        case "notifications/message":
+            guard let raw = message.paramsBytes, case .object(var params)? = try? JSONValue.parse(Data(raw)) else { return nil }
+            params["logger"] = .string(params["logger"]?.stringValue.map { "\(server):\($0)" } ?? server)
+            return JSONRPC.notification(method: method, params: .object(params))
+        case "notifications/resources/list_changed", "notifications/prompts/list_changed":
+            return JSONRPC.notification(method: method)
+        default:
+            return nil
+        }
     }
 }

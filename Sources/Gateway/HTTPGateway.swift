@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import HTTPTypes
+import MCPSecurity
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -67,8 +68,12 @@ public struct HTTPGateway: Sendable {
     let maxBody: NIOLockedValueBox<Int>
     let allowedOrigins: NIOLockedValueBox<[String]>
     let log: Logger
+    /// The state database, whose write health `/healthz` reports.
+    let stateStore: SecurityStore?
 
-    public init(handler: MCPHandler, rest: RESTAPI, auth: Authenticator, door: FrontDoor, config: ProxyConfig, logger: Logger) {
+    public init(handler: MCPHandler, rest: RESTAPI, auth: Authenticator, door: FrontDoor, config: ProxyConfig, logger: Logger,
+                stateStore: SecurityStore? = nil) {
+        self.stateStore = stateStore
         self.handler = handler
         self.rest = rest
         self.auth = auth
@@ -89,6 +94,11 @@ public struct HTTPGateway: Sendable {
                 signatures[identity.key] = sig
                 if s.updateToolsSignature(sig) { s.send(note) }
             }
+        }
+        // Upstream log messages and list changes reach the sessions that may use that server.
+        manager.onUpstreamNotification { server, method, message in
+            guard let note = MCPHandler.clientNotification(server: server, method: method, message) else { return }
+            for s in sessions.all where s.hasStreams && s.identity.mayUse(server: server) { s.send(note) }
         }
     }
 
@@ -118,11 +128,30 @@ public struct HTTPGateway: Sendable {
         }
     }
 
+    /// `/healthz`: 200 while the proxy serves. `status` is `degraded` while writes to the state
+    /// database fail (full disk, read-only file): calls still work, but approvals, pins and the
+    /// activity log cannot be saved. A restart would not cure that, so the status code stays 200.
+    /// Public route: the detail names no path.
+    func health() -> JSONValue {
+        var body: [String: JSONValue] = ["status": .string("ok")]
+        if let h = stateStore?.writeHealth {
+            var db: [String: JSONValue] = ["status": .string(h.failing ? "failing" : "ok"),
+                                           "failed_writes": .number(Double(h.failedWrites))]
+            if h.failing {
+                body["status"] = .string("degraded")
+                if let e = h.lastError { db["error"] = .string(e) }
+                if let since = h.failingSince { db["failing_since"] = .string(ISO8601DateFormatter().string(from: since)) }
+            }
+            body["state_db"] = .object(db)
+        }
+        return .object(body)
+    }
+
     /// The router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: HostMiddleware(door: door, log: log))
-        router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/healthz") { _, _ in Self.json(.ok, self.health().serialized()) }
         if let prm = door.protectedResourceMetadata() {
             for path in door.metadataPaths {
                 router.get(RouterPath(path)) { _, _ in
@@ -245,10 +274,13 @@ public struct HTTPGateway: Sendable {
             s.identity = identity
             session = s
         }
+        if accept.contains("text/event-stream"), Self.asksForProgress(body) {
+            return streamed(body, session: session, identity: identity, headers: extra)
+        }
         switch await handler.handle(body, session: session, identity: identity) {
         case .accepted:
             return Response(status: .accepted, headers: extra)
-        case .response(let bytes):
+        case .response(let bytes), .cancelled(let bytes):
             if wantsSSE {
                 extra[.contentType] = "text/event-stream"
                 extra[.cacheControl] = "no-cache"
@@ -258,6 +290,51 @@ public struct HTTPGateway: Sendable {
                 return Response(status: .ok, headers: extra, body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
             }
             return Self.json(.ok, bytes, headers: extra)
+        }
+    }
+
+    /// A request with a `progressToken` from a client that accepts an event stream: the answer is
+    /// an SSE stream carrying the request's `notifications/progress`, then its response. (Other
+    /// requests get a single JSON body: cheaper, and what most clients prefer.) A client that
+    /// goes away mid-stream cancels the request, upstream too.
+    func streamed(_ body: [UInt8], session: MCPSession?, identity: Identity, headers extra: HTTPFields) -> Response {
+        var headers = extra
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let handler = self.handler
+        let (events, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        @Sendable func event(_ message: [UInt8]) -> [UInt8] { Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8) }
+        let work = Task {
+            let outcome = await handler.handle(body, session: session, identity: identity, related: { sink.yield(event($0)) })
+            switch outcome {
+            case .response(let bytes), .cancelled(let bytes): sink.yield(event(bytes))
+            case .accepted: break
+            }
+            sink.finish()
+        }
+        let responseBody = ResponseBody { writer in
+            do {
+                for await chunk in events { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try await writer.finish(nil)
+            } catch {
+                work.cancel()  // the client is gone: stop the request upstream too
+                throw error
+            }
+        }
+        return Response(status: .ok, headers: headers, body: responseBody)
+    }
+
+    /// Whether a body may carry `_meta.progressToken` (a byte search; the handler parses it).
+    static func asksForProgress(_ body: [UInt8]) -> Bool {
+        let needle = Array("progressToken".utf8)
+        guard body.count >= needle.count else { return false }
+        return body.withUnsafeBufferPointer { p in
+            var i = 0
+            while i <= p.count - needle.count {
+                if p[i] == needle[0], memcmp(p.baseAddress! + i, needle, needle.count) == 0 { return true }
+                i += 1
+            }
+            return false
         }
     }
 

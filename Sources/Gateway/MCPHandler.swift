@@ -29,11 +29,30 @@ public final class MCPHandler: Sendable {
         case response([UInt8])
         /// Only notifications/responses were received: nothing to send (HTTP 202).
         case accepted
+        /// The client cancelled the request. Over stdio nothing is sent (MCP: no response to a
+        /// cancelled request); an HTTP request still open gets this error response to end it.
+        case cancelled([UInt8])
     }
 
+    /// What a request may send its client before its response: `notifications/progress` for the
+    /// client's `progressToken`, on the HTTP POST's event stream or the stdio pipe.
+    struct RequestContext: Sendable {
+        /// The client's `_meta.progressToken`, as its JSON text.
+        var progressToken: String?
+        var related: (@Sendable ([UInt8]) -> Void)?
+    }
+    @TaskLocal static var current: RequestContext?
+    /// Upstream progress tokens are the proxy's own (clients share upstream sessions, so their
+    /// tokens could collide there).
+    static let progressCounter = NIOLockedValueBox(0)
+    /// Requests a client can cancel and that can report progress: the ones forwarded upstream.
+    static let forwardedMethods: Set<String> = ["tools/call", "resources/read", "prompts/get", "completion/complete"]
+
     /// Handles a message or a batch from `identity` (for HTTP, the request's credential; for
-    /// stdio, the pipe's identity).
-    public func handle(_ body: [UInt8], session: MCPSession?, identity: Identity) async -> Outcome {
+    /// stdio, the pipe's identity). `related` carries messages about a request before its
+    /// response (progress); without it, progress is not asked of upstreams.
+    public func handle(_ body: [UInt8], session: MCPSession?, identity: Identity,
+                       related: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
         let first = body.first { !JSONSpan.isSpace($0) }
         if first == UInt8(ascii: "[") {
             let parts: [Range<Int>]? = body.withUnsafeBufferPointer { JSONSpan.elements($0, 0..<$0.count) }
@@ -41,7 +60,10 @@ public final class MCPHandler: Sendable {
             if parts.isEmpty { return .response(JSONRPC.error(id: nil, ProxyError(.invalidRequest, "invalid request: empty batch"))) }
             var responses: [[UInt8]] = []
             for r in parts {
-                if case .response(let bytes) = await handleOne(Array(body[r]), session: session, identity: identity) { responses.append(bytes) }
+                switch await handleOne(Array(body[r]), session: session, identity: identity, related: related) {
+                case .response(let bytes), .cancelled(let bytes): responses.append(bytes)
+                case .accepted: break
+                }
             }
             if responses.isEmpty { return .accepted }
             var out: [UInt8] = [UInt8(ascii: "[")]
@@ -49,10 +71,11 @@ public final class MCPHandler: Sendable {
             out.append(UInt8(ascii: "]"))
             return .response(out)
         }
-        return await handleOne(body, session: session, identity: identity)
+        return await handleOne(body, session: session, identity: identity, related: related)
     }
 
-    func handleOne(_ body: [UInt8], session: MCPSession?, identity: Identity) async -> Outcome {
+    func handleOne(_ body: [UInt8], session: MCPSession?, identity: Identity,
+                   related: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
         let env: JSONRPCEnvelope
         do {
             env = try JSONRPCEnvelope.parse(body)
@@ -64,29 +87,93 @@ public final class MCPHandler: Sendable {
                 return .response(JSONRPC.error(id: Self.bestEffortID(body), ProxyError(.invalidRequest, "invalid request: \(why)")))
             }
         }
+        if env.kind == .notification, env.method == "notifications/cancelled" {
+            // A request of this session still running stops here and upstream; an unknown or
+            // finished one is ignored, as MCP asks.
+            if let session, let rid = Self.member(body, env.params, "requestId") {
+                if session.cancelRequest(rid) { log.debug("client cancelled request \(rid)") }
+            }
+            return .accepted
+        }
         guard env.kind == .request, let method = env.method, let id = env.id else { return .accepted }
         do {
+            if Self.forwardedMethods.contains(method) {
+                let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related)
+                let run: @Sendable () async throws -> [UInt8] = {
+                    try await MCPHandler.$current.withValue(ctx) {
+                        try await self.forwarded(method, id: id, body: body, env: env, identity: identity)
+                    }
+                }
+                if let session { return .response(try await session.track(String(decoding: id, as: UTF8.self), run)) }
+                return .response(try await run())
+            }
             switch method {
             case "initialize": return .response(initialize(id: id, body: body, env: env, session: session))
             case "ping": return .response(JSONRPC.result(id: id, json: "{}"))
             case "tools/list": return .response(JSONRPC.result(id: id, json: toolsList(for: identity)))
-            case "tools/call": return .response(try await toolsCall(id: id, body: body, env: env, identity: identity))
             case "resources/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: false)))
             case "resources/templates/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: true)))
-            case "resources/read": return .response(try await resourcesRead(id: id, params(body, env), identity: identity))
             case "prompts/list": return .response(JSONRPC.result(id: id, json: await promptsList(identity)))
-            case "prompts/get": return .response(try await promptsGet(id: id, params(body, env), identity: identity))
-            case "completion/complete": return .response(try await complete(id: id, params(body, env), identity: identity))
             case "logging/setLevel": return .response(try await setLevel(id: id, params(body, env), identity: identity))
             default:
                 return .response(JSONRPC.error(id: id, ProxyError(.methodNotFound, "method not found: \(method)")))
             }
+        } catch is CancellationError {
+            return .cancelled(JSONRPC.error(id: id, ProxyError(.cancelled, "request cancelled")))
         } catch let e as ProxyError {
             return .response(JSONRPC.error(id: id, e))
         } catch {
             log.error("internal error handling \(method): \(error)")
             return .response(JSONRPC.error(id: id, ProxyError(.internalError, "internal error")))
         }
+    }
+
+    /// The requests forwarded upstream (cancellable, with progress).
+    func forwarded(_ method: String, id: [UInt8], body: [UInt8], env: JSONRPCEnvelope, identity: Identity) async throws -> [UInt8] {
+        switch method {
+        case "tools/call": return try await toolsCall(id: id, body: body, env: env, identity: identity)
+        case "resources/read": return try await resourcesRead(id: id, params(body, env), identity: identity)
+        case "prompts/get": return try await promptsGet(id: id, params(body, env), identity: identity)
+        case "completion/complete": return try await complete(id: id, params(body, env), identity: identity)
+        default: throw ProxyError(.methodNotFound, "method not found: \(method)")
+        }
+    }
+
+    /// The JSON text of member `key` of the object at `range` (nil when absent).
+    static func member(_ body: [UInt8], _ range: Range<Int>?, _ key: String) -> String? {
+        guard let range else { return nil }
+        return body.withUnsafeBufferPointer { p in
+            guard let m = JSONSpan.members(p, range), let r = m.first(where: { $0.key == key })?.value else { return nil }
+            return String(decoding: p[r], as: UTF8.self)
+        }
+    }
+
+    /// `params._meta.progressToken` of a request, as its JSON text.
+    static func progressToken(_ body: [UInt8], _ env: JSONRPCEnvelope) -> String? {
+        guard let pr = env.params else { return nil }
+        return body.withUnsafeBufferPointer { p in
+            guard let m = JSONSpan.members(p, pr), let meta = m.first(where: { $0.key == "_meta" })?.value,
+                  let mm = JSONSpan.members(p, meta), let t = mm.first(where: { $0.key == "progressToken" })?.value else { return nil }
+            let c = p[t.lowerBound]
+            // A token is a string or a number (MCP); anything else is not one.
+            guard c == UInt8(ascii: "\"") || c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) else { return nil }
+            return String(decoding: p[t], as: UTF8.self)
+        }
+    }
+
+    /// When the current request asked for progress: a token of the proxy's own for the upstream
+    /// request, and the handler that hands each upstream progress notification to the client
+    /// under the client's token.
+    static func upstreamProgress() -> (token: String, forward: (token: String, handler: @Sendable (RawMessage) -> Void))? {
+        guard let ctx = current, let original = ctx.progressToken, let sink = ctx.related,
+              let originalValue = try? JSONValue.parse(Data(original.utf8)) else { return nil }
+        let n = progressCounter.withLockedValue { v -> Int in v += 1; return v }
+        let token = "mcpx-progress-\(n)"
+        return (token, (JSONValue.quoted(token), { message in
+            guard let raw = message.paramsBytes, case .object(var params)? = try? JSONValue.parse(Data(raw)) else { return }
+            params["progressToken"] = originalValue
+            sink(JSONRPC.notification(method: "notifications/progress", params: .object(params)))
+        }))
     }
 
     static func bestEffortID(_ body: [UInt8]) -> [UInt8]? {
@@ -402,6 +489,11 @@ public final class MCPHandler: Sendable {
         params += Array(JSONValue.quoted(ct.tool.name).utf8)
         params += Array(#","arguments":"#.utf8)
         params += rawArgs
+        let progress = Self.upstreamProgress()
+        if let progress {
+            params += Array(#","_meta":{"progressToken":"#.utf8) + Array(JSONValue.quoted(progress.token).utf8)
+            params.append(UInt8(ascii: "}"))
+        }
         params.append(UInt8(ascii: "}"))
         let timeout = settings.withLockedValue { $0.callTimeout }
         let started = DispatchTime.now().uptimeNanoseconds
@@ -412,7 +504,7 @@ public final class MCPHandler: Sendable {
                             requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs, caller: identity.label)
         }
         do {
-            let reply = try await server.request(method: "tools/call", params: params, timeout: timeout)
+            let reply = try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
             if let e = reply.errorBytes {
                 outcome = "error"
                 var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
@@ -425,6 +517,7 @@ public final class MCPHandler: Sendable {
             return reply.bytes.withUnsafeBufferPointer { p in JSONRPC.result(id: id, rawResult: UnsafeBufferPointer(rebasing: p[r])) }
         } catch {
             if (error as? ProxyError)?.code == .timeout { outcome = "timeout" }
+            if error is CancellationError { outcome = "cancelled" }
             throw error
         }
     }

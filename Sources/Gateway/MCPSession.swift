@@ -17,6 +17,8 @@ public final class MCPSession: Sendable {
         /// The signature of the tools this session could see when it was last told about them.
         var toolsSignature: Int?
         var streams: [UUID: AsyncStream<[UInt8]>.Continuation] = [:]
+        /// Requests in flight by their JSON-RPC id (its JSON text), for `notifications/cancelled`.
+        var inflight: [String: @Sendable () -> Void] = [:]
     }
     private let state: NIOLockedValueBox<State>
 
@@ -51,6 +53,28 @@ public final class MCPSession: Sendable {
             defer { s.toolsSignature = signature }
             return s.toolsSignature != nil && s.toolsSignature != signature
         }
+    }
+
+    /// Runs `work` as request `id` of this session: a `notifications/cancelled` for that id
+    /// cancels it (and with it the upstream call, which is told in turn). The work also ends when
+    /// the caller's task is cancelled. A second request reusing an id in flight is not tracked.
+    func track<T: Sendable>(_ id: String, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await work() }
+        let tracked = state.withLockedValue { s -> Bool in
+            guard s.inflight[id] == nil else { return false }
+            s.inflight[id] = { task.cancel() }
+            return true
+        }
+        defer { if tracked { state.withLockedValue { _ = $0.inflight.removeValue(forKey: id) } } }
+        return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+    }
+
+    /// Cancels request `id` if it is in flight; false when it is not (already answered, unknown).
+    @discardableResult
+    func cancelRequest(_ id: String) -> Bool {
+        guard let cancel = state.withLockedValue({ $0.inflight[id] }) else { return false }
+        cancel()
+        return true
     }
 
     /// Opens a server-to-client event stream (GET /mcp).

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CShim
 import Foundation
 import Hummingbird
 import Isolation
@@ -141,7 +142,8 @@ public final class ProxyRuntime: Sendable {
         let client = httpClient
         let jwt = loaded.config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
         authenticator = Authenticator(adminKey: apiKey, mode: loaded.config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
-        gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: loaded.config, logger: logger)
+        gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: loaded.config, logger: logger,
+                              stateStore: plugins.stateStore)
         self.plugins = plugins
     }
     let plugins: Plugins
@@ -323,9 +325,12 @@ struct SupervisorService: Service {
         var stamp = ConfigFile.stamp(path: path)
         // Poll the file: cheap (one stat per 250 ms), and unlike inotify it survives editors
         // that replace the file by rename and config dirs on network file systems.
+        var ticks = 0
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try? await Task.sleep(nanoseconds: 250_000_000)
+                ticks += 1
+                if ticks % 120 == 0 { Self.returnFreeMemory() }
                 let now = ConfigFile.stamp(path: path)
                 guard now != stamp, now != nil else { continue }
                 stamp = now
@@ -344,6 +349,14 @@ struct SupervisorService: Service {
         runtime.gateway.closeAllSessions()
         await runtime.manager.stopAll()
         log.info("all servers stopped")
+    }
+
+    /// Every 30 s, hands free heap pages back to the system. glibc keeps freed memory in its
+    /// per-thread arenas: after a burst (a notification flood, a 64 MiB result) RSS would stay at
+    /// the peak for the life of the proxy. `malloc_trim` walks the arenas once (a few ms at most
+    /// for this heap) and is a no-op when nothing is free.
+    static func returnFreeMemory() {
+        mcpx_malloc_trim()
     }
 }
 
@@ -421,12 +434,18 @@ struct StdioFrontend: Service {
                 emit(JSONRPC.notification(method: "notifications/tools/list_changed"))
             }
         }
+        manager.onUpstreamNotification { server, method, message in
+            guard initialized.withLockedValue({ $0 }), me.mayUse(server: server),
+                  let note = MCPHandler.clientNotification(server: server, method: method, message) else { return }
+            emit(note)
+        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for await line in lines.stream {
                     if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
                     group.addTask {
-                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity) {
+                        // Progress goes out on the pipe as it comes; a cancelled request gets no response.
+                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity, related: { emit($0) }) {
                             emit(bytes)
                         }
                         if !initialized.withLockedValue({ $0 }), (try? JSONRPCEnvelope.parse(line))?.method == "initialize" {

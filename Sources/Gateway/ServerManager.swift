@@ -104,6 +104,13 @@ public actor ServerManager {
         listeners.withLockedValue { $0.append(f) }
     }
 
+    /// Called with each notification an upstream sends for the clients (its log messages, its
+    /// resource and prompt list changes), with the server's name.
+    public nonisolated func onUpstreamNotification(_ f: @escaping @Sendable (String, String, RawMessage) -> Void) {
+        notificationListeners.withLockedValue { $0.append(f) }
+    }
+    private nonisolated let notificationListeners = NIOLockedValueBox<[@Sendable (String, String, RawMessage) -> Void]>([])
+
     public nonisolated func server(named name: String) async -> UpstreamServer? {
         await serverLookup(name)
     }
@@ -122,7 +129,12 @@ public actor ServerManager {
     private func makeServer(_ s: ServerConfig) {
         let server = UpstreamServer(config: s, proxyConfig: config, environment: env) { [weak self] event in
             guard let self else { return }
-            if case .toolsChanged(let name) = event { Task { await self.refresh(server: name) } }
+            switch event {
+            case .toolsChanged(let name): Task { await self.refresh(server: name) }
+            case .notification(let name, let method, let message):
+                for f in self.notificationListeners.withLockedValue({ $0 }) { f(name, method, message) }
+            case .stateChanged: break
+            }
         }
         servers[s.name] = server
         Task { await server.start() }

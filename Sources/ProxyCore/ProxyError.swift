@@ -8,7 +8,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         private enum Value: String, Sendable {
             case invalidArgument, invalidConfig, notFound, timeout, unsupported, unavailable
             case upstreamFailed, refused, parseError, invalidRequest, methodNotFound
-            case unauthorized, payloadTooLarge, internalError, conflict, unknownSession
+            case unauthorized, payloadTooLarge, internalError, conflict, unknownSession, cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -31,6 +31,8 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let conflict = Code(.conflict)
         /// An `Mcp-Session-Id` that does not exist, expired, or belongs to another identity.
         public static let unknownSession = Code(.unknownSession)
+        /// The client cancelled the request (`notifications/cancelled`).
+        public static let cancelled = Code(.cancelled)
 
         public var description: String { value.rawValue }
 
@@ -47,6 +49,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
             case .refused, .unauthorized: return -32003
             case .notFound: return -32004
             case .unsupported, .payloadTooLarge, .conflict: return -32000
+            case .cancelled: return -32800  // "request cancelled", as LSP numbers it
             }
         }
 
@@ -63,6 +66,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
             case .upstreamFailed, .unavailable: return 502
             case .unsupported: return 501
             case .internalError: return 500
+            case .cancelled: return 499  // "client closed request"
             }
         }
     }

@@ -43,6 +43,8 @@ public final class JSONRPCPeer: @unchecked Sendable {
     private var nextID = 1
     private var pending: [Int: Pending] = [:]
     private var closedError: ProxyError?
+    /// Progress tokens of requests in flight → who wants their `notifications/progress`.
+    private var progressHandlers: [String: @Sendable (RawMessage) -> Void] = [:]
     private let eventLoop: EventLoop
     private let serverName: String
     public var transport: UpstreamTransport?
@@ -64,27 +66,56 @@ public final class JSONRPCPeer: @unchecked Sendable {
     public var callsInFlight: Int { lock.withLock { pending.values.filter { $0.method != "ping" }.count } }
 
     /// Sends a request and waits for its response (which may be a JSON-RPC error response).
-    public func request(method: String, params: [UInt8]?, timeout: Double) async throws -> RawMessage {
+    ///
+    /// Cancelling the calling task gives up on the request: the server is sent
+    /// `notifications/cancelled` for it (so it can stop the work) and the call throws
+    /// `CancellationError`. `progress`, with the `progressToken` the caller put into `params`'
+    /// `_meta`, receives each `notifications/progress` the server sends for that token until the
+    /// request ends.
+    public func request(method: String, params: [UInt8]?, timeout: Double,
+                        progress: (token: String, handler: @Sendable (RawMessage) -> Void)? = nil) async throws -> RawMessage {
         guard let transport else { throw ProxyError(.unavailable, "upstream server \"\(serverName)\" is not connected") }
         let id: Int = try lock.withLock {
             if let closedError { throw closedError }
             defer { nextID += 1 }
+            if let progress { progressHandlers[progress.token] = progress.handler }
             return nextID
         }
+        defer { if let progress { lock.withLock { _ = progressHandlers.removeValue(forKey: progress.token) } } }
         let message = JSONRPC.request(id: id, method: method, rawParams: params)
         let deadline = timeout > 0 ? DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9) : 0
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<RawMessage, Error>) in
-            let failure: ProxyError? = lock.withLock {
-                if let closedError { return closedError }
-                pending[id] = Pending(continuation: cont, deadline: deadline, method: method, timeout: timeout)
-                if sweeper == nil { startSweeper() }
-                return nil
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<RawMessage, Error>) in
+                let failure: Error? = lock.withLock {
+                    if let closedError { return closedError }
+                    // Cancelled before it was sent: nothing to tell the server.
+                    if Task.isCancelled { return CancellationError() }
+                    pending[id] = Pending(continuation: cont, deadline: deadline, method: method, timeout: timeout)
+                    if sweeper == nil { startSweeper() }
+                    return nil
+                }
+                if let failure { cont.resume(throwing: failure); return }
+                transport.sendDetached(message) { error in
+                    self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
+                }
             }
-            if let failure { cont.resume(throwing: failure); return }
-            transport.sendDetached(message) { error in
-                self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
-            }
+        } onCancel: {
+            self.cancel(id: id, reason: "the client cancelled the request")
         }
+    }
+
+    /// Gives up on pending request `id`: tells the server (`notifications/cancelled`, MCP
+    /// cancellation) and fails the waiter with `CancellationError`. A request already answered
+    /// is left alone.
+    private func cancel(id: Int, reason: String) {
+        guard let p = lock.withLock({ pending.removeValue(forKey: id) }) else { return }
+        if let transport {
+            let note = JSONRPC.notification(method: "notifications/cancelled",
+                                            params: ["requestId": .number(Double(id)), "reason": .string(reason)])
+            transport.sendDetached(note) { _ in }
+            transport.cancel(requestID: Array(String(id).utf8))
+        }
+        p.continuation.resume(throwing: CancellationError())
     }
 
     /// Sends a notification.
@@ -142,6 +173,11 @@ public final class JSONRPCPeer: @unchecked Sendable {
             answered()
             resolve(id: id, with: .success(message))
         case .notification:
+            if message.envelope.method == "notifications/progress" {
+                // Routed by token to the request that asked for it; a stray token is dropped.
+                if let token = message.progressToken, let handler = lock.withLock({ progressHandlers[token] }) { handler(message) }
+                return
+            }
             onNotification?(message.envelope.method ?? "", message)
         case .request:
             // Server-to-client requests: answer ping; we offer no roots, sampling or elicitation.

@@ -57,11 +57,11 @@ def py_http_upstream(tmp_path, python_bin):
     (the real Python SDK server) on a free loopback port and returns its URL; stopped at teardown."""
     procs = []
 
-    def start(transport: str, name: str = "pyhttp") -> str:
+    def start(transport: str, name: str = "pyhttp", *extra: str) -> str:
         port = free_port()
         log = open(tmp_path / f"upstream-{transport}-{port}.log", "wb")
         p = subprocess.Popen([str(python_bin), str(SERVERS_DIR / "py_upstream.py"), "--transport", transport,
-                              "--port", str(port), "--name", name],
+                              "--port", str(port), "--name", name, *extra],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         import socket

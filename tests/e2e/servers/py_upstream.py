@@ -10,9 +10,9 @@ It also serves resources (one fixed, one template), a prompt with arguments and 
 import argparse
 
 try:  # mcp >= 2
-    from mcp.server.mcpserver import MCPServer as _Server
+    from mcp.server.mcpserver import Context, MCPServer as _Server
 except ImportError:  # mcp 1.x
-    from mcp.server.fastmcp import FastMCP as _Server
+    from mcp.server.fastmcp import Context, FastMCP as _Server
 
 
 def main() -> None:
@@ -20,6 +20,8 @@ def main() -> None:
     parser.add_argument("--transport", choices=["streamable-http", "sse", "stdio"], required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default="pyhttp")
+    parser.add_argument("--flow-tools", action="store_true",
+                        help="add count_with_progress, wait_for_cancel and big_text (test_protocol_flow.py)")
     ns = parser.parse_args()
 
     server = _Server(ns.name)
@@ -40,6 +42,33 @@ def main() -> None:
         import anyio
         await anyio.sleep(ms / 1000)
         return "waited"
+
+    if ns.flow_tools:
+        @server.tool()
+        async def count_with_progress(steps: int, ctx: Context) -> str:
+            """Count to the given number, reporting progress and logging each step."""
+            for i in range(1, steps + 1):
+                await ctx.report_progress(i, steps, f"step {i}")
+                await ctx.info(f"counted {i}", logger_name="counter")
+            return f"counted to {steps}"
+
+        @server.tool()
+        async def wait_for_cancel(marker: str) -> str:
+            """Wait up to 60 s; if the request is cancelled, write 'cancelled' to the marker file."""
+            import anyio
+            try:
+                await anyio.sleep(60)
+            except anyio.get_cancelled_exc_class():
+                with open(marker, "w") as f:
+                    f.write("cancelled")
+                raise
+            return "not cancelled"
+
+        @server.tool()
+        def big_text(size: int) -> str:
+            """Return a text of the given size in bytes (a repeated pattern)."""
+            pattern = "0123456789abcdef"
+            return (pattern * (size // len(pattern) + 1))[:size]
 
     @server.tool()
     def transport_name() -> str:

@@ -1,0 +1,182 @@
+"""Messages about a request cross the gateway (issue 11): a client's progressToken reaches the
+upstream and its progress comes back under the client's token; notifications/cancelled stops the
+upstream call (the upstream is told, and sees its task cancelled); upstream log messages reach the
+client with the server's name in `logger`. Real SDK server upstream; real SDK client over HTTP and
+raw JSON lines over `serve --stdio`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+from e2e_support import SERVERS_DIR, bin_dir, make_config, python_server, run_async, wait_until
+
+
+def _py(name: str) -> dict:
+    return python_server(name, [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", name, "--flow-tools"])
+
+
+def test_progress_and_log_messages_reach_the_http_client(proxy):
+    p = proxy(make_config([_py("docs")]))
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[tuple[str | None, object]] = []
+
+    async def on_progress(value, total, message):
+        progress.append((value, total, message))
+
+    async def on_log(params):
+        logs.append((params.logger, params.data))
+
+    async def body():
+        from mcp import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as client:
+            async with streamable_http_client(p.mcp_url, http_client=client) as (read, write, *_):
+                async with ClientSession(read, write, logging_callback=on_log) as s:
+                    await s.initialize()
+                    r = await s.call_tool("call_tool", {"name": "docs:count_with_progress", "args": {"steps": 4}},
+                                          progress_callback=on_progress)
+                    # Log messages travel on the session's event stream: give the last one a moment.
+                    for _ in range(50):
+                        if len(logs) >= 4:
+                            break
+                        import anyio
+                        await anyio.sleep(0.1)
+                    return r
+    r = run_async(body)
+    assert not r.is_error, r
+    assert "".join(c.text for c in r.content) == "counted to 4"
+    assert [v for v, _, _ in progress] == [1, 2, 3, 4], progress
+    assert all(t == 4 for _, t, _ in progress) and progress[-1][2] == "step 4", progress
+    assert [d for _, d in logs[:4]] == ["counted 1", "counted 2", "counted 3", "counted 4"], logs
+    assert all(lg == "docs:counter" for lg, _ in logs), logs
+
+
+def test_cancel_over_http_stops_the_upstream_call(proxy, tmp_path):
+    p = proxy(make_config([_py("docs")]))
+    marker = tmp_path / "cancel-marker"
+    s = p.session()
+    out: dict = {}
+
+    def call():
+        t0 = time.monotonic()
+        out["reply"] = s.post({"jsonrpc": "2.0", "id": 9001, "method": "tools/call", "params": {
+            "name": "call_tool", "arguments": {"name": "docs:wait_for_cancel", "args": {"marker": str(marker)}}}},
+            timeout=90)
+        out["took"] = time.monotonic() - t0
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    time.sleep(1.5)  # the call is in flight upstream
+    r = s.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9001, "reason": "test"}})
+    assert r.status == 202, r
+    t.join(20)
+    assert not t.is_alive(), "the cancelled call did not end"
+    assert out["took"] < 15, out
+    # The open POST is ended with a "request cancelled" error (the client has stopped waiting).
+    assert out["reply"].json()["error"]["code"] == -32800, out["reply"]
+    wait_until(lambda: marker.exists() and marker.read_text() == "cancelled", 10, 0.1,
+               "the upstream to see its task cancelled")
+    # The call is recorded as cancelled, not as a failure or a timeout.
+    def recorded():
+        acts = p.rest("GET", "/api/v1/activity?server=docs").json()["activity"]
+        return [a for a in acts if a.get("tool") == "wait_for_cancel"] or None
+    acts = wait_until(recorded, 10, 0.2, "the activity record")
+    assert acts[0]["outcome"] == "cancelled", acts
+    # The session still works after a cancellation.
+    reply = s.call_tool("docs:multiply", {"a": 6, "b": 7})
+    assert "42" in json.dumps(reply), reply
+
+
+def test_progress_and_cancel_over_stdio(tmp_path, binaries):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([_py("docs")])))
+    marker = tmp_path / "stdio-marker"
+    proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                             "--data-dir", str(tmp_path / "data")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
+                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    lines: list[dict] = []
+    lock = threading.Lock()
+
+    def reader():
+        for raw in proc.stdout:
+            with lock:
+                lines.append(json.loads(raw))
+    threading.Thread(target=reader, daemon=True).start()
+
+    def send(m) -> None:
+        proc.stdin.write(json.dumps(m).encode() + b"\n")
+        proc.stdin.flush()
+
+    def reply(i):
+        with lock:
+            return next((m for m in lines if m.get("id") == i), None)
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        wait_until(lambda: reply(1), 20, 0.05, "initialize reply")
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        # Wait for the upstream (retrieve_tools names it once ready).
+        def ready():
+            send({"jsonrpc": "2.0", "id": 100 + len(lines), "method": "tools/call",
+                  "params": {"name": "call_tool", "arguments": {"name": "docs:multiply", "args": {"a": 2, "b": 3}}}})
+            time.sleep(0.3)
+            with lock:
+                return any(m.get("id", 0) >= 100 and not m.get("result", {}).get("isError", True) for m in lines)
+        wait_until(ready, 40, 0.2, "docs to answer")
+
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "_meta": {"progressToken": "tok-7"},
+            "name": "call_tool", "arguments": {"name": "docs:count_with_progress", "args": {"steps": 3}}}})
+        r = wait_until(lambda: reply(2), 30, 0.05, "the progress call's reply")
+        assert not r["result"].get("isError"), r
+        with lock:
+            prog = [m["params"] for m in lines if m.get("method") == "notifications/progress"]
+            logs = [m["params"] for m in lines if m.get("method") == "notifications/message"]
+            order = [m.get("id") or m.get("method") for m in lines]
+        assert [x["progressToken"] for x in prog] == ["tok-7"] * 3, prog
+        assert [x["progress"] for x in prog] == [1, 2, 3], prog
+        # Every progress notification came before the response.
+        assert max(i for i, m in enumerate(order) if m == "notifications/progress") < order.index(2), order
+        assert {x["logger"] for x in logs} == {"docs:counter"}, logs
+
+        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "call_tool", "arguments": {"name": "docs:wait_for_cancel", "args": {"marker": str(marker)}}}})
+        time.sleep(1.5)
+        send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "changed my mind"}})
+        wait_until(lambda: marker.exists() and marker.read_text() == "cancelled", 10, 0.1,
+                   "the upstream to see its task cancelled")
+        send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
+        wait_until(lambda: reply(4), 10, 0.05, "ping reply")
+        time.sleep(0.5)
+        assert reply(3) is None, "a cancelled request got a response over stdio"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_ten_megabyte_results_cross_from_every_upstream_transport(proxy, py_http_upstream):
+    """Byte-exact over stdio, streamable HTTP and SSE upstreams; the time each took is printed
+    (the comparison is in docs/benchmarks.md, not asserted)."""
+    from e2e_support import http_server
+    size = 10 << 20
+    http_url = py_http_upstream("streamable-http", "bh", "--flow-tools")
+    sse_url = py_http_upstream("sse", "bs", "--flow-tools")
+    p = proxy(make_config([_py("bio"), http_server("bh", http_url, "http"), http_server("bs", sse_url, "sse")]))
+    s = p.session()
+    expected = ("0123456789abcdef" * (size // 16 + 1))[:size]
+    took = {}
+    for server in ("bio", "bh", "bs"):
+        t0 = time.monotonic()
+        r = s.call_tool(f"{server}:big_text", {"size": size}, timeout=120)
+        took[server] = time.monotonic() - t0
+        assert not r["result"].get("isError"), str(r)[:300]
+        assert r["result"]["content"][0]["text"] == expected, server
+    print(f"\n10 MB result: stdio {took['bio']:.2f} s, streamable HTTP {took['bh']:.2f} s, SSE {took['bs']:.2f} s")
