@@ -475,7 +475,10 @@ public final class MCPHandler: Sendable {
                identity.allows(server: server, tool: def) {
                 throw ToolFailure(message: why)
             }
-            if let s = catalog.servers[server], s.state != .ready, s.state != .disabled {
+            if let s = catalog.servers[server], s.state == .disabled {
+                throw ToolFailure(message: "upstream server \"\(server)\" is disabled; a person can enable it (`mcpproxy upstream enable \(server)` or POST /api/v1/servers/\(server)/enable)")
+            }
+            if let s = catalog.servers[server], s.state != .ready {
                 let snap = await s.snapshot()
                 throw ToolFailure(message: "upstream server \"\(server)\" is \(snap.state.rawValue)\(snap.lastError.map { ": \($0)" } ?? ""); try again shortly")
             }

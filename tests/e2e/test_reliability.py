@@ -23,6 +23,13 @@ def fixture_server(name, *args, **kw):
     return _fixture_server(name, "--fault-tools", *args, **kw)
 
 
+def _rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _restarted(p, name, old_pid, timeout=30):
     def check():
         s = p.server(name)
@@ -309,6 +316,7 @@ def test_concurrent_lifecycle_operations_leave_one_child_per_running_server(prox
 def test_list_changed_flood_is_coalesced(proxy):
     p = proxy(make_config([fixture_server("fl")]))
     s = p.session()
+    rss_before = _rss_kb(p.pid)
     t0 = time.monotonic()
     reply = s.call_tool("fl:flood", {"count": 20000}, timeout=120)
     assert result_text(reply["result"]) == "sent 20000", reply
@@ -321,6 +329,19 @@ def test_list_changed_flood_is_coalesced(proxy):
     assert relists <= 50, f"{relists} re-lists for one flood (at most one running and one pending)"
     assert time.monotonic() - t0 < 60
     assert result_text(s.call_tool("fl:echo", {"text": "after"})["result"]) == "after"
+    rss_flood = _rss_kb(p.pid)
+    # Bounded memory after a burst of large results too (16 sessions x 6 results of 2 MB).
+    def burst(i):
+        sess = p.session()
+        for _ in range(6):
+            r = sess.call_tool("fl:big", {"bytes": 2 << 20}, timeout=120)
+            assert len(result_text(r["result"])) == 2 << 20
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(burst, range(16)))
+    rss_burst = _rss_kb(p.pid)
+    print(f"\nRSS {rss_before} KiB before, {rss_flood} after 20000 list_changed, {rss_burst} after 96 concurrent 2 MB results")
+    assert rss_flood <= rss_before + 30 * 1024, (rss_before, rss_flood)
+    assert rss_burst <= rss_before + 60 * 1024, (rss_before, rss_flood, rss_burst)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ def test_fault_injection_soak(proxy):
     worst = [0.0]
     counts = {"ok": 0, "error": 0, "http": 0}
     reasons: dict[str, int] = {}
+    samples: dict[str, str] = {}
     lock = threading.Lock()
 
     def worker(seed: int) -> None:
@@ -85,6 +86,7 @@ def test_fault_injection_soak(proxy):
                 counts[kind] += 1
                 if why:
                     reasons[why] = reasons.get(why, 0) + 1
+                    samples.setdefault(why, json.dumps(r)[:300])
                 worst[0] = max(worst[0], took)
 
     def chaos() -> None:
@@ -120,7 +122,8 @@ def test_fault_injection_soak(proxy):
     print(f"\nsoak {SOAK_SECONDS:.0f}s: calls ok={counts['ok']} error={counts['error']} http={counts['http']}, "
           f"worst call {worst[0]:.2f}s (timeout {CALL_TIMEOUT:.0f}s), RSS {rss_before} -> {rss_after} KiB, "
           f"fds {fds_before} -> {fds_after}\n  errors by kind (most are instant refusals while a server is disabled or "
-          f"restarting, and the fault tools themselves): {dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}")
+          f"restarting, and the fault tools themselves): {dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}\n  "
+          + "\n  ".join(f"{k}: {v}" for k, v in samples.items()))
     assert counts["ok"] > 100
     assert worst[0] <= 2 * CALL_TIMEOUT + 1, f"a call waited {worst[0]:.1f}s (timeout {CALL_TIMEOUT}s)"
     assert fds_after <= fds_before + 16, f"descriptors grew from {fds_before} to {fds_after}"
