@@ -139,9 +139,22 @@ extension ToolContext {
         let clean = text.clean
         let isParameter = ToolContext.isParameterText(field)
         let L = IntentLexicon.self
+        // Concealment phrases already ran over the field (scanPhrases): their spans, by start.
         let concealmentSpans = findings.filter {
             $0.field == field && ($0.ruleID == Rule.concealment.id || $0.ruleID == Rule.plainConcealment.id)
-        }.map(\.span)
+        }.map(\.span).sorted { $0.start < $1.start }
+        func concealment(within s: Finding.Span) -> Bool {
+            var lo = 0, hi = concealmentSpans.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if concealmentSpans[mid].start < s.start { lo = mid + 1 } else { hi = mid }
+            }
+            while lo < concealmentSpans.count, concealmentSpans[lo].start < s.end {
+                if concealmentSpans[lo].end <= s.end { return true }
+                lo += 1
+            }
+            return false
+        }
         for range in text.sentences {
             func first(_ p: Pattern) -> Range<String.Index>? { m.first(p, in: range) }
             func has(_ p: Pattern) -> Bool { m.has(p, in: range) }
@@ -151,8 +164,7 @@ extension ToolContext {
             var deviation: Bool { m.matches(L.deviation, in: range).count > m.matches(L.preferenceInstead, in: range).count }
             var sensitive: Range<String.Index>? { first(Lexicon.sensitive) }
             var secret: Range<String.Index>? { first(L.secretNoun) }
-            // Concealment phrases already ran over the field (scanPhrases): reuse their findings.
-            var concealed: Bool { concealmentSpans.contains { $0.start >= sentenceSpan.start && $0.end <= sentenceSpan.end } }
+            var concealed: Bool { concealment(within: sentenceSpan) }
             var instructions: Range<String.Index>? { first(L.instructions) }
             var conversation: Range<String.Index>? { first(L.conversation) }
             var otherTools: Range<String.Index>? { first(L.otherTools) }
