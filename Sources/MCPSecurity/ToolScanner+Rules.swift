@@ -111,8 +111,8 @@ struct Rule: Sendable {
         patterns: [Lexicon.shellish])
 
     /// Rules matched by one pattern over the clean text of a field.
-    static let phraseRules: [Rule] = [pseudoTag, override, concealment, consentForgery, markdownImage, conversation, shellPipeline,
-                                      coercion, skipConfirmation, preCallDirective, modelDirected, htmlComment]
+    static let phraseRules: [Rule] = [pseudoTag, override, concealment, plainConcealment, consentForgery, markdownImage, conversation,
+                                      shellPipeline, coercion, skipConfirmation, preCallDirective, modelDirected, htmlComment]
 
     // Secrets.
     static let sensitivePath = Rule(id: "secrets.sensitive-path", severity: .soft,
@@ -161,6 +161,8 @@ enum Lexicon {
     static let paymentDestination = Pattern(#"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b|\b0x[0-9a-fA-F]{40}\b|\b(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,39}\b"#, caseSensitive: true)
     static let redirectVerb = Pattern(#"\b(bcc|cc|forward|redirect|send|sent|copy|post|upload|report|transmit|mirror|sync|share|exfiltrate|notify|email|deliver|route)\b"#)
     static let insistence = Pattern(#"\b(always|must|make\s+sure|be\s+sure|remember\s+to|additionally|in\s+addition|every|whenever|also|secretly|important|all|each)\b"#)
+    /// The gate of `changeRecipient` (its first word), matched per field.
+    static let changeVerb = Pattern(#"\b(change|replace|set|redirect|override|swap|substitute|rewrite)\b"#)
     static let changeRecipient = Pattern(#"\b(change|replace|set|redirect|override|swap|substitute|rewrite)\b.{0,40}\b(recipient|recipients|to\s+address|destination|account\s+number|iban|wallet|payee|beneficiary|webhook)\b"#)
 
     /// Addresses reserved for documentation (RFC 2606, RFC 5737) and loopback: an example in a
@@ -186,7 +188,9 @@ enum Lexicon {
     /// Naming other tools.
     static let otherTools = Pattern(#"\b(other|another|all|any|every|existing|remaining|additional|also\s+present|whichever)\s+([\w-]+\s+){0,2}(tools?|servers?|functions?|integrations?)\b"#)
     /// Changing how something else behaves.
-    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also)|(after|whenever|each\s+time|every\s+time)\s+(any|every|each|all|another)\s+(other\s+)?(tools?|functions?)\b)\b"#)
+    static let sideEffect = Pattern(#"\b(side[\s-]effects?|affects?\s+(how|the)|modif(y|ies)\s+(how|the\s+behaviou?r)|changes?\s+(how|the\s+behaviou?r)|override|overrides|instead\s+send|must\s+(also|always|first)|whenever\s+(you|the)|when\s+(using|calling|invoking|sending)\b.{0,60}\b(must|always|never|also))\b"#)
+    /// A hook on other tools: "after any other tool returns", "whenever another tool …".
+    static let hookOnOthers = Pattern(#"\b(after|whenever|each\s+time|every\s+time)\s+(any|every|each|all|another)\s+(other\s+)?(tools?|functions?)\b"#)
     static let preference = Pattern(#"\b(instead\s+of|rather\s+than|prefer\w*|in\s+place\s+of|do\s+not\s+use|don'?t\s+use|never\s+use|avoid\s+using|superior\s+to|better\s+than)\b"#)
     /// Behaviour words near another server's tool name.
     static let behaviour = Pattern(#"\b(must|always|never|instead|before|after|whenever|should|do\s+not|don'?t|override|replace|also|first|side[\s-]effects?|make\s+sure|ensure|redirect|change)\b"#)

@@ -25,6 +25,16 @@ struct Pattern: @unchecked Sendable {
     }
 
     func matches(_ text: Substring) -> Bool { firstMatch(in: String(text)) != nil }
+
+    /// The first match inside `range` of `text`, as if the range were the whole text (anchors
+    /// and lookarounds do not see past it). Costs O(range), not O(text).
+    func firstMatch(in text: String, range: Range<String.Index>) -> Range<String.Index>? {
+        let sub = String(text[range])
+        guard let r = firstMatch(in: sub) else { return nil }
+        let lo = text.index(range.lowerBound, offsetBy: sub.distance(from: sub.startIndex, to: r.lowerBound))
+        let hi = text.index(lo, offsetBy: sub.distance(from: r.lowerBound, to: r.upperBound))
+        return lo..<hi
+    }
 }
 
 /// One field's text, with invisible characters removed for phrase matching and a map back to
@@ -36,6 +46,11 @@ struct ScannedText {
     let clean: String
     /// For each scalar of `clean`, its offset in `original`.
     let map: [Int]
+    /// Sentence ranges of `clean` (see `ScannedText.sentences(of:)`), computed once.
+    let sentences: [Range<String.Index>]
+    /// The last index of `clean` converted to a scalar offset: findings come mostly in text
+    /// order, so `span(of:)` walks on from there instead of from the start (linear overall).
+    private let offsets = OffsetCache()
 
     init(_ text: String) {
         original = Array(text.unicodeScalars)
@@ -47,13 +62,29 @@ struct ScannedText {
         }
         clean = String(scalars)
         self.map = map
+        sentences = ScannedText.sentences(of: clean)
+    }
+
+    final class OffsetCache: @unchecked Sendable {
+        var index: String.Index?
+        var offset = 0
+    }
+
+    /// The scalar offset in `clean` of an index.
+    func scalarOffset(_ i: String.Index) -> Int {
+        let u = clean.unicodeScalars
+        var from = u.startIndex, base = 0
+        if let last = offsets.index, last <= i { from = last; base = offsets.offset }
+        let n = base + u.distance(from: from, to: i)
+        offsets.index = i
+        offsets.offset = n
+        return n
     }
 
     /// The span in the original text of a range of `clean`.
     func span(of range: Range<String.Index>) -> Finding.Span {
-        let u = clean.unicodeScalars
-        let start = u.distance(from: u.startIndex, to: range.lowerBound)
-        let end = u.distance(from: u.startIndex, to: range.upperBound)
+        let start = scalarOffset(range.lowerBound)
+        let end = start + clean.unicodeScalars.distance(from: range.lowerBound, to: range.upperBound)
         guard !map.isEmpty else { return .init(start: 0, end: 0) }
         let s = start < map.count ? map[start] : original.count
         let e = end > 0 && end - 1 < map.count ? map[end - 1] + 1 : s
@@ -87,7 +118,17 @@ struct ScannedText {
 
     /// Sentence ranges of `clean`: a sentence ends at `.`, `!` or `?` followed by white space, or
     /// at a line break. Dots inside tokens (paths, addresses) do not end a sentence.
-    var sentences: [Range<String.Index>] {
+    /// The sentence that contains an index of `clean` (binary search).
+    func sentence(containing i: String.Index) -> Range<String.Index>? {
+        var lo = 0, hi = sentences.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sentences[mid].upperBound <= i { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < sentences.count && sentences[lo].contains(i) ? sentences[lo] : nil
+    }
+
+    static func sentences(of clean: String) -> [Range<String.Index>] {
         var out: [Range<String.Index>] = []
         var start = clean.startIndex
         var i = clean.startIndex
@@ -162,4 +203,47 @@ enum UnicodeRules {
         func ok(_ s: Unicode.Scalar) -> Bool { s.value > 0x7F && !isInvisible(s) && !isControl(s) }
         return ok(before) && (ok(after) || after.value == 0xFE0F)
     }
+}
+
+/// Matches of patterns over one field's clean text, each pattern run once per field and queried
+/// per sentence: a field of n characters with s sentences costs one pass per pattern, not s.
+/// Only matches that lie wholly inside the queried sentence count, as if the sentence had been
+/// matched on its own. Patterns used here mark sentence starts with `(?<![^.!?\n]\s)` style
+/// guards instead of `^` (see `IntentLexicon.sentenceStart`).
+final class FieldMatches {
+    let text: String
+    private var cache: [ObjectIdentifier: [Range<String.Index>]] = [:]
+
+    init(_ text: String) { self.text = text }
+
+    func all(_ p: Pattern) -> [Range<String.Index>] {
+        let key = ObjectIdentifier(p.regex)
+        if let c = cache[key] { return c }
+        let m = p.matches(in: text)
+        cache[key] = m
+        return m
+    }
+
+    /// Matches of `p` inside `r`, in order.
+    func matches(_ p: Pattern, in r: Range<String.Index>) -> [Range<String.Index>] {
+        let m = all(p)
+        // First match starting at or after r.lowerBound (binary search; matches are ordered).
+        var lo = 0, hi = m.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if m[mid].lowerBound < r.lowerBound { lo = mid + 1 } else { hi = mid }
+        }
+        var out: [Range<String.Index>] = []
+        while lo < m.count, m[lo].lowerBound < r.upperBound {
+            if m[lo].upperBound <= r.upperBound { out.append(m[lo]) }
+            lo += 1
+        }
+        return out
+    }
+
+    func first(_ p: Pattern, in r: Range<String.Index>) -> Range<String.Index>? {
+        matches(p, in: r).first
+    }
+
+    func has(_ p: Pattern, in r: Range<String.Index>) -> Bool { first(p, in: r) != nil }
 }

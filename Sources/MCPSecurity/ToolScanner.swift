@@ -1,6 +1,7 @@
 import Foundation
 import ProxyCore
 
+
 /// The in-process tool-definition scanner: pure and deterministic (same input, same findings, in
 /// the same order). It reads every text a model will see about a tool (name, description, schema
 /// keys and strings, annotation title) and looks for the published tool-poisoning patterns:
@@ -32,6 +33,9 @@ public struct ToolScanner: Sendable {
         for (field, text) in ToolScanner.fields(of: tool) {
             ctx.scanField(field, text)
         }
+        var names: [(String, String)] = []
+        ToolScanner.propertyNames(tool.inputSchema, path: "inputSchema", into: &names)
+        for (path, name) in names { ctx.scanParameterName(path, name) }
         ctx.finishTool()
         // One finding per rule, field and span, in a stable order.
         var seen = Set<String>()
@@ -89,7 +93,9 @@ struct ToolContext {
         let text = ScannedText(raw)
         scanUnicode(field, text)
         scanPhrases(field, text, in: text.clean, decodedFrom: nil)
-        scanSentences(field, text)
+        let matches = FieldMatches(text.clean)
+        scanSentences(field, text, matches)
+        scanIntent(field, text, matches)
         scanEncoded(field, text)
     }
 
@@ -125,9 +131,16 @@ struct ToolContext {
     /// Single-pattern rules over `haystack` (the clean text, or text decoded from an encoded run).
     /// For decoded text the finding is reported as `encoded.payload` at `decodedFrom`.
     mutating func scanPhrases(_ field: String, _ text: ScannedText, in haystack: String, decodedFrom: Finding.Span?) {
+        var chosen: [Range<String.Index>]?  // "... the user gives" in the haystack, computed when needed
         for rule in Rule.phraseRules {
             for pattern in rule.patterns {
                 for r in pattern.matches(in: haystack) {
+                    // Handing the conversation to recipients the user chose is the user's request
+                    // ("Forward the entire conversation to the recipients you give").
+                    if decodedFrom == nil, rule.id == Rule.conversation.id, let sentence = text.sentence(containing: r.lowerBound) {
+                        if chosen == nil { chosen = IntentLexicon.userChosen.matches(in: haystack) }
+                        if chosen!.contains(where: { sentence.contains($0.lowerBound) }) { continue }
+                    }
                     if let decodedFrom {
                         add(.encodedPayload, field, text, decodedFrom,
                             excerpt: "decodes to: \(ScannedText.visible(haystack.unicodeScalars.prefix(160))) [\(rule.id)]")
@@ -141,7 +154,7 @@ struct ToolContext {
 
     // MARK: Co-occurrence within a sentence
 
-    mutating func scanSentences(_ field: String, _ text: ScannedText) {
+    mutating func scanSentences(_ field: String, _ text: ScannedText, _ matches: FieldMatches) {
         let clean = text.clean
         // Other servers' tool names that occur in this field at all (one search per name per field).
         // Tokens keep "-", "." and "_" so names like "fs.read_file" stay whole.
@@ -153,49 +166,53 @@ struct ToolContext {
             tokens.insert(trimmed)
         }
         let mentioned = others.filter { tokens.contains(Substring($0.tool)) && ToolContext.isDistinctive($0.tool) }
+        let m = matches
+        let mentions = mentioned.map { ($0, ToolContext.wordRanges(of: $0.tool, in: clean)) }
         for range in text.sentences {
-            let sentence = String(clean[range])
-            let offset = range.lowerBound
-            func abs(_ r: Range<String.Index>) -> Range<String.Index> {
-                // Maps a range of `sentence` to a range of `clean`.
-                let lo = clean.index(offset, offsetBy: sentence.distance(from: sentence.startIndex, to: r.lowerBound))
-                let hi = clean.index(offset, offsetBy: sentence.distance(from: sentence.startIndex, to: r.upperBound))
-                return lo..<hi
+            // Patterns with gaps (".{0,40}") are matched on the sentence alone, and only when
+            // their cheap gate matched; the rest come from the per-field cache.
+            func inSentence(_ p: Pattern) -> Range<String.Index>? {
+                p.firstMatch(in: clean, range: range)
             }
 
             // Secrets: a sensitive path or a dump of the environment, plus an instruction to read or
             // hand it over.
-            if let s = Lexicon.sensitive.firstMatch(in: sentence) {
-                let directed = (Lexicon.readOrTransfer.firstMatch(in: sentence) != nil && Lexicon.directive.firstMatch(in: sentence) != nil)
-                    || Lexicon.contentsOf.firstMatch(in: sentence) != nil
-                    || (Lexicon.transfer.firstMatch(in: sentence) != nil && Lexicon.intoParameter.firstMatch(in: sentence) != nil)
-                add(directed ? .secretExfiltration : .sensitivePath, field, text, text.span(of: abs(s)))
+            if let s = m.first(Lexicon.sensitive, in: range) {
+                let directed = (m.has(Lexicon.readOrTransfer, in: range) && m.has(Lexicon.directive, in: range))
+                    || m.has(Lexicon.contentsOf, in: range)
+                    || (m.has(Lexicon.transfer, in: range) && m.has(Lexicon.intoParameter, in: range))
+                add(directed ? .secretExfiltration : .sensitivePath, field, text, text.span(of: s))
             }
 
             // Redirection: an instruction to send or copy data to a literal address.
-            let addresses = Lexicon.address.matches(in: sentence).filter { !Lexicon.isDocumentationAddress(String(sentence[$0])) }
-            let insists = Lexicon.insistence.firstMatch(in: sentence) != nil
-            let destination = addresses.first ?? Lexicon.paymentDestination.firstMatch(in: sentence)
-            if let a = destination, Lexicon.redirectVerb.firstMatch(in: sentence) != nil && insists {
-                add(.exfilRedirect, field, text, text.span(of: abs(a)))
-            } else if let c = Lexicon.changeRecipient.firstMatch(in: sentence), insists || destination != nil {
+            let addresses = m.matches(Lexicon.address, in: range).filter { !Lexicon.isDocumentationAddress(String(clean[$0])) }
+            let insists = m.has(Lexicon.insistence, in: range)
+            let destination = addresses.first ?? m.first(Lexicon.paymentDestination, in: range)
+            if let a = destination, m.has(Lexicon.redirectVerb, in: range) && insists {
+                add(.exfilRedirect, field, text, text.span(of: a))
+            } else if insists || destination != nil, m.has(Lexicon.changeVerb, in: range), let c = inSentence(Lexicon.changeRecipient) {
                 // "change the recipient/IBAN/wallet to ..." with insistence or a literal destination.
-                add(.exfilRedirect, field, text, text.span(of: abs(destination ?? c)))
+                add(.exfilRedirect, field, text, text.span(of: destination ?? c))
             }
 
             // Shadowing: naming another server's tool, or rewriting how other tools behave.
-            for (server, name) in mentioned {
-                for r in ToolContext.wordRanges(of: name, in: sentence) {
-                    let hard = Lexicon.behaviour.firstMatch(in: sentence) != nil
-                    add(hard ? .shadowingCrossServer : .mentionsOtherServerTool, field, text, text.span(of: abs(r)),
-                        excerpt: "\(text.excerpt(text.span(of: abs(r)), context: 60)) (tool of server \"\(server)\")")
+            for ((server, _), ranges) in mentions {
+                for r in ranges where r.lowerBound >= range.lowerBound && r.upperBound <= range.upperBound {
+                    let hard = m.has(Lexicon.behaviour, in: range)
+                    add(hard ? .shadowingCrossServer : .mentionsOtherServerTool, field, text, text.span(of: r),
+                        excerpt: "\(text.excerpt(text.span(of: r), context: 60)) (tool of server \"\(server)\")")
                 }
             }
-            if let r = Lexicon.otherTools.firstMatch(in: sentence) {
-                if Lexicon.sideEffect.firstMatch(in: sentence) != nil {
-                    add(.behaviourOverride, field, text, text.span(of: abs(r)))
-                } else if Lexicon.preference.firstMatch(in: sentence) != nil {
-                    add(.toolPreference, field, text, text.span(of: abs(r)))
+            if let r = m.first(Lexicon.otherTools, in: range) {
+                // A hook on other tools ("after any other tool ...") overrides their behaviour when
+                // it also hands something over or insists; "call this after any other tool that
+                // changes files" is an ordering hint.
+                let hooked = m.has(Lexicon.hookOnOthers, in: range)
+                    && (m.has(IntentLexicon.handOver, in: range) || m.has(Lexicon.directive, in: range))
+                if hooked || inSentence(Lexicon.sideEffect) != nil {
+                    add(.behaviourOverride, field, text, text.span(of: r))
+                } else if m.has(Lexicon.preference, in: range) {
+                    add(.toolPreference, field, text, text.span(of: r))
                 }
             }
         }

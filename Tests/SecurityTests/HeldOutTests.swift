@@ -28,5 +28,7 @@ struct HeldOutTests {
         #expect(caught.count >= Self.recallFloor)
     }
 
-    static let recallFloor = 7  // measured 2026-12-02 before any rule change: 7/20, 0/20 false positives
+    // Measured 2026-12-02 before any rule change: 7/20, 0/20 false positives. Measured 2026-12-07
+    // after the intent rules (docs/security.md, "Held-out set"): 16/20, 0/20 false positives.
+    static let recallFloor = 16
 }
