@@ -341,7 +341,9 @@ public final class MCPHandler: Sendable {
             throw ToolFailure(message: "retrieve_tools needs a non-empty \"query\" (what you want to do, in words)")
         }
         let limit = min(50, max(1, args["limit"]?.intValue ?? 10))
-        if Date().timeIntervalSince(startedAt) < 120 { await manager.waitForStartup(timeout: 15) }
+        // Right after start, give servers a moment, then answer from what is ready and name the
+        // rest (`starting`): with hundreds of servers, waiting for all would block the agent.
+        if Date().timeIntervalSince(startedAt) < 120 { await manager.waitForStartup(timeout: 3) }
         let catalog = manager.catalog
         let hits = identity.isUnrestricted
             ? catalog.index.search(query, limit: limit)

@@ -154,6 +154,23 @@ public actor ServerManager {
         let verdict = await gate.evaluate(server: sc, tools: tools, mode: mode, otherServers: others)
         guard servers[name] === server else { return }  // removed or replaced meanwhile
         verdicts[name] = verdict
+        requestRebuild()
+    }
+
+    /// Rebuilding the catalog (and its search index) costs time in the number of all tools:
+    /// when many servers come up together (hundreds at start-up), one rebuild per server made the
+    /// start quadratic. Tool refreshes within 20 ms share one rebuild.
+    private var rebuildScheduled = false
+    private func requestRebuild() {
+        guard !rebuildScheduled else { return }
+        rebuildScheduled = true
+        Task {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+            await self.scheduledRebuild()
+        }
+    }
+    private func scheduledRebuild() {
+        rebuildScheduled = false
         rebuildCatalog()
     }
 
@@ -178,7 +195,7 @@ public actor ServerManager {
             }
             if let star = verdict?.refusals["*"] { c.refusals["\(s.name):*"] = star }
         }
-        c.index = ToolIndex(tools: list)
+        c.index = ToolIndex(tools: list, reusing: catalogBox.withLockedValue { $0.index })
         // Clients are told only when what they can see changed (names, descriptions, schemas).
         var h = Hasher()
         for t in list.sorted(by: { $0.qualifiedName < $1.qualifiedName }) { h.combine(t.qualifiedName); h.combine(t.tool.raw) }

@@ -24,13 +24,28 @@ public struct ToolIndex: Sendable {
     let k1 = 1.2
     let b = 0.75
 
-    public init(tools: [CatalogTool]) {
+    /// Builds the index; documents of `previous` whose tool is unchanged are reused rather than
+    /// tokenized again (the catalog is rebuilt whenever any server's tools change: with hundreds
+    /// of servers, re-tokenizing every tool each time dominated start-up).
+    public init(tools: [CatalogTool], reusing previous: ToolIndex? = nil) {
+        var old: [String: (tool: CatalogTool, tf: [String: Int], length: Int)] = [:]
+        if let previous {
+            old.reserveCapacity(previous.docs.count)
+            for d in previous.docs { old[d.tool.qualifiedName] = d }
+        }
+        docs.reserveCapacity(tools.count)
         for t in tools {
-            let tokens = Self.document(for: t)
-            var tf: [String: Int] = [:]
-            for tok in tokens { tf[tok, default: 0] += 1 }
+            let tf: [String: Int], length: Int
+            if let o = old[t.qualifiedName], o.tool.tool.raw == t.tool.raw {
+                (tf, length) = (o.tf, o.length)
+            } else {
+                let tokens = Self.document(for: t)
+                var counts: [String: Int] = [:]
+                for tok in tokens { counts[tok, default: 0] += 1 }
+                (tf, length) = (counts, tokens.count)
+            }
             for tok in tf.keys { df[tok, default: 0] += 1 }
-            docs.append((t, tf, tokens.count))
+            docs.append((t, tf, length))
         }
         avgLength = docs.isEmpty ? 1 : Double(docs.map(\.length).reduce(0, +)) / Double(docs.count)
     }
@@ -54,6 +69,10 @@ public struct ToolIndex: Sendable {
 
     /// Lower-cased alphanumeric tokens; camelCase and snake_case split; plural "s" folded.
     public static func tokenize(_ text: String) -> [String] {
+        tokenizeASCII(text) ?? tokenizeUnicode(text)
+    }
+
+    static func tokenizeUnicode(_ text: String) -> [String] {
         var out: [String] = []
         var current = ""
         var prevLower = false
@@ -77,6 +96,41 @@ public struct ToolIndex: Sendable {
         }
         flush()
         return out
+    }
+
+    /// `tokenize` for ASCII text (nearly every tool description), on bytes: the same tokens,
+    /// without a Unicode property lookup per character. Nil when the text is not ASCII.
+    static func tokenizeASCII(_ text: String) -> [String]? {
+        var text = text
+        return text.withUTF8 { p -> [String]? in
+            var out: [String] = []
+            var current: [UInt8] = []
+            var prevLower = false
+            func flush() {
+                guard !current.isEmpty else { return }
+                if current.count > 3, current.last == UInt8(ascii: "s"), current[current.count - 2] != UInt8(ascii: "s") {
+                    current.removeLast()
+                }
+                out.append(String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+            }
+            for c in p {
+                if c >= 0x80 { return nil }
+                let upper = c >= 0x41 && c <= 0x5A
+                let lower = c >= 0x61 && c <= 0x7A
+                let digit = c >= 0x30 && c <= 0x39
+                if upper || lower || digit {
+                    if upper, prevLower { flush() }
+                    current.append(upper ? c + 0x20 : c)
+                    prevLower = lower || digit
+                } else {
+                    flush()
+                    prevLower = false
+                }
+            }
+            flush()
+            return out
+        }
     }
 
     /// The best `limit` tools for `query`, best first; ties broken by name. `include` filters

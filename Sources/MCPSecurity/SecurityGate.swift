@@ -182,10 +182,19 @@ public actor SecurityGate {
                        tools: tools, isolationMode: isolationMode, otherServers: otherServers)
     }
 
+    /// Scanning is pure and CPU-bound: it runs off the gate's actor (on the shared pool, several
+    /// servers at once), so REST status reads and other servers' verdicts do not queue behind it.
+    /// With hundreds of servers starting, scanning on the actor kept `GET /api/v1/servers`
+    /// waiting for every scan in the queue.
+    private static func scanOffActor(_ scanner: ToolScanner, server: String, tools: [ToolDefinition],
+                                     otherServers: [String: [String]]) async -> ScanReport {
+        scanner.scan(server: server, tools: tools, otherServers: otherServers)
+    }
+
     /// The general form; `identity` nil skips the identity check.
     public func evaluate(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
                          isolationMode: IsolationMode, otherServers: [String: [String]]) async -> ServerVerdict {
-        var report = scanner.scan(server: server, tools: tools, otherServers: otherServers)
+        var report = await Self.scanOffActor(scanner, server: server, tools: tools, otherServers: otherServers)
         for plugin in plugins {
             if let reason = ScannerPluginPlanner.skipReason(plugin, mode: isolationMode) {
                 log.warning("Docker-based scanner plugin skipped", metadata: ["server": "\(server)", "scanner": "\(plugin.name)",

@@ -56,6 +56,33 @@ import ProxyCore
         #expect(hits.first?.tool.qualifiedName == "fetch:fetch")
     }
 
+    /// The ASCII fast path gives exactly the tokens of the Unicode path, on random ASCII text
+    /// (letters of both cases, digits, separators, runs of "s").
+    @Test func asciiTokenizerMatchesUnicodeTokenizer() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("aAbBsSzZ09_- .:/sssSSxYq\t\n\"{}")
+        for _ in 0..<3000 {
+            let s = String((0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+            #expect(ToolIndex.tokenizeASCII(s) == ToolIndex.tokenizeUnicode(s), "\(s.debugDescription)")
+        }
+        #expect(ToolIndex.tokenizeASCII("café") == nil)
+        #expect(ToolIndex.tokenize("Café Crèmes") == ToolIndex.tokenizeUnicode("Café Crèmes"))
+    }
+
+    /// Reusing an index's documents gives the same ranking as building from scratch, and a tool
+    /// whose definition changed is indexed anew.
+    @Test func indexReuseMatchesAFreshBuild() {
+        let a = [tool("s", "read_file", "Read a file"), tool("s", "write_file", "Write a file"), tool("t", "search", "Search the web")]
+        let old = ToolIndex(tools: a)
+        let b = [a[0], tool("s", "write_file", "Upload a picture to the cloud"), a[2], tool("u", "fetch", "Fetch a URL")]
+        let reused = ToolIndex(tools: b, reusing: old)
+        let fresh = ToolIndex(tools: b)
+        for q in ["file", "picture cloud", "web", "url fetch", "write"] {
+            #expect(reused.search(q, limit: 5).map(\.tool.qualifiedName) == fresh.search(q, limit: 5).map(\.tool.qualifiedName), "\(q)")
+            #expect(reused.search(q, limit: 5).map(\.score) == fresh.search(q, limit: 5).map(\.score), "\(q)")
+        }
+    }
+
     @Test func tokenizerSplitsCases() {
         #expect(ToolIndex.tokenize("getCurrentTime repo_path HTTPServer v2") == ["get", "current", "time", "repo", "path", "httpserver", "v2"])
         #expect(ToolIndex.tokenize("files") == ["file"])
