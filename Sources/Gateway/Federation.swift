@@ -140,8 +140,10 @@ extension MCPHandler {
             o["_meta"] = ["progressToken": .string(progress.token)]
             params = .object(o)
         }
-        let reply = try await server.request(method: method, params: Array(params.serialized().utf8), timeout: timeout,
-                                             progress: progress?.forward)
+        let body = Array(params.serialized().utf8)
+        let reply = try await asCaller(of: server.name) {
+            try await server.request(method: method, params: body, timeout: timeout, progress: progress?.forward)
+        }
         if let e = reply.errorBytes {
             var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
             out += e

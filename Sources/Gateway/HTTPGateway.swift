@@ -96,8 +96,7 @@ public struct HTTPGateway: Sendable {
             }
         }
         // Upstream log messages and list changes reach the sessions that may use that server.
-        manager.onUpstreamNotification { server, method, message in
-            guard let note = MCPHandler.clientNotification(server: server, method: method, message) else { return }
+        handler.onBroadcast { server, note in
             for s in sessions.all where s.hasStreams && s.identity.mayUse(server: server) { s.send(note) }
         }
     }

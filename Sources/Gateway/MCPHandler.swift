@@ -20,7 +20,21 @@ public final class MCPHandler: Sendable {
         self.gate = gate
         self.settings = NIOLockedValueBox(config)
         self.log = logger
+        // An upstream's log message goes to the sessions whose calls are in flight on it; with
+        // none (and for list changes), to every session that may use the server.
+        manager.onUpstreamNotification { [weak self] server, method, message in
+            guard let self, let note = Self.clientNotification(server: server, method: method, message) else { return }
+            if method == "notifications/message", self.deliverToCallers(server: server, note) { return }
+            for f in self.broadcasters.withLockedValue({ $0 }) { f(server, note) }
+        }
     }
+
+    /// Front ends register here to send an upstream notification (already rewritten for
+    /// clients) to their sessions that may use `server`.
+    public func onBroadcast(_ f: @escaping @Sendable (_ server: String, _ note: [UInt8]) -> Void) {
+        broadcasters.withLockedValue { $0.append(f) }
+    }
+    let broadcasters = NIOLockedValueBox<[@Sendable (String, [UInt8]) -> Void]>([])
 
     public func updateConfig(_ c: ProxyConfig) { settings.withLockedValue { $0 = c } }
 
@@ -40,6 +54,39 @@ public final class MCPHandler: Sendable {
         /// The client's `_meta.progressToken`, as its JSON text.
         var progressToken: String?
         var related: (@Sendable ([UInt8]) -> Void)?
+        /// The calling session (its id keys the callers of a server), and where its
+        /// notifications go: the request's own stream when it has one, else the session's.
+        var sessionKey: String?
+        var notify: (@Sendable ([UInt8]) -> Void)?
+    }
+
+    /// Per server, the sessions with a request in flight there (with a count, one session may
+    /// have several), so an upstream's log messages go to the sessions whose calls caused them.
+    let callers = NIOLockedValueBox<[String: [String: (count: Int, notify: @Sendable ([UInt8]) -> Void)]]>([:])
+
+    /// Runs `work` with the current request's session registered as a caller of `server`.
+    func asCaller<T>(of server: String, _ work: () async throws -> T) async rethrows -> T {
+        guard let ctx = Self.current, let key = ctx.sessionKey, let notify = ctx.notify else { return try await work() }
+        callers.withLockedValue { c in
+            let n = c[server]?[key]?.count ?? 0
+            c[server, default: [:]][key] = (n + 1, notify)
+        }
+        defer {
+            callers.withLockedValue { c in
+                guard let e = c[server]?[key] else { return }
+                if e.count <= 1 { c[server]?.removeValue(forKey: key) } else { c[server]?[key] = (e.count - 1, e.notify) }
+                if c[server]?.isEmpty == true { c.removeValue(forKey: server) }
+            }
+        }
+        return try await work()
+    }
+
+    /// Sends an upstream's notification to the sessions with a call in flight on it; false when
+    /// there are none.
+    func deliverToCallers(server: String, _ note: [UInt8]) -> Bool {
+        let sinks = callers.withLockedValue { $0[server].map { Array($0.values.map(\.notify)) } ?? [] }
+        for s in sinks { s(note) }
+        return !sinks.isEmpty
     }
     @TaskLocal static var current: RequestContext?
     /// Upstream progress tokens are the proxy's own (clients share upstream sessions, so their
@@ -98,7 +145,8 @@ public final class MCPHandler: Sendable {
         guard env.kind == .request, let method = env.method, let id = env.id else { return .accepted }
         do {
             if Self.forwardedMethods.contains(method) {
-                let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related)
+                let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
+                                         sessionKey: session?.id, notify: related ?? session.map { s in { s.send($0) } })
                 let run: @Sendable () async throws -> [UInt8] = {
                     try await MCPHandler.$current.withValue(ctx) {
                         try await self.forwarded(method, id: id, body: body, env: env, identity: identity)
@@ -256,18 +304,25 @@ public final class MCPHandler: Sendable {
         }
     }
 
+    /// Built-in tools, then (direct mode) each visible upstream tool as the upstream sent it,
+    /// byte for byte but for its name (`server__tool`).
     func toolsList(for identity: Identity) -> String {
-        var tools = Self.builtinTools(for: identity)
+        var out = Array(#"{"tools":["#.utf8)
+        for (i, t) in Self.builtinTools(for: identity).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array(t.serialized().utf8)
+        }
         if settings.withLockedValue({ $0.routingMode }) == .direct {
             let catalog = manager.catalog
             for key in catalog.tools.keys.sorted() {
                 let ct = catalog.tools[key]!
-                guard identity.allows(server: ct.server, tool: ct.tool), case .object(var o) = ct.tool.raw else { continue }
-                o["name"] = .string(ct.directName)
-                tools.append(.object(o))
+                guard identity.allows(server: ct.server, tool: ct.tool) else { continue }
+                out.append(UInt8(ascii: ","))
+                out += ct.tool.bytes(renamedTo: ct.directName)
             }
         }
-        return JSONValue.object(["tools": .array(tools)]).serialized()
+        out += Array("]}".utf8)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A signature of what `identity` sees in `tools/list` and `retrieve_tools`, so the event
@@ -509,7 +564,9 @@ public final class MCPHandler: Sendable {
                             requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs, caller: identity.label)
         }
         do {
-            let reply = try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
+            let reply = try await asCaller(of: ct.server) {
+                try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
+            }
             if let e = reply.errorBytes {
                 outcome = "error"
                 var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)

@@ -434,9 +434,8 @@ struct StdioFrontend: Service {
                 emit(JSONRPC.notification(method: "notifications/tools/list_changed"))
             }
         }
-        manager.onUpstreamNotification { server, method, message in
-            guard initialized.withLockedValue({ $0 }), me.mayUse(server: server),
-                  let note = MCPHandler.clientNotification(server: server, method: method, message) else { return }
+        handler.onBroadcast { server, note in
+            guard initialized.withLockedValue({ $0 }), me.mayUse(server: server) else { return }
             emit(note)
         }
         await withGracefulShutdownHandler {

@@ -119,8 +119,32 @@ public struct ToolDefinition: Sendable, Equatable {
     public var inputSchema: JSONValue
     public var outputSchema: JSONValue?
     public var annotations: JSONValue?
-    /// The tool object exactly as the upstream sent it.
+    /// The tool object as the upstream sent it (parsed).
     public var raw: JSONValue
+    /// Its exact bytes, when known: direct mode lists these with only the name replaced, so key
+    /// order and number spelling are the upstream's. Not part of equality (a re-list that only
+    /// respaces the JSON is the same tool).
+    public var rawBytes: [UInt8]?
+
+    public static func == (a: ToolDefinition, b: ToolDefinition) -> Bool {
+        a.name == b.name && a.description == b.description && a.inputSchema == b.inputSchema
+            && a.outputSchema == b.outputSchema && a.annotations == b.annotations && a.raw == b.raw
+    }
+
+    /// The tool object's bytes with its `name` replaced by `newName`: the upstream's exact bytes
+    /// when known, else the parsed object serialized.
+    public func bytes(renamedTo newName: String) -> [UInt8] {
+        if let rawBytes {
+            let spliced: [UInt8]? = rawBytes.withUnsafeBufferPointer { p in
+                guard let m = JSONSpan.members(p, 0..<p.count), let r = m.first(where: { $0.key == "name" })?.value else { return nil }
+                return Array(p[..<r.lowerBound]) + Array(JSONValue.quoted(newName).utf8) + Array(p[r.upperBound...])
+            }
+            if let spliced { return spliced }
+        }
+        guard case .object(var o) = raw else { return Array(raw.serialized().utf8) }
+        o["name"] = .string(newName)
+        return Array(JSONValue.object(o).serialized().utf8)
+    }
 
     public init(name: String, description: String, inputSchema: JSONValue, outputSchema: JSONValue? = nil,
                 annotations: JSONValue? = nil, raw: JSONValue? = nil) {

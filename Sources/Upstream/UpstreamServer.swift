@@ -454,7 +454,19 @@ public actor UpstreamServer {
                 throw ProxyError(.upstreamFailed, "server \"\(name)\" failed tools/list: \(err)")
             }
             guard let result = reply.resultValue() else { throw ProxyError(.upstreamFailed, "server \"\(name)\" sent an unreadable tools/list result") }
-            for t in result["tools"]?.arrayValue ?? [] { if let d = ToolDefinition(json: t) { tools.append(d) } }
+            // Each tool's exact bytes are kept beside its parsed form (direct mode lists them).
+            let rawTools: [[UInt8]] = reply.bytes.withUnsafeBufferPointer { p in
+                guard let r = reply.envelope.result, let m = JSONSpan.members(p, r),
+                      let tr = m.first(where: { $0.key == "tools" })?.value,
+                      let items = JSONSpan.elements(p, tr) else { return [] }
+                return items.map { Array(p[$0]) }
+            }
+            let parsed = result["tools"]?.arrayValue ?? []
+            for (i, t) in parsed.enumerated() {
+                guard var d = ToolDefinition(json: t) else { continue }
+                if rawTools.count == parsed.count { d.rawBytes = rawTools[i] }
+                tools.append(d)
+            }
             guard let next = result["nextCursor"]?.stringValue, !next.isEmpty, next != cursor else { break }
             cursor = next
         }

@@ -80,3 +80,30 @@ import Testing
         #expect((v?["b"] as? [Int]) == [1, 2])
     }
 }
+
+/// Direct mode lists an upstream tool as its exact bytes with only the name replaced.
+@Suite struct ToolDefinitionBytesTests {
+    @Test(arguments: [
+        (#"{"title":"T","name":"echo","inputSchema":{"type":"object","b":1.50,"a":[]}}"#,
+         #"{"title":"T","name":"srv__echo","inputSchema":{"type":"object","b":1.50,"a":[]}}"#),
+        (#"{ "name" : "x\"y" , "description":"é\u00e9" }"#,
+         #"{ "name" : "srv__x\"y" , "description":"é\u00e9" }"#),
+    ])
+    func renamedKeepsEveryOtherByte(_ input: String, _ expected: String) throws {
+        let raw = try JSONValue.parse(Data(input.utf8))
+        var t = try #require(ToolDefinition(json: raw))
+        t.rawBytes = Array(input.utf8)
+        let newName = "srv__" + t.name
+        #expect(String(decoding: t.bytes(renamedTo: newName), as: UTF8.self) == expected)
+    }
+
+    @Test func withoutRawBytesTheParsedObjectIsRenamed() throws {
+        let t = try #require(ToolDefinition(json: try JSONValue.parse(Data(#"{"name":"a","description":"d"}"#.utf8))))
+        let out = try JSONValue.parse(Data(t.bytes(renamedTo: "s__a")))
+        #expect(out["name"]?.stringValue == "s__a" && out["description"]?.stringValue == "d")
+        // Equality ignores the raw bytes: a re-list that only respaces the JSON is the same tool.
+        var spaced = t
+        spaced.rawBytes = Array(#"{ "name": "a", "description": "d" }"#.utf8)
+        #expect(spaced == t)
+    }
+}

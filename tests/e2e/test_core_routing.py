@@ -30,6 +30,44 @@ def test_direct_tools_list(direct):
     assert schema["required"] == ["text"]
 
 
+def test_direct_tools_list_keeps_the_upstreams_bytes(direct):
+    """Each upstream tool is listed as the upstream sent it: same keys in the same order, same
+    values, only the name prefixed (the time server is the Python SDK's, whose key order is not
+    alphabetical)."""
+    import json
+    import subprocess
+    from e2e_support import time_server as _time, http
+    entry = _time("time")
+    msgs = [{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "direct", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}]
+    proc = subprocess.Popen([entry["command"], *entry["args"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        for m in msgs:
+            proc.stdin.write(json.dumps(m) + "\n")
+            proc.stdin.flush()
+        while True:
+            line = proc.stdout.readline()
+            reply = json.loads(line, object_pairs_hook=list)
+            if dict(reply).get("id") == 1:
+                break
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    upstream = dict(dict(reply)["result"])["tools"]
+    s = direct.session()
+    r = s.post({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+    listed = dict(dict(json.loads(r.body, object_pairs_hook=list))["result"])["tools"]
+    by_name = {dict(t)["name"]: t for t in listed}
+    assert upstream, reply
+    for t in upstream:
+        name = dict(t)["name"]
+        renamed = [(k, f"time__{v}" if k == "name" else v) for k, v in t]
+        assert by_name[f"time__{name}"] == renamed, (by_name[f"time__{name}"], renamed)
+
+
 def test_direct_call_through_real_client(direct):
     async def body():
         async with direct.client() as s:
