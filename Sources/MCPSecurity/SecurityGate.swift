@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import ProxyCore
 
 /// The state of one tool as the gate sees it.
@@ -137,8 +138,16 @@ public actor SecurityGate {
     private let runner: ScannerPluginRunning
     private let logCallArguments: Bool
 
-    /// The last tool list and verdict per server (the hot path reads only these).
-    private var current: [String: (tools: [ToolDefinition], verdict: ServerVerdict)] = [:]
+    typealias Entry = (tools: [ToolDefinition], verdict: ServerVerdict)
+    /// The last tool list and verdict per server (the hot path reads only these). Behind a lock
+    /// rather than actor state, so status reads (`GET /api/v1/servers`) never queue behind the
+    /// evaluations of servers that are starting: with hundreds of them, they waited seconds.
+    private nonisolated let currentBox = NIOLockedValueBox<[String: Entry]>([:])
+    private var current: [String: Entry] {
+        get { currentBox.withLockedValue { $0 } }
+        set { currentBox.withLockedValue { $0 = newValue } }
+    }
+    private nonisolated func entry(_ server: String) -> Entry? { currentBox.withLockedValue { $0[server] } }
     /// The identity each server had at its last `evaluate`, recorded at approval.
     private var identities: [String: String] = [:]
 
@@ -415,11 +424,12 @@ public actor SecurityGate {
     }
 
     /// A server's security state for the REST API and the CLI.
-    public func status(server: String) -> ServerSecurityStatus {
+    public nonisolated func status(server: String) -> ServerSecurityStatus {
         let stored = try? store.server(server)
         let tools = (try? currentTools(server)) ?? nil
-        let report = current[server]?.verdict.scan ?? (try? store.scan(server: server)) ?? nil
-        let quarantined = current[server]?.verdict.quarantined ?? stored?.quarantined ?? true
+        let current = entry(server)
+        let report = current?.verdict.scan ?? (try? store.scan(server: server)) ?? nil
+        let quarantined = current?.verdict.quarantined ?? stored?.quarantined ?? true
         var infos: [ToolSecurityInfo] = []
         if let tools {
             let pins = (try? store.pins(server: server)) ?? [:]
@@ -510,8 +520,8 @@ public actor SecurityGate {
     // MARK: Helpers
 
     /// The tools last seen from a server: in memory, or from the store after a restart.
-    private func currentTools(_ server: String) throws -> [ToolDefinition]? {
-        if let c = current[server] { return c.tools }
+    private nonisolated func currentTools(_ server: String) throws -> [ToolDefinition]? {
+        if let c = entry(server) { return c.tools }
         let observed = try store.observed(server: server)
         guard !observed.isEmpty else { return nil }
         return observed.values.sorted { $0.tool < $1.tool }.map { s in
