@@ -27,6 +27,67 @@ public final class MCPHandler: Sendable {
             if method == "notifications/message", self.deliverToCallers(server: server, note) { return }
             for f in self.broadcasters.withLockedValue({ $0 }) { f(server, note) }
         }
+        manager.onServerRequest { [weak self] server, request in
+            guard let self else { return JSONRPC.error(id: request.envelope.id, ProxyError(.unavailable, "mcpproxy is stopping")) }
+            return await self.serverRequest(server: server, request)
+        }
+    }
+
+    static let clientRequestCounter = NIOLockedValueBox(0)
+
+    /// An upstream's request to a client (sampling, elicitation, roots): sent to the session whose
+    /// call is in flight on that server, if the server was granted that kind
+    /// (`allow_client_requests`), is not quarantined, and the client declared the capability.
+    /// The client's result (or error) goes back under the upstream's id; every refusal is an
+    /// error the upstream can read.
+    func serverRequest(server: String, _ request: RawMessage) async -> [UInt8] {
+        let upstreamID = request.envelope.id
+        let method = request.envelope.method ?? ""
+        func refuse(_ e: ProxyError) -> [UInt8] {
+            log.info("refused \(method) from upstream server \"\(server)\": \(e.message)")
+            return JSONRPC.error(id: upstreamID, e)
+        }
+        guard let kind = ClientRequestKind(method: method) else {
+            return refuse(ProxyError(.methodNotFound, "mcpproxy does not forward \(method) to clients"))
+        }
+        let config = settings.withLockedValue { $0.server(named: server) }
+        guard config?.clientRequests.contains(kind) == true else {
+            return refuse(ProxyError(.refused, "server \"\(server)\" may not send \(method): a person can add \"\(kind.rawValue)\" to its allow_client_requests"))
+        }
+        if manager.catalog.refusals["\(server):*"] != nil {
+            return refuse(ProxyError(.refused, "server \"\(server)\" is quarantined: nothing it sends reaches a client"))
+        }
+        // Upstream sessions are shared: the request goes to a session with a call in flight on
+        // this server (with several, one of them).
+        let caller = callers.withLockedValue { $0[server]?.values.first(where: { $0.session != nil }) }
+        guard let caller, let session = caller.session else {
+            return refuse(ProxyError(.unavailable, "no client has a call in flight on server \"\(server)\" to answer \(method)"))
+        }
+        guard session.clientCapabilities?[kind.rawValue] != nil else {
+            return refuse(ProxyError(.unsupported, "the calling client did not declare the \(kind.rawValue) capability"))
+        }
+        let n = Self.clientRequestCounter.withLockedValue { v -> Int in v += 1; return v }
+        let id = JSONValue.quoted("mcpx-req-\(n)")
+        var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.utf8) + Array(#","method":"#.utf8) + Array(JSONValue.quoted(method).utf8)
+        if let p = request.paramsBytes { out += Array(#","params":"#.utf8) + Array(p) }
+        out.append(UInt8(ascii: "}"))
+        let timeout = settings.withLockedValue { $0.callTimeout }
+        do {
+            let answer = try await session.requestClient(id: id, out, send: caller.notify, timeout: timeout)
+            guard let reply = RawMessage(bytes: answer) else {
+                return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) was not JSON-RPC"))
+            }
+            var back = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + (upstreamID ?? Array("null".utf8))
+            if let e = reply.errorBytes { back += Array(#","error":"#.utf8) + Array(e) }
+            else if let r = reply.resultBytes { back += Array(#","result":"#.utf8) + Array(r) }
+            else { return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) had no result")) }
+            back.append(UInt8(ascii: "}"))
+            return back
+        } catch let e as ProxyError {
+            return refuse(e)
+        } catch {
+            return refuse(ProxyError(.unavailable, "the client's session ended before it answered \(method)"))
+        }
     }
 
     /// Front ends register here to send an upstream notification (already rewritten for
@@ -58,23 +119,30 @@ public final class MCPHandler: Sendable {
         /// notifications go: the request's own stream when it has one, else the session's.
         var sessionKey: String?
         var notify: (@Sendable ([UInt8]) -> Void)?
+        var session: MCPSession?
     }
 
     /// Per server, the sessions with a request in flight there (with a count, one session may
     /// have several), so an upstream's log messages go to the sessions whose calls caused them.
-    let callers = NIOLockedValueBox<[String: [String: (count: Int, notify: @Sendable ([UInt8]) -> Void)]]>([:])
+    let callers = NIOLockedValueBox<[String: [String: Caller]]>([:])
+    struct Caller {
+        var count: Int
+        var notify: @Sendable ([UInt8]) -> Void
+        var session: MCPSession?
+    }
 
     /// Runs `work` with the current request's session registered as a caller of `server`.
     func asCaller<T>(of server: String, _ work: () async throws -> T) async rethrows -> T {
         guard let ctx = Self.current, let key = ctx.sessionKey, let notify = ctx.notify else { return try await work() }
         callers.withLockedValue { c in
             let n = c[server]?[key]?.count ?? 0
-            c[server, default: [:]][key] = (n + 1, notify)
+            c[server, default: [:]][key] = Caller(count: n + 1, notify: notify, session: ctx.session)
         }
         defer {
             callers.withLockedValue { c in
-                guard let e = c[server]?[key] else { return }
-                if e.count <= 1 { c[server]?.removeValue(forKey: key) } else { c[server]?[key] = (e.count - 1, e.notify) }
+                guard var e = c[server]?[key] else { return }
+                e.count -= 1
+                if e.count <= 0 { c[server]?.removeValue(forKey: key) } else { c[server]?[key] = e }
                 if c[server]?.isEmpty == true { c.removeValue(forKey: server) }
             }
         }
@@ -134,6 +202,11 @@ public final class MCPHandler: Sendable {
                 return .response(JSONRPC.error(id: Self.bestEffortID(body), ProxyError(.invalidRequest, "invalid request: \(why)")))
             }
         }
+        if env.kind == .response {
+            // The client's answer to a request the proxy sent it for an upstream (sampling, ...).
+            if let session, let rid = env.id { session.clientResponded(id: String(decoding: rid, as: UTF8.self), body) }
+            return .accepted
+        }
         if env.kind == .notification, env.method == "notifications/cancelled" {
             // A request of this session still running stops here and upstream; an unknown or
             // finished one is ignored, as MCP asks.
@@ -146,7 +219,8 @@ public final class MCPHandler: Sendable {
         do {
             if Self.forwardedMethods.contains(method) {
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
-                                         sessionKey: session?.id, notify: related ?? session.map { s in { s.send($0) } })
+                                         sessionKey: session?.id, notify: related ?? session.map { s in { s.send($0) } },
+                                         session: session)
                 let run: @Sendable () async throws -> [UInt8] = {
                     try await MCPHandler.$current.withValue(ctx) {
                         try await self.forwarded(method, id: id, body: body, env: env, identity: identity)
@@ -241,6 +315,7 @@ public final class MCPHandler: Sendable {
         let version = Self.supportedVersions.contains(requested) ? requested : Self.supportedVersions.last!
         session?.protocolVersion = version
         session?.clientName = params?["clientInfo"]?["name"]?.stringValue ?? ""
+        session?.clientCapabilities = params?["capabilities"]
         let result: JSONValue = [
             "protocolVersion": .string(version),
             "capabilities": ["tools": ["listChanged": true], "resources": [:], "prompts": [:], "completions": [:], "logging": [:]],

@@ -19,6 +19,10 @@ public final class MCPSession: Sendable {
         var streams: [UUID: AsyncStream<[UInt8]>.Continuation] = [:]
         /// Requests in flight by their JSON-RPC id (its JSON text), for `notifications/cancelled`.
         var inflight: [String: @Sendable () -> Void] = [:]
+        /// What the client declared in `initialize` (`sampling`, `elicitation`, `roots`, ...).
+        var clientCapabilities: JSONValue?
+        /// Requests the proxy sent the client, by id (JSON text), awaiting its response.
+        var toClient: [String: CheckedContinuation<[UInt8], Error>] = [:]
     }
     private let state: NIOLockedValueBox<State>
 
@@ -53,6 +57,42 @@ public final class MCPSession: Sendable {
             defer { s.toolsSignature = signature }
             return s.toolsSignature != nil && s.toolsSignature != signature
         }
+    }
+
+    public var clientCapabilities: JSONValue? {
+        get { state.withLockedValue { $0.clientCapabilities } }
+        set { state.withLockedValue { $0.clientCapabilities = newValue } }
+    }
+
+    /// Sends the client request `message` (whose id is `id`, as JSON text) through `send` and
+    /// waits for the client's response message; times out after `timeout` seconds.
+    func requestClient(id: String, _ message: [UInt8], send: @Sendable ([UInt8]) -> Void, timeout: Double) async throws -> [UInt8] {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(max(0.1, timeout) * 1e9))
+            self?.finishClientRequest(id, .failure(ProxyError(.timeout, "the client did not answer within \(Int(timeout)) s")))
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], Error>) in
+                state.withLockedValue { $0.toClient[id] = c }
+                send(message)
+            }
+        } onCancel: {
+            self.finishClientRequest(id, .failure(CancellationError()))
+        }
+    }
+
+    /// A response from the client: true when it answered a request the proxy sent.
+    @discardableResult
+    func clientResponded(id: String, _ message: [UInt8]) -> Bool {
+        finishClientRequest(id, .success(message))
+    }
+
+    @discardableResult
+    private func finishClientRequest(_ id: String, _ result: Result<[UInt8], Error>) -> Bool {
+        guard let c = state.withLockedValue({ $0.toClient.removeValue(forKey: id) }) else { return false }
+        c.resume(with: result)
+        return true
     }
 
     /// Runs `work` as request `id` of this session: a `notifications/cancelled` for that id

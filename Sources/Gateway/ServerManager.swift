@@ -104,6 +104,11 @@ public actor ServerManager {
         listeners.withLockedValue { $0.append(f) }
     }
 
+    /// Answers upstream servers' requests to clients (sampling, elicitation, roots).
+    public nonisolated func onServerRequest(_ f: @escaping @Sendable (_ server: String, _ request: RawMessage) async -> [UInt8]) {
+        env.serverRequests.set(f)
+    }
+
     /// Called with each notification an upstream sends for the clients (its log messages, its
     /// resource and prompt list changes), with the server's name.
     public nonisolated func onUpstreamNotification(_ f: @escaping @Sendable (String, String, RawMessage) -> Void) {

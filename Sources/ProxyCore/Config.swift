@@ -185,6 +185,25 @@ public struct ServerIsolationConfig: Sendable, Equatable {
     public init() {}
 }
 
+/// A server-to-client request an upstream may be allowed to make.
+public enum ClientRequestKind: String, Sendable, CaseIterable {
+    case sampling, elicitation, roots
+
+    /// The MCP method of this kind.
+    public var method: String {
+        switch self {
+        case .sampling: return "sampling/createMessage"
+        case .elicitation: return "elicitation/create"
+        case .roots: return "roots/list"
+        }
+    }
+
+    public init?(method: String) {
+        guard let k = Self.allCases.first(where: { $0.method == method }) else { return nil }
+        self = k
+    }
+}
+
 /// One upstream server.
 public struct ServerConfig: Sendable, Equatable {
     public var name: String
@@ -201,6 +220,10 @@ public struct ServerConfig: Sendable, Equatable {
     public var quarantined: Bool? = nil
     /// Startup timeout (spawn through `initialize`), seconds; nil = the default.
     public var startupTimeout: Double? = nil
+    /// Requests this server may send to the client whose call is in flight (`allow_client_requests`).
+    /// Empty by default: sampling spends the user's model, elicitation asks the user, roots
+    /// reveal paths; each is granted per server.
+    public var clientRequests: Set<ClientRequestKind> = []
 
     public init(name: String) { self.name = name }
 

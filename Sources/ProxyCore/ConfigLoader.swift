@@ -354,7 +354,7 @@ struct Walker {
     mutating func server(_ v: Any, _ path: String, defaultName: String?) -> ServerConfig? {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["name", "command", "args", "env", "url", "protocol", "type", "enabled", "disabled", "working_dir",
-                        "isolation", "quarantined", "timeout", "headers", "cwd"], path)
+                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests"], path)
         var name = defaultName
         if let x = o["name"] { name = string(x, "\(path).name") }
         guard let name, !name.isEmpty else { error("\(path).name", "a server needs a name"); return nil }
@@ -392,6 +392,13 @@ struct Walker {
         if let x = o["working_dir"] ?? o["cwd"], let w = string(x, "\(path).working_dir") { s.workingDir = w }
         if let x = o["quarantined"], let b = bool(x, "\(path).quarantined") { s.quarantined = b }
         if let x = o["timeout"], let t = duration(x, "\(path).timeout") { s.startupTimeout = t }
+        if let x = o["allow_client_requests"], let list = stringArray(x, "\(path).allow_client_requests") {
+            for v in list {
+                if let k = ClientRequestKind(rawValue: v) { s.clientRequests.insert(k) } else {
+                    error("\(path).allow_client_requests", "unknown request kind \"\(v)\" (expected sampling, elicitation or roots)")
+                }
+            }
+        }
         if let x = o["isolation"] { s.isolation = isolation(x, "\(path).isolation") }
 
         if s.command == nil && s.url == nil && o["command"] == nil && o["url"] == nil {

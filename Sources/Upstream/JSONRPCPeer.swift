@@ -50,6 +50,9 @@ public final class JSONRPCPeer: @unchecked Sendable {
     public var transport: UpstreamTransport?
     /// Called for notifications from the server (on a NIO thread; keep it short).
     public var onNotification: (@Sendable (String, RawMessage) -> Void)?
+    /// Answers the server's requests other than ping (sampling, elicitation, roots): returns the
+    /// whole reply message, with the server's id. Without it they are answered -32601.
+    public var onRequest: (@Sendable (RawMessage) async -> [UInt8])?
     /// Called when the run of requests that timed out in a row changes: with its length and the
     /// last timeout's message after a timeout, with 0 and nil when an answer ends the run.
     public var onTimeoutStreak: (@Sendable (Int, String?) -> Void)?
@@ -180,8 +183,13 @@ public final class JSONRPCPeer: @unchecked Sendable {
             }
             onNotification?(message.envelope.method ?? "", message)
         case .request:
-            // Server-to-client requests: answer ping; we offer no roots, sampling or elicitation.
+            // Server-to-client requests: ping is answered here; the others go to `onRequest`
+            // (which routes them to the client whose call is in flight, when allowed).
             guard let transport, let id = message.envelope.id else { return }
+            if message.envelope.method != "ping", let onRequest {
+                Task { try? await transport.send(await onRequest(message)) }
+                return
+            }
             let reply: [UInt8] = message.envelope.method == "ping"
                 ? JSONRPC.result(id: id, json: "{}")
                 : JSONRPC.error(id: id, code: -32601, message: "mcpproxy does not support \(message.envelope.method ?? "") from upstream servers")

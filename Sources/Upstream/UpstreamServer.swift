@@ -34,6 +34,22 @@ public struct ServerSnapshot: Sendable {
     public var capabilities: JSONValue? = nil
 }
 
+/// Hands a server's request to a client (sampling, elicitation, roots) to whoever can answer it:
+/// the gateway, which knows the sessions. Until one is set, such requests are refused.
+public final class ServerRequestRouter: Sendable {
+    private let handler = NIOLockedValueBox<(@Sendable (String, RawMessage) async -> [UInt8])?>(nil)
+    public init() {}
+    public func set(_ f: @escaping @Sendable (_ server: String, _ request: RawMessage) async -> [UInt8]) {
+        handler.withLockedValue { $0 = f }
+    }
+    public func route(server: String, _ request: RawMessage) async -> [UInt8] {
+        guard let f = handler.withLockedValue({ $0 }) else {
+            return JSONRPC.error(id: request.envelope.id, code: -32601, message: "mcpproxy does not forward \(request.envelope.method ?? "") here")
+        }
+        return await f(server, request)
+    }
+}
+
 /// Events an upstream reports to whoever manages it.
 public enum UpstreamEvent: Sendable {
     case toolsChanged(String)
@@ -67,6 +83,8 @@ public struct UpstreamEnvironment: Sendable {
     public var stopGrace: Double
     /// Shared by all servers: how many start at once.
     public var startLimiter: StartLimiter
+    /// Where servers' requests to clients go (set by the gateway).
+    public var serverRequests = ServerRequestRouter()
 
     public init(group: EventLoopGroup, httpClient: HTTPClient, launchContext: @escaping @Sendable () -> LaunchContext,
                 logs: LogFiles, logger: Logger, logLevel: Logger.Level, maxMessageBytes: Int,
@@ -312,6 +330,9 @@ public actor UpstreamServer {
                 break
             }
         }
+        // Requests to clients go to the gateway, which refuses what the server was not granted.
+        let router = env.serverRequests
+        peer.onRequest = { message in await router.route(server: serverName, message) }
         let unresponsiveAfter = proxyConfig.supervision.unresponsiveAfter
         peer.onTimeoutStreak = { [weak self] streak, why in
             guard let self else { return }
@@ -409,7 +430,11 @@ public actor UpstreamServer {
         live.withLockedValue { $0.peer = peer }
 
         let deadline = Date().addingTimeInterval(startupTimeout)
-        let initParams = #"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcpproxy","version":"\#(ProxyVersion.current)"}}"#
+        // Only the client features this server was granted (`allow_client_requests`) are declared.
+        var caps: [String: JSONValue] = [:]
+        for k in config.clientRequests { caps[k.rawValue] = k == .roots ? ["listChanged": false] : .object([:]) }
+        let initParams = #"{"protocolVersion":"2025-06-18","capabilities":"# + JSONValue.object(caps).serialized()
+            + #","clientInfo":{"name":"mcpproxy","version":"\#(ProxyVersion.current)"}}"#
         let initReply: RawMessage
         do {
             initReply = try await peer.request(method: "initialize", params: Array(initParams.utf8), timeout: startupTimeout)

@@ -73,6 +73,20 @@ import Testing
         #expect(i.volumes == ["/a:/b"] && i.allow == ["writable_rootfs"] && i.allowTCPConnect == [443] && i.pidsLimit == 8)
     }
 
+    /// `allow_client_requests`: none by default; known kinds only; written back sorted.
+    @Test func allowClientRequests() throws {
+        let c = try load(#"{"mcpServers": [{"name": "a", "command": "x", "allow_client_requests": ["roots", "sampling"]}, {"name": "b", "command": "y"}]}"#).config
+        #expect(c.servers[0].clientRequests == [.roots, .sampling])
+        #expect(c.servers[1].clientRequests.isEmpty)
+        #expect(ConfigFile.json(for: c.servers[0])["allow_client_requests"] as? [String] == ["roots", "sampling"])
+        #expect(errorMessage(#"{"mcpServers": [{"name": "a", "command": "x", "allow_client_requests": ["smapling"]}]}"#)
+            .contains("mcpServers[0].allow_client_requests: unknown request kind \"smapling\" (expected sampling, elicitation or roots)"))
+        #expect(ClientRequestKind(method: "elicitation/create") == .elicitation)
+        #expect(ClientRequestKind(method: "tools/call") == nil)
+        let typo = try load(#"{"mcpServers": [{"name": "a", "command": "x", "allow_client_request": ["roots"]}]}"#)
+        #expect(typo.warnings.first?.message.contains("allow_client_requests") == true)
+    }
+
     @Test func unknownKeysWarnNotFail() throws {
         let l = try load(#"{"colour": 1, "mcpServers": [{"name": "a", "command": "x", "shiny": true, "isolation": {"sparkle": 1}}]}"#)
         #expect(l.warnings.map(\.path) == ["colour", "mcpServers[0].shiny", "mcpServers[0].isolation.sparkle"])

@@ -180,3 +180,110 @@ def test_ten_megabyte_results_cross_from_every_upstream_transport(proxy, py_http
         assert not r["result"].get("isError"), str(r)[:300]
         assert r["result"]["content"][0]["text"] == expected, server
     print(f"\n10 MB result: stdio {took['bio']:.2f} s, streamable HTTP {took['bh']:.2f} s, SSE {took['bs']:.2f} s")
+
+
+def _sdk_client(p, **callbacks):
+    """An initialized SDK ClientSession over streamable HTTP with the given callbacks."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def cm():
+        from mcp import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as client:
+            async with streamable_http_client(p.mcp_url, http_client=client) as (read, write, *_):
+                async with ClientSession(read, write, **callbacks) as s:
+                    await s.initialize()
+                    yield s
+    return cm()
+
+
+def test_sampling_elicitation_and_roots_reach_the_calling_client_when_allowed(proxy):
+    import mcp.types as types
+    seen = {}
+
+    async def sampling(context, params):
+        seen["sampling"] = params.messages[0].content.text
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
+                                         model="test-model", stop_reason="endTurn")
+
+    async def elicitation(context, params):
+        seen["elicitation"] = params.message
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async def roots(context):
+        seen["roots"] = True
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+
+    p = proxy(make_config([_py("docs") | {"allow_client_requests": ["sampling", "elicitation", "roots"]},
+                           _py("plain")]))
+
+    async def body():
+        async with _sdk_client(p, sampling_callback=sampling, elicitation_callback=elicitation,
+                               list_roots_callback=roots) as s:
+            allowed = await s.call_tool("call_tool", {"name": "docs:ask_client", "args": {"question": "6 x 7?"}})
+            refused = await s.call_tool("call_tool", {"name": "plain:sample_only", "args": {"question": "hi"}})
+            return allowed, refused
+    allowed, refused = run_async(body)
+    text = "".join(c.text for c in allowed.content)
+    assert not allowed.is_error, text
+    assert text == "model: forty-two; confirmed: True; roots: file:///work/project", text
+    assert seen == {"sampling": "6 x 7?", "elicitation": "Proceed?", "roots": True}, seen
+    # A server without the grant gets an error it can read; the client is never asked.
+    rtext = "".join(c.text for c in refused.content)
+    assert rtext.startswith("refused:") and "allow_client_requests" in rtext, rtext
+
+
+def test_sampling_over_stdio_front_end(tmp_path, binaries):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([_py("docs") | {"allow_client_requests": ["sampling"]}])))
+    proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                             "--data-dir", str(tmp_path / "data")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
+                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    lines: list[dict] = []
+    lock = threading.Lock()
+
+    def send(m) -> None:
+        proc.stdin.write(json.dumps(m).encode() + b"\n")
+        proc.stdin.flush()
+
+    def reader():
+        for raw in proc.stdout:
+            m = json.loads(raw)
+            with lock:
+                lines.append(m)
+            if m.get("method") == "sampling/createMessage":  # answer as a client would
+                send({"jsonrpc": "2.0", "id": m["id"], "result": {
+                    "role": "assistant", "content": {"type": "text", "text": "from stdio client"}, "model": "m"}})
+    threading.Thread(target=reader, daemon=True).start()
+
+    def reply(i):
+        with lock:
+            return next((m for m in lines if m.get("id") == i and "method" not in m), None)
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}})
+        wait_until(lambda: reply(1), 20, 0.05, "initialize reply")
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        n = [100]
+
+        def answered():
+            n[0] += 1
+            send({"jsonrpc": "2.0", "id": n[0], "method": "tools/call", "params": {
+                "name": "call_tool", "arguments": {"name": "docs:sample_only", "args": {"question": "q"}}}})
+            r = wait_until(lambda: reply(n[0]), 30, 0.05, "a reply")
+            return r if not r["result"].get("isError") else None
+        r = wait_until(answered, 40, 0.3, "docs to answer")
+        assert r["result"]["content"][0]["text"] == "model: from stdio client", r
+        with lock:
+            asked = [m for m in lines if m.get("method") == "sampling/createMessage"]
+        assert asked and asked[0]["params"]["messages"][0]["content"]["text"] == "q", asked
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

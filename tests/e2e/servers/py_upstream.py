@@ -65,6 +65,41 @@ def main() -> None:
             return "not cancelled"
 
         @server.tool()
+        async def ask_client(question: str, ctx: Context) -> str:
+            """Ask the client's model a question (sampling), ask the user to confirm (elicitation)
+            and list the client's roots; return all three answers."""
+            from pydantic import BaseModel
+            try:
+                from mcp.types import SamplingMessage, TextContent
+            except ImportError:
+                from mcp_types import SamplingMessage, TextContent
+
+            class Confirm(BaseModel):
+                ok: bool
+
+            r = await ctx.session.create_message(
+                [SamplingMessage(role="user", content=TextContent(type="text", text=question))], max_tokens=50)
+            e = await ctx.elicit("Proceed?", Confirm)
+            roots = await ctx.session.list_roots()
+            text = r.content.text if hasattr(r.content, "text") else str(r.content)
+            confirmed = e.data.ok if e.action == "accept" else e.action
+            return f"model: {text}; confirmed: {confirmed}; roots: {','.join(str(x.uri) for x in roots.roots)}"
+
+        @server.tool()
+        async def sample_only(question: str, ctx: Context) -> str:
+            """Ask the client's model a question (sampling) and return the answer or the error."""
+            try:
+                from mcp.types import SamplingMessage, TextContent
+            except ImportError:
+                from mcp_types import SamplingMessage, TextContent
+            try:
+                r = await ctx.session.create_message(
+                    [SamplingMessage(role="user", content=TextContent(type="text", text=question))], max_tokens=50)
+                return f"model: {r.content.text}"
+            except Exception as exc:  # noqa: BLE001 - the refusal is the answer under test
+                return f"refused: {exc}"
+
+        @server.tool()
         def big_text(size: int) -> str:
             """Return a text of the given size in bytes (a repeated pattern)."""
             pattern = "0123456789abcdef"
