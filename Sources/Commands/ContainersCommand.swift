@@ -53,6 +53,8 @@ public struct ContainersCommand: AsyncParsableCommand {
         public static let configuration = CommandConfiguration(
             abstract: "List containers labelled mcpproxy.managed=true and their owners' state.")
 
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
         public init() {}
 
         public func run() async throws {
@@ -60,6 +62,14 @@ public struct ContainersCommand: AsyncParsableCommand {
                 instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true,
                 log: { _ in })
             if let problem = report.problem { throw ValidationError(problem) }
+            if json {
+                let list: [JSONValue] = report.decisions.map { d in
+                    ["id": .string(d.id), "server": d.server.map { .string($0) } ?? .null,
+                     "state": .string(d.remove ? "orphan" : "owned"), "reason": .string(d.reason)]
+                }
+                print(JSONValue.object(["containers": .array(list)]).serialized())
+                return
+            }
             if report.decisions.isEmpty { print("no mcpproxy-managed containers"); return }
             for d in report.decisions {
                 print("\(d.id.prefix(12))  \(d.server ?? "?")  \(d.remove ? "orphan" : "owned"): \(d.reason)")

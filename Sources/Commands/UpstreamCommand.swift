@@ -11,11 +11,26 @@ struct UpstreamCommand: AsyncParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List configured servers.")
         @OptionGroup var paths: PathOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
         func run() throws {
             let c = try ConfigLoader.load(path: paths.resolvedConfig).config
+            if json {
+                // Env values and header values are secrets: only their names are listed.
+                let list: [JSONValue] = c.servers.map { s in
+                    var o: [String: JSONValue] = ["name": .string(s.name), "enabled": .bool(s.enabled),
+                                                  "approval": .string(s.quarantined == false ? "approved" : "quarantined"),
+                                                  "protocol": .string(s.effectiveProtocol.rawValue),
+                                                  "env": .array(s.env.keys.sorted().map { .string($0) })]
+                    if let cmd = s.command { o["command"] = .string(cmd); o["args"] = .array(s.args.map { .string($0) }) }
+                    if let u = s.url { o["url"] = .string(URLRedaction.redact(u)) }
+                    return .object(o)
+                }
+                print(JSONValue.object(["servers": .array(list)]).serialized())
+                return
+            }
             for s in c.servers {
                 let q = s.quarantined == false ? "approved" : "quarantined"
-                print("\(s.name)\t\(s.enabled ? "enabled" : "disabled")\t\(q)\t\(s.command ?? s.url ?? "")")
+                print("\(s.name)\t\(s.enabled ? "enabled" : "disabled")\t\(q)\t\(s.command ?? s.url.map(URLRedaction.redact) ?? "")")
             }
         }
     }

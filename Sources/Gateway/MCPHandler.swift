@@ -23,7 +23,9 @@ public final class MCPHandler: Sendable {
         // An upstream's log message goes to the sessions whose calls are in flight on it; with
         // none (and for list changes), to every session that may use the server.
         manager.onUpstreamNotification { [weak self] server, method, message in
-            guard let self, let note = Self.clientNotification(server: server, method: method, message) else { return }
+            // Nothing a quarantined server sends reaches a client.
+            guard let self, manager.catalog.refusals["\(server):*"] == nil,
+                  let note = Self.clientNotification(server: server, method: method, message) else { return }
             if method == "notifications/message", self.deliverToCallers(server: server, note) { return }
             for f in self.broadcasters.withLockedValue({ $0 }) { f(server, note) }
         }

@@ -46,3 +46,24 @@ def test_upstream_approve_keeps_comments(tmp_path, binaries):
     for comment in ("// my servers", "// the fixture, pending review", "// inline"):
         assert comment in after, after
     assert '"quarantined": false' in after and after.replace("false", "true") == text, after
+
+
+def test_read_commands_print_json_without_secrets(proxy):
+    """`upstream list --json` and `containers list --json` are machine-readable; no listing shows
+    an env value or URL credentials."""
+    import json as _json
+    entry = fixture_server("a", env={"SERVICE_TOKEN": "s3cr3t-value"})
+    remote = {"name": "r", "url": "http://user:pw-secret@127.0.0.1:9/mcp?api_key=k-secret", "protocol": "http"}
+    p = proxy.create(make_config([entry, remote]))
+    out = p.cli("upstream", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    servers = {s["name"]: s for s in _json.loads(out.stdout)["servers"]}
+    assert servers["a"]["env"] == ["SERVICE_TOKEN"] and servers["a"]["protocol"] == "stdio", servers
+    assert servers["r"]["protocol"] == "http" and servers["a"]["approval"] in ("approved", "quarantined")
+    text = p.cli("upstream", "list")
+    for listing in (out.stdout, text.stdout):
+        assert "s3cr3t-value" not in listing and "pw-secret" not in listing and "k-secret" not in listing, listing
+    c = subprocess.run([str(bin_dir() / "mcpproxy"), "containers", "list", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert c.returncode == 0, c.stderr
+    assert isinstance(_json.loads(c.stdout)["containers"], list)
