@@ -232,4 +232,67 @@ extension MCPHandler {
             return nil
         }
     }
+
+    // MARK: resource subscriptions
+
+    /// `resources/subscribe` / `unsubscribe` of a federated URI. The upstream is subscribed once
+    /// per URI, whatever the number of sessions; the last session to leave unsubscribes it.
+    func subscription(id: [UInt8], _ p: [String: JSONValue], identity: Identity, session: MCPSession?,
+                      subscribe: Bool) async throws -> [UInt8] {
+        guard let session else { throw ProxyError(.invalidRequest, "resource subscriptions need a session (initialize first)") }
+        guard let uri = p["uri"]?.stringValue, let (name, original) = FederatedName.unwrap(uri: uri) else {
+            throw ProxyError(.invalidArgument, "unknown resource: expected a URI from resources/list (mcpproxy://SERVER/...)")
+        }
+        let server = try await federatedServer(name, for: identity, capability: "resources", what: "resource")
+        guard (await server.snapshot()).capabilities?["resources"]?["subscribe"]?.boolValue == true else {
+            throw ProxyError(.invalidArgument, "the server of this resource does not support subscriptions")
+        }
+        let key = SubscriptionKey(server: name, uri: original)
+        let upstreamCall: Bool = subscriptions.withLockedValue { s in
+            if subscribe {
+                let first = s[key]?.isEmpty ?? true
+                s[key, default: [:]][session.id] = session
+                return first
+            }
+            guard s[key]?.removeValue(forKey: session.id) != nil else { return false }
+            if s[key]?.isEmpty == true { s.removeValue(forKey: key); return true }
+            return false
+        }
+        if upstreamCall {
+            let timeout = settings.withLockedValue { $0.callTimeout }
+            let reply = try? await server.request(method: subscribe ? "resources/subscribe" : "resources/unsubscribe",
+                                                  params: Array(JSONValue.object(["uri": .string(original)]).serialized().utf8),
+                                                  timeout: min(timeout, 30))
+            if subscribe, reply == nil || reply?.errorBytes != nil {
+                subscriptions.withLockedValue { s in
+                    s[key]?.removeValue(forKey: session.id)
+                    if s[key]?.isEmpty == true { s.removeValue(forKey: key) }
+                }
+                throw ProxyError(.upstreamFailed, "the upstream refused the subscription: \(reply?.errorSummary() ?? "no answer")")
+            }
+        }
+        return JSONRPC.result(id: id, json: "{}")
+    }
+
+    /// An upstream's `notifications/resources/updated`: to the sessions subscribed to that URI
+    /// (still open and still allowed to use the server), with the URI in its federated form.
+    func resourceUpdated(server: String, _ message: RawMessage) {
+        guard let raw = message.paramsBytes, case .object(var params)? = try? JSONValue.parse(Data(raw)),
+              let uri = params["uri"]?.stringValue else { return }
+        let key = SubscriptionKey(server: server, uri: uri)
+        let sessions = subscriptions.withLockedValue { s -> [MCPSession] in
+            guard var subs = s[key] else { return [] }
+            subs = subs.filter { !$0.value.isClosed }  // sessions that ended are dropped here
+            s[key] = subs.isEmpty ? nil : subs
+            return Array(subs.values)
+        }
+        params["uri"] = .string(FederatedName.wrap(server: server, uri: uri))
+        let note = JSONRPC.notification(method: "notifications/resources/updated", params: .object(params))
+        for s in sessions where s.identity.mayUse(server: server) { s.send(note) }
+    }
+}
+
+struct SubscriptionKey: Hashable {
+    var server: String
+    var uri: String
 }

@@ -22,16 +22,20 @@ final class SessionStore: Sendable {
     func create(identity: Identity, toolsSignature: Int) -> MCPSession {
         let s = MCPSession(id: UUID().uuidString.lowercased(), identity: identity)
         _ = s.updateToolsSignature(toolsSignature)
-        sessions.withLockedValue { all in
+        let evicted = sessions.withLockedValue { all -> [MCPSession] in
+            var gone: [MCPSession] = []
             if all.count >= maxSessions {
                 let now = Date()
-                all = all.filter { now.timeIntervalSince($0.value.lastSeen) < idleLimit }
+                gone = all.values.filter { now.timeIntervalSince($0.lastSeen) >= idleLimit }
+                for g in gone { all.removeValue(forKey: g.id) }
                 if all.count >= maxSessions, let oldest = all.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
-                    all.removeValue(forKey: oldest.key)
+                    if let o = all.removeValue(forKey: oldest.key) { gone.append(o) }
                 }
             }
             all[s.id] = s
+            return gone
         }
+        evicted.forEach { $0.closeStreams() }
         return s
     }
     /// The session with this id if `identity` owns it; another identity gets nil, exactly as

@@ -24,8 +24,9 @@ public final class MCPHandler: Sendable {
         // none (and for list changes), to every session that may use the server.
         manager.onUpstreamNotification { [weak self] server, method, message in
             // Nothing a quarantined server sends reaches a client.
-            guard let self, manager.catalog.refusals["\(server):*"] == nil,
-                  let note = Self.clientNotification(server: server, method: method, message) else { return }
+            guard let self, manager.catalog.refusals["\(server):*"] == nil else { return }
+            if method == "notifications/resources/updated" { self.resourceUpdated(server: server, message); return }
+            guard let note = Self.clientNotification(server: server, method: method, message) else { return }
             if method == "notifications/message", self.deliverToCallers(server: server, note) { return }
             for f in self.broadcasters.withLockedValue({ $0 }) { f(server, note) }
         }
@@ -36,6 +37,8 @@ public final class MCPHandler: Sendable {
     }
 
     static let clientRequestCounter = NIOLockedValueBox(0)
+    /// Resource subscriptions: per upstream server and URI, the sessions subscribed (by id).
+    let subscriptions = NIOLockedValueBox<[SubscriptionKey: [String: MCPSession]]>([:])
 
     /// An upstream's request to a client (sampling, elicitation, roots): sent to the session whose
     /// call is in flight on that server, if the server was granted that kind
@@ -239,6 +242,9 @@ public final class MCPHandler: Sendable {
             case "resources/templates/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: true)))
             case "prompts/list": return .response(JSONRPC.result(id: id, json: await promptsList(identity)))
             case "logging/setLevel": return .response(try await setLevel(id: id, params(body, env), identity: identity))
+            case "resources/subscribe", "resources/unsubscribe":
+                return .response(try await subscription(id: id, params(body, env), identity: identity, session: session,
+                                                        subscribe: method == "resources/subscribe"))
             default:
                 return .response(JSONRPC.error(id: id, ProxyError(.methodNotFound, "method not found: \(method)")))
             }
@@ -320,7 +326,8 @@ public final class MCPHandler: Sendable {
         session?.clientCapabilities = params?["capabilities"]
         let result: JSONValue = [
             "protocolVersion": .string(version),
-            "capabilities": ["tools": ["listChanged": true], "resources": [:], "prompts": [:], "completions": [:], "logging": [:]],
+            "capabilities": ["tools": ["listChanged": true], "resources": ["subscribe": true, "listChanged": true],
+                             "prompts": ["listChanged": true], "completions": [:], "logging": [:]],
             "serverInfo": ["name": "mcpproxy", "version": .string(ProxyVersion.current)],
             "instructions": "mcpproxy federates many MCP servers. Use retrieve_tools to search their tools, then call_tool (or call_tool_read/_write/_destructive) with the name it returns (server:tool).",
         ]

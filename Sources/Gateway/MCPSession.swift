@@ -23,6 +23,10 @@ public final class MCPSession: Sendable {
         var clientCapabilities: JSONValue?
         /// Requests the proxy sent the client, by id (JSON text), awaiting its response.
         var toClient: [String: CheckedContinuation<[UInt8], Error>] = [:]
+        /// Ended (DELETE, eviction, shutdown): nothing more is sent to it.
+        var closed = false
+        /// Where `send` writes when the session has a pipe rather than event streams (stdio).
+        var directSink: (@Sendable ([UInt8]) -> Void)?
     }
     private let state: NIOLockedValueBox<State>
 
@@ -127,15 +131,19 @@ public final class MCPSession: Sendable {
     func closeStream(_ id: UUID) { state.withLockedValue { $0.streams.removeValue(forKey: id) }?.finish() }
     func closeStreams() {
         let all = state.withLockedValue { s -> [AsyncStream<[UInt8]>.Continuation] in
-            defer { s.streams.removeAll() }
+            defer { s.streams.removeAll(); s.closed = true }
             return Array(s.streams.values)
         }
         all.forEach { $0.finish() }
     }
+    var isClosed: Bool { state.withLockedValue { $0.closed } }
+    /// Messages to this session go straight to `sink` (the stdio front end's pipe).
+    func sendDirectly(to sink: @escaping @Sendable ([UInt8]) -> Void) { state.withLockedValue { $0.directSink = sink } }
     /// True while at least one event stream is open.
     var hasStreams: Bool { state.withLockedValue { !$0.streams.isEmpty } }
     /// Sends one JSON-RPC message as an SSE event on every open stream of this session.
     func send(_ message: [UInt8]) {
+        if let sink = state.withLockedValue({ $0.directSink }) { sink(message); return }
         let event = Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
         for c in state.withLockedValue({ Array($0.streams.values) }) { c.yield(event) }
     }

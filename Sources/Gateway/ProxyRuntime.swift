@@ -434,6 +434,9 @@ struct StdioFrontend: Service {
                 emit(JSONRPC.notification(method: "notifications/tools/list_changed"))
             }
         }
+        session.sendDirectly(to: { message in
+            if initialized.withLockedValue({ $0 }) { emit(message) }
+        })
         handler.onBroadcast { server, note in
             guard initialized.withLockedValue({ $0 }), me.mayUse(server: server) else { return }
             emit(note)

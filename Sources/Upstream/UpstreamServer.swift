@@ -324,7 +324,8 @@ public actor UpstreamServer {
             case "notifications/tools/list_changed":
                 if relistScheduled.withLockedValue({ was in defer { was = true }; return was }) { return }
                 Task { await self.toolsListChanged(gen, relistScheduled) }
-            case "notifications/message", "notifications/resources/list_changed", "notifications/prompts/list_changed":
+            case "notifications/message", "notifications/resources/list_changed", "notifications/prompts/list_changed",
+                 "notifications/resources/updated":
                 report(.notification(serverName, method: method, message))
             default:
                 break

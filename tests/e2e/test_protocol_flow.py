@@ -287,3 +287,38 @@ def test_sampling_over_stdio_front_end(tmp_path, binaries):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_resource_subscriptions_are_federated(proxy):
+    """resources/subscribe of a federated URI subscribes the upstream once; its
+    notifications/resources/updated reaches the subscribed session with the federated URI;
+    unsubscribe of the last session unsubscribes upstream."""
+    from urllib.parse import quote
+    p = proxy(make_config([_py("docs")]))
+    updates: list[str] = []
+
+    async def on_message(message):
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/resources/updated":
+            updates.append(str(root.params.uri))
+
+    uri = "mcpproxy://docs/" + quote("notes://item/7", safe="-._~")
+
+    async def body():
+        import anyio
+        async with _sdk_client(p, message_handler=on_message) as s:
+            caps = s.get_server_capabilities() if hasattr(s, "get_server_capabilities") else None
+            await s.subscribe_resource(uri)
+            r1 = await s.call_tool("call_tool", {"name": "docs:touch_note", "args": {"item_id": "7"}})
+            for _ in range(50):
+                if updates:
+                    break
+                await anyio.sleep(0.1)
+            await s.unsubscribe_resource(uri)
+            r2 = await s.call_tool("call_tool", {"name": "docs:touch_note", "args": {"item_id": "7"}})
+            return caps, r1, r2
+    caps, r1, r2 = run_async(body)
+    assert "".join(c.text for c in r1.content) == "notified notes://item/7", r1
+    assert updates == [uri], updates
+    # After the last session unsubscribed, the upstream no longer has the subscription.
+    assert "nobody subscribed" in "".join(c.text for c in r2.content), r2

@@ -99,6 +99,33 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - the refusal is the answer under test
                 return f"refused: {exc}"
 
+        # Resource subscriptions (SDK 2.x low-level handlers): subscribed URIs are remembered,
+        # and touch_note sends notifications/resources/updated for one of them.
+        subscribed: set[str] = set()
+        try:
+            import mcp.types as _t
+
+            async def on_subscribe(ctx, params):
+                subscribed.add(str(params.uri))
+                return _t.EmptyResult()
+
+            async def on_unsubscribe(ctx, params):
+                subscribed.discard(str(params.uri))
+                return _t.EmptyResult()
+            server._lowlevel_server.add_request_handler("resources/subscribe", _t.SubscribeRequestParams, on_subscribe)
+            server._lowlevel_server.add_request_handler("resources/unsubscribe", _t.UnsubscribeRequestParams, on_unsubscribe)
+        except (AttributeError, ImportError):
+            pass
+
+        @server.tool()
+        async def touch_note(item_id: str, ctx: Context) -> str:
+            """Change a note: subscribers of notes://item/ID are told it was updated."""
+            uri = f"notes://item/{item_id}"
+            if uri in subscribed:
+                await ctx.session.send_resource_updated(uri)
+                return f"notified {uri}"
+            return f"nobody subscribed to {uri}; subscribed: {sorted(subscribed)}"
+
         @server.tool()
         def big_text(size: int) -> str:
             """Return a text of the given size in bytes (a repeated pattern)."""
