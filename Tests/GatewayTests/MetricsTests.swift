@@ -170,6 +170,32 @@ struct MetricsTests {
         #expect(!text.contains(#"server="a""#), "\(text)")
     }
 
+    /// Concurrent callers lose no count (the hot path is one lock and a lookup); the cost per
+    /// call is printed, never asserted.
+    @Test func concurrentCallsAreAllCounted() async {
+        let m = ProxyMetrics()
+        let tasks = 8, perTask = 25_000
+        let start = DispatchTime.now().uptimeNanoseconds
+        await withTaskGroup(of: Void.self) { g in
+            for t in 0..<tasks {
+                g.addTask {
+                    let tool = "t\(t % 4)"
+                    for _ in 0..<perTask {
+                        m.request(method: "tools/call")
+                        m.toolCall(server: "a", tool: tool, configured: true, inCatalogue: true, outcome: .ok, nanoseconds: 1000)
+                    }
+                }
+            }
+        }
+        let ns = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(tasks * perTask)
+        print("metrics: \(Int(ns)) ns per counted call (request + tool call + latency), \(tasks) tasks")
+        let calls = Self.samples(m.text(), "mcpproxy_tool_calls_total")
+        for t in 0..<4 {
+            #expect(calls["mcpproxy_tool_calls_total{server=\"a\",tool=\"t\(t)\",outcome=\"ok\"}"] == Double(2 * perTask))
+        }
+        #expect(Self.samples(m.text(), "mcpproxy_mcp_requests_total")[#"mcpproxy_mcp_requests_total{method="tools/call"}"#] == Double(tasks * perTask))
+    }
+
     // MARK: process stats
 
     @Test func procStatIsParsed() {
