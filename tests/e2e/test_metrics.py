@@ -221,8 +221,10 @@ def test_restarts_quarantine_approval_and_findings(proxy, tmp_path):
     # A crash: an error outcome, then a restart.
     pid = p.server("fx")["pid"]
     s.call_tool("fx:crash", {"code": 3})
-    wait_until(lambda: (p.server("fx") or {}).get("state") == "ready" and p.server("fx")["pid"] != pid, 30, 0.2,
-               "fx to come back")
+    def back() -> bool:
+        now = p.server("fx") or {}
+        return now.get("state") == "ready" and now.get("pid") not in (None, pid)
+    wait_until(back, 30, 0.2, "fx to come back with a new process")
     after = scrape(p)
     assert value(after, "mcpproxy_servers_awaiting_approval") == 1
     assert value(after, "mcpproxy_upstream_restarts_total", server="fx") == 1
