@@ -45,7 +45,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
 fi
-if ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest, jwt, cryptography, starlette, uvicorn' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest, jwt, cryptography, starlette, uvicorn, prometheus_client' >/dev/null 2>&1; then
   log "installing tests/requirements.txt into $VENV"
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi

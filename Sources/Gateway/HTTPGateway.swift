@@ -179,7 +179,31 @@ public struct HTTPGateway: Sendable {
             return self.sessions.remove(id, for: identity) ? Response(status: .noContent)
                 : Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown session")))
         }
+        // Prometheus scrapes with the admin key, like the REST API (401 without one, 403 for
+        // an agent token or a JWT); `metrics_listen` serves the same text without a key.
+        router.group("/metrics").add(middleware: RESTAPI.KeyMiddleware(api: rest, auth: auth, endpoint: .metrics))
+            .get { _, _ in await self.metricsResponse() }
         rest.register(on: router, auth: auth)
+        return router
+    }
+
+    static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// `GET /metrics`: the Prometheus text exposition of `ProxyMetrics`.
+    func metricsResponse() async -> Response {
+        let body = await handler.manager.metrics.render(manager: handler.manager, sessions: sessions.count)
+        var headers = HTTPFields()
+        headers[.contentType] = Self.metricsContentType
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The router of `metrics_listen`: `GET /metrics` without a credential (the listener is
+    /// loopback only), behind the same Host check as the main listener.
+    public func metricsRouter(listen: ListenAddress) throws -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: HostMiddleware(door: try FrontDoor(listen: listen, auth: GatewayAuthConfig()), log: log))
+        router.get("/metrics") { _, _ in await self.metricsResponse() }
         return router
     }
 
@@ -193,11 +217,14 @@ public struct HTTPGateway: Sendable {
         case .ok(let identity):
             return .success(identity)
         case .missing:
+            handler.manager.metrics.authFailure(.mcp, .missing)
             return .failure(Refusal(response: unauthorized("authentication required: send Authorization: Bearer <token> (the API key, an agent token from `mcpproxy token create`, or an OAuth access token)", error: nil)))
         case .invalid(let why):
+            handler.manager.metrics.authFailure(.mcp, .invalid)
             log.notice("refused a request to /mcp: \(why)")
             return .failure(Refusal(response: unauthorized("invalid credential: \(why)", error: "invalid_token", description: why)))
         case .insufficientScope(let why):
+            handler.manager.metrics.authFailure(.mcp, .insufficientScope)
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = door.challenge(error: "insufficient_scope", description: why, scope: IntentScope.read)
             return .failure(Refusal(response: Self.json(.forbidden, Self.jsonRPCError(ProxyError(.refused, "insufficient scope: \(why)")), headers: headers)))

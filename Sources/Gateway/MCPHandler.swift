@@ -221,6 +221,7 @@ public final class MCPHandler: Sendable {
             return .accepted
         }
         guard env.kind == .request, let method = env.method, let id = env.id else { return .accepted }
+        manager.metrics.request(method: method)
         do {
             if Self.forwardedMethods.contains(method) {
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
@@ -599,36 +600,18 @@ public final class MCPHandler: Sendable {
             return direct ? ProxyError(.invalidArgument, message) : ToolFailure(message: message)
         }
         guard let ct = catalog.lookup(qualified), identity.allows(server: ct.server, tool: ct.tool) else {
-            guard let colon = qualified.firstIndex(of: ":") else {
-                if direct { throw unknown() }
-                throw ToolFailure(message: "tool name \"\(qualified)\" must be server:tool; \(unknownToolMessage(qualified, identity: identity, builtins: false).components(separatedBy: "; ").last ?? "")")
-            }
-            let server = String(qualified[..<colon])
-            let toolName = String(qualified[qualified.index(after: colon)...])
-            guard identity.mayUse(server: server) else { throw unknown() }
-            if !catalog.serverNames.contains(server), manager.pendingServers.contains(where: { $0.name == server }) {
-                throw ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
-            }
-            guard catalog.serverNames.contains(server) else { throw unknown() }
-            if let why = catalog.refusals["\(server):*"] { throw ToolFailure(message: why) }
-            if let why = catalog.refusals[qualified],
-               let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),
-               identity.allows(server: server, tool: def) {
-                throw ToolFailure(message: why)
-            }
-            if let s = catalog.servers[server], s.state == .disabled {
-                throw ToolFailure(message: "upstream server \"\(server)\" is disabled; a person can enable it (`mcpproxy upstream enable \(server)` or POST /api/v1/servers/\(server)/enable)")
-            }
-            if let s = catalog.servers[server], s.state != .ready {
-                let snap = await s.snapshot()
-                throw ToolFailure(message: "upstream server \"\(server)\" is \(snap.state.rawValue)\(snap.lastError.map { ": \($0)" } ?? ""); try again shortly")
-            }
-            throw unknown()
+            let refusal = await refusal(qualified: qualified, catalog: catalog, identity: identity, direct: direct)
+            countRefused(qualified, catalog: catalog)
+            throw refusal
         }
         if let conflict = intent.conflict(with: ct.tool) {
+            manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
             throw ToolFailure(message: "call_tool_\(intent.rawValue) refused for \"\(qualified)\": \(conflict)")
         }
-        guard let server = catalog.servers[ct.server] else { throw unknown() }
+        guard let server = catalog.servers[ct.server] else {
+            manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
+            throw unknown()
+        }
         var params = Array(#"{"name":"#.utf8)
         params += Array(JSONValue.quoted(ct.tool.name).utf8)
         params += Array(#","arguments":"#.utf8)
@@ -642,8 +625,12 @@ public final class MCPHandler: Sendable {
         let timeout = settings.withLockedValue { $0.callTimeout }
         let started = DispatchTime.now().uptimeNanoseconds
         var outcome = "failed"
+        var metricOutcome = CallOutcome.error
         defer {
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            let elapsed = DispatchTime.now().uptimeNanoseconds - started
+            manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true,
+                                     outcome: metricOutcome, nanoseconds: elapsed)
+            let ms = Double(elapsed) / 1e6
             gate.recordCall(server: ct.server, tool: ct.tool.name, durationMs: ms, outcome: outcome,
                             requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs, caller: identity.label)
         }
@@ -660,12 +647,69 @@ public final class MCPHandler: Sendable {
             }
             guard let r = reply.envelope.result else { outcome = "error"; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
             outcome = "ok"
-            return reply.bytes.withUnsafeBufferPointer { p in JSONRPC.result(id: id, rawResult: UnsafeBufferPointer(rebasing: p[r])) }
+            return reply.bytes.withUnsafeBufferPointer { p in
+                metricOutcome = Self.isErrorResult(p, r) ? .error : .ok
+                return JSONRPC.result(id: id, rawResult: UnsafeBufferPointer(rebasing: p[r]))
+            }
         } catch {
-            if (error as? ProxyError)?.code == .timeout { outcome = "timeout" }
+            if (error as? ProxyError)?.code == .timeout { outcome = "timeout"; metricOutcome = .timeout }
             if error is CancellationError { outcome = "cancelled" }
             throw error
         }
+    }
+
+    /// Why a call to `qualified` is not forwarded: the same answer as for a tool that does not
+    /// exist for anything the caller may not see, else the reason it may see (held, quarantined,
+    /// awaiting approval, not ready).
+    func refusal(qualified: String, catalog: Catalog, identity: Identity, direct: Bool) async -> Error {
+        func unknown() -> Error {
+            let message = unknownToolMessage(qualified, identity: identity, builtins: false)
+            return direct ? ProxyError(.invalidArgument, message) : ToolFailure(message: message)
+        }
+        guard let colon = qualified.firstIndex(of: ":") else {
+            if direct { return unknown() }
+            return ToolFailure(message: "tool name \"\(qualified)\" must be server:tool; \(unknownToolMessage(qualified, identity: identity, builtins: false).components(separatedBy: "; ").last ?? "")")
+        }
+        let server = String(qualified[..<colon])
+        let toolName = String(qualified[qualified.index(after: colon)...])
+        guard identity.mayUse(server: server) else { return unknown() }
+        if !catalog.serverNames.contains(server), manager.pendingServers.contains(where: { $0.name == server }) {
+            return ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
+        }
+        guard catalog.serverNames.contains(server) else { return unknown() }
+        if let why = catalog.refusals["\(server):*"] { return ToolFailure(message: why) }
+        if let why = catalog.refusals[qualified],
+           let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),
+           identity.allows(server: server, tool: def) {
+            return ToolFailure(message: why)
+        }
+        if let s = catalog.servers[server], s.state == .disabled {
+            return ToolFailure(message: "upstream server \"\(server)\" is disabled; a person can enable it (`mcpproxy upstream enable \(server)` or POST /api/v1/servers/\(server)/enable)")
+        }
+        if let s = catalog.servers[server], s.state != .ready {
+            let snap = await s.snapshot()
+            return ToolFailure(message: "upstream server \"\(server)\" is \(snap.state.rawValue)\(snap.lastError.map { ": \($0)" } ?? ""); try again shortly")
+        }
+        return unknown()
+    }
+
+    /// Counts a refused call: its server's label only for a configured server, its tool's only
+    /// for a catalogue tool.
+    func countRefused(_ qualified: String, catalog: Catalog) {
+        guard let colon = qualified.firstIndex(of: ":") else {
+            manager.metrics.toolCall(server: "", tool: "", configured: false, inCatalogue: false, outcome: .refused)
+            return
+        }
+        let server = String(qualified[..<colon])
+        let ct = catalog.tools[qualified]
+        manager.metrics.toolCall(server: server, tool: ct?.tool.name ?? "", configured: catalog.serverNames.contains(server),
+                                 inCatalogue: ct != nil, outcome: .refused)
+    }
+
+    /// True when a tools/call result (`range` of `p`) says `"isError": true`.
+    static func isErrorResult(_ p: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        guard let m = JSONSpan.members(p, range), let v = m.first(where: { $0.key == "isError" })?.value else { return false }
+        return v.count == 4 && p[v.lowerBound] == UInt8(ascii: "t")
     }
 
     // MARK: upstream_servers

@@ -58,6 +58,9 @@ public final class ProxyRuntime: Sendable {
     let initialConfig: ProxyConfig
     let listen: String
     let listenAddress: ListenAddress
+    /// `metrics_listen`: a loopback listener for `GET /metrics` without a credential.
+    let metricsAddress: ListenAddress?
+    public let metrics = ProxyMetrics()
 
     /// Hooks other layers fill in before `run()`.
     public struct Plugins: Sendable {
@@ -107,6 +110,15 @@ public final class ProxyRuntime: Sendable {
                 throw ProxyError(.invalidConfig, problems.map { "\($0.key): \($0.message)" }.joined(separator: "; "))
             }
         }
+        if let m = loaded.config.metricsListen {
+            // The config loader checked it against the config's own listen; --listen may differ.
+            if let problem = ConfigLoader.metricsListenProblem(m, listen: listen) {
+                throw ProxyError(.invalidConfig, "metrics_listen: \(problem)")
+            }
+            metricsAddress = ListenAddress.parse(m)
+        } else {
+            metricsAddress = nil
+        }
         let plugins = try makePlugins(loaded.config, logs)
 
         instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
@@ -121,7 +133,9 @@ public final class ProxyRuntime: Sendable {
         let instance = instanceID
         let launcher = Self.sandboxLauncherPath()
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
-        let listenPorts = [address.port]
+        // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
+        // unauthenticated metrics port included.
+        let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
         let env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
@@ -134,7 +148,7 @@ public final class ProxyRuntime: Sendable {
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
             containerHooks: plugins.containerHooks)
         manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
-                                gate: plugins.gate, logger: logger, store: plugins.stateStore)
+                                gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
         let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
                            extensions: plugins.restExtensions, tokenStore: plugins.stateStore)
@@ -213,13 +227,14 @@ public final class ProxyRuntime: Sendable {
         for hook in plugins.beforeStart { await hook(self) }
         let service = SupervisorService(runtime: self)
         let tokens = TokenWatchService(authenticator: authenticator)
+        let metricsApp = try await metricsApplication()
         if options.stdio {
             // The pipes are the credential; --token-file narrows the client to a token's scope.
             let identity = try options.tokenFile.map { try authenticator.identity(tokenFile: $0) } ?? .admin
             let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger, maxLine: initialConfig.maxRequestBodyBytes)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: service), .init(service: tokens),
-                           .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)],
+                           .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } else {
@@ -256,7 +271,7 @@ public final class ProxyRuntime: Sendable {
                 },
                 logger: appLogger)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service), .init(service: tokens), .init(service: app)],
+                services: [.init(service: service), .init(service: tokens), .init(service: app)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
@@ -264,6 +279,24 @@ public final class ProxyRuntime: Sendable {
         if runtimeDir.hasPrefix("/run/mcpproxy/") || runtimeDir.hasPrefix("/var/run/mcpproxy/") {
             try? FileManager.default.removeItem(atPath: runtimeDir)
         }
+    }
+
+    /// The `metrics_listen` listener, if configured: plain HTTP on loopback, `GET /metrics` only.
+    func metricsApplication() async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard let m = metricsAddress else { return [] }
+        try await Self.checkListenable(host: m.host, port: m.port, listen: "\(m) (metrics_listen)")
+        var appLogger = logger
+        appLogger.logLevel = .warning
+        let logger = self.logger
+        let app = Application(
+            router: try gateway.metricsRouter(listen: m),
+            configuration: .init(address: .hostname(m.host, port: m.port), serverName: nil),
+            onServerRunning: { channel in
+                let addr = channel.localAddress.map { "\($0.ipAddress ?? m.host):\($0.port ?? m.port)" } ?? "\(m)"
+                logger.info("metrics on http://\(addr)/metrics (metrics_listen, no credential, loopback only)")
+            },
+            logger: appLogger)
+        return [.init(service: app)]
     }
 
     /// The TLS configuration from `tls_cert` / `tls_key` (PEM), with a clear error naming the file.

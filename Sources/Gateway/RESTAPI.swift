@@ -70,15 +70,27 @@ public struct RESTAPI: Sendable {
         typealias Context = BasicRequestContext
         let api: RESTAPI
         let auth: Authenticator
+        var endpoint: AuthEndpoint = .rest
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            let metrics = api.manager.metrics
             guard let presented = RESTAPI.presentedKey(request) else {
-                return RESTAPI.error(ProxyError(.unauthorized, "missing API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
+                metrics.authFailure(endpoint, .missing)
+                return Self.challenged(ProxyError(.unauthorized, "missing API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
             }
             if RESTAPI.constantTimeEqual(presented, api.apiKey) { return try await next(request, context) }
             if case .ok(let identity) = await auth.authenticate(credential: presented) {
-                return RESTAPI.error(ProxyError(.refused, "\(identity.label) may not use the REST API: it needs the admin API key"))
+                metrics.authFailure(endpoint, .forbidden)
+                return RESTAPI.error(ProxyError(.refused, "\(identity.label) may not use \(endpoint == .metrics ? "/metrics" : "the REST API"): it needs the admin API key"))
             }
-            return RESTAPI.error(ProxyError(.unauthorized, "wrong API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
+            metrics.authFailure(endpoint, .invalid)
+            return Self.challenged(ProxyError(.unauthorized, "wrong API key: send X-API-Key, Authorization: Bearer, or ?apikey= (the key is in the data dir's api_key file)"))
+        }
+
+        /// A 401 with the Bearer challenge (the shared refusal model: no or an invalid credential).
+        static func challenged(_ e: ProxyError) -> Response {
+            var r = RESTAPI.error(e)
+            r.headers[.wwwAuthenticate] = "Bearer realm=\"mcpproxy\""
+            return r
         }
     }
 

@@ -16,7 +16,9 @@ public final class SecurityToolGate: ToolGate, Sendable {
     public func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
                          otherServers: [String: [String]]) async -> GateVerdict {
         let v = await gate.evaluate(server: server, tools: tools, isolationMode: mode, otherServers: otherServers)
-        return GateVerdict(visible: Set(v.visibleToolNames), refusals: v.refusals)
+        var findings: [String: Int] = [:]
+        for f in v.scan.findings { findings[f.severity.rawValue, default: 0] += 1 }
+        return GateVerdict(visible: Set(v.visibleToolNames), refusals: v.refusals, findings: findings)
     }
 
     public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,

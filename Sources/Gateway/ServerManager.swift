@@ -12,9 +12,12 @@ public struct GateVerdict: Sendable {
     public var visible: Set<String>
     /// Why a server or tool is held back: refusal messages keyed by tool name ("*" = whole server).
     public var refusals: [String: String]
-    public init(visible: Set<String>, refusals: [String: String] = [:]) {
+    /// The findings of this evaluation's scan, by severity (`hard`, `soft`), for the metrics.
+    public var findings: [String: Int]
+    public init(visible: Set<String>, refusals: [String: String] = [:], findings: [String: Int] = [:]) {
         self.visible = visible
         self.refusals = refusals
+        self.findings = findings
     }
 }
 
@@ -78,9 +81,12 @@ public actor ServerManager {
     private nonisolated let pendingBox = NIOLockedValueBox<[String: PendingServer]>([:])
     /// Where pending servers persist; nil keeps them in memory only (unit tests).
     private let store: SecurityStore?
+    /// The proxy's metrics (`GET /metrics`); the handler, gateway and REST API reach them here.
+    public nonisolated let metrics: ProxyMetrics
 
     public init(config: ProxyConfig, configPath: String, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
-                store: SecurityStore? = nil) {
+                store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
+        self.metrics = metrics
         self.config = config
         self.configPath = configPath
         self.env = environment
@@ -157,6 +163,7 @@ public actor ServerManager {
         for (n, s) in servers where n != name { others[n] = s.tools.map(\.name) }
         let mode = IsolationResolver.resolve(sc, global: config.dockerIsolation).mode
         let verdict = await gate.evaluate(server: sc, tools: tools, mode: mode, otherServers: others)
+        metrics.scanFindings(verdict.findings)
         guard servers[name] === server else { return }  // removed or replaced meanwhile
         verdicts[name] = verdict
         requestRebuild()

@@ -28,6 +28,9 @@ public enum RoutingMode: String, Sendable, Codable, Equatable {
 public struct ProxyConfig: Sendable, Equatable {
     /// `host:port` for the HTTP endpoint.
     public var listen: String = "127.0.0.1:8080"
+    /// `metrics_listen`: a second, loopback-only `host:port` serving `GET /metrics` without a
+    /// credential (nil: `/metrics` only on the main listener, with the admin key).
+    public var metricsListen: String? = nil
     public var routingMode: RoutingMode = .retrieveTools
     /// Largest accepted request body, bytes.
     public var maxRequestBodyBytes: Int = 4 * 1024 * 1024

@@ -94,3 +94,20 @@ extension Walker {
         return c
     }
 }
+
+extension ConfigLoader {
+    /// What is wrong with a `metrics_listen` value, nil when it is usable. It serves `/metrics`
+    /// without a credential, so only loopback is accepted: server names, tool names and call
+    /// counts are not for the network. Remote scrapers use `GET /metrics` on the main listener
+    /// with the API key (and TLS when that listener is not loopback).
+    public static func metricsListenProblem(_ value: String, listen: String) -> String? {
+        guard let m = ListenAddress.parse(value) else { return "expected HOST:PORT (port 0-65535), found \"\(value)\"" }
+        guard m.isLoopback else {
+            return "\(m) is not a loopback address: metrics_listen serves /metrics without a credential, so it may only listen on 127.0.0.1 or [::1]; to scrape from another host, use GET /metrics on the main listener with the API key"
+        }
+        if m.port != 0, let l = ListenAddress.parse(listen), l.port == m.port, l.host == m.host || l.isWildcard {
+            return "port \(m.port) is the main listener's (\(l)); choose another port"
+        }
+        return nil
+    }
+}

@@ -217,10 +217,14 @@ struct Walker {
         guard let o = object(root, "$") else { return c }
         let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
-                                  "data_dir", "api_key", "security", "supervision", "client_idle_timeout"]).union(GatewayAuthConfig.keys)
+                                  "data_dir", "api_key", "security", "supervision", "client_idle_timeout",
+                                  "metrics_listen"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
+        }
+        if let v = o["metrics_listen"], let s = string(v, "metrics_listen") {
+            if let e = ConfigLoader.metricsListenProblem(s, listen: c.listen) { error("metrics_listen", e) } else { c.metricsListen = s }
         }
         if let v = o["routing_mode"], let s = string(v, "routing_mode") {
             if let m = RoutingMode(rawValue: s) { c.routingMode = m } else { error("routing_mode", "expected \"retrieve_tools\" or \"direct\", found \"\(s)\"") }
