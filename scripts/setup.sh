@@ -49,6 +49,19 @@ if ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest, jwt, cryptograp
   log "installing tests/requirements.txt into $VENV"
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi
+# The protocol e2e tests run a second time with the 1.x SDK, pinned (client and servers): clients
+# in the field still speak it.
+VENV1="$ROOT/.venv-mcp1"
+if [ ! -x "$VENV1/bin/python" ]; then
+  log "creating $VENV1 (mcp 1.30.0)"
+  python3 -m venv "$VENV1"
+  "$VENV1/bin/pip" install -q --upgrade pip >/dev/null
+fi
+if ! "$VENV1/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mcp") != "1.30.0")' >/dev/null 2>&1; then
+  log "installing tests/requirements.txt with mcp==1.30.0 into $VENV1"
+  sed 's/^mcp>=.*/mcp==1.30.0/' tests/requirements.txt > "$VENV1/requirements-mcp1.txt"
+  "$VENV1/bin/pip" install -q -r "$VENV1/requirements-mcp1.txt"
+fi
 # Local test images (no registry here): the static fixture server in a FROM-scratch image.
 scripts/build-test-images.sh
 # A venv on the distribution's Python for the sandbox tests: a server dropped to an unprivileged

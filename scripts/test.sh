@@ -8,3 +8,7 @@ scripts/setup.sh
 swift build --build-tests
 swift test
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
+# The protocol tests again with the official SDK 1.30.0 as client and as upstream servers.
+MCPPROXY_VENV_PYTHON="$PWD/.venv-mcp1/bin/python" .venv-mcp1/bin/python -m pytest -q -p no:cacheprovider \
+  tests/e2e/test_protocol_flow.py tests/e2e/test_federation.py tests/e2e/test_core_mcp_client.py \
+  tests/e2e/test_core_http_upstreams.py tests/e2e/test_core_stdio_mode.py

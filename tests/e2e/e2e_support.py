@@ -323,7 +323,7 @@ def result_text(result: dict) -> str:
 
 
 @contextlib.asynccontextmanager
-async def mcp_client_session(mcp_url: str, token: str | None = None, auth: Any = None):
+async def mcp_client_session(mcp_url: str, token: str | None = None, auth: Any = None, **session_kwargs: Any):
     """An initialized `mcp.ClientSession` over streamable HTTP (works with SDK 1.x and 2.x).
 
     `token` is sent as `Authorization: Bearer <token>` (the proxy's API key or an agent token);
@@ -336,14 +336,14 @@ async def mcp_client_session(mcp_url: str, token: str | None = None, auth: Any =
     except ImportError:  # mcp 1.x
         from mcp.client.streamable_http import streamablehttp_client as _legacy
         async with _legacy(mcp_url, headers=headers, auth=auth) as streams:
-            async with ClientSession(streams[0], streams[1]) as session:
+            async with ClientSession(streams[0], streams[1], **session_kwargs) as session:
                 await session.initialize()
                 yield session
         return
     async with create_mcp_http_client(headers=headers, auth=auth) as client:
         async with _connect(mcp_url, http_client=client) as streams:
             read, write = streams[0], streams[1]
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, **session_kwargs) as session:
                 await session.initialize()
                 yield session
 

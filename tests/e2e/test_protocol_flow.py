@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from e2e_support import SERVERS_DIR, bin_dir, make_config, python_server, run_async, wait_until
+from e2e_support import SERVERS_DIR, bin_dir, make_config, mcp_client_session, python_server, run_async, wait_until
 
 
 def _py(name: str) -> dict:
@@ -30,22 +30,16 @@ def test_progress_and_log_messages_reach_the_http_client(proxy):
         logs.append((params.logger, params.data))
 
     async def body():
-        from mcp import ClientSession
-        from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
-        async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as client:
-            async with streamable_http_client(p.mcp_url, http_client=client) as (read, write, *_):
-                async with ClientSession(read, write, logging_callback=on_log) as s:
-                    await s.initialize()
-                    r = await s.call_tool("call_tool", {"name": "docs:count_with_progress", "args": {"steps": 4}},
-                                          progress_callback=on_progress)
-                    # Log messages travel on the session's event stream: give the last one a moment.
-                    for _ in range(50):
-                        if len(logs) >= 4:
-                            break
-                        import anyio
-                        await anyio.sleep(0.1)
-                    return r
+        import anyio
+        async with mcp_client_session(p.mcp_url, token=p.api_key, logging_callback=on_log) as s:
+            r = await s.call_tool("call_tool", {"name": "docs:count_with_progress", "args": {"steps": 4}},
+                                  progress_callback=on_progress)
+            # Log messages travel on the request's stream: give the last one a moment.
+            for _ in range(50):
+                if len(logs) >= 4:
+                    break
+                await anyio.sleep(0.1)
+            return r
     r = run_async(body)
     assert not r.is_error, r
     assert "".join(c.text for c in r.content) == "counted to 4"
@@ -183,24 +177,15 @@ def test_ten_megabyte_results_cross_from_every_upstream_transport(proxy, py_http
 
 
 def _sdk_client(p, **callbacks):
-    """An initialized SDK ClientSession over streamable HTTP with the given callbacks."""
-    import contextlib
-
-    @contextlib.asynccontextmanager
-    async def cm():
-        from mcp import ClientSession
-        from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
-        async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as client:
-            async with streamable_http_client(p.mcp_url, http_client=client) as (read, write, *_):
-                async with ClientSession(read, write, **callbacks) as s:
-                    await s.initialize()
-                    yield s
-    return cm()
+    """An initialized SDK ClientSession over streamable HTTP with the given callbacks (SDK 1.x or 2.x)."""
+    return mcp_client_session(p.mcp_url, token=p.api_key, **callbacks)
 
 
 def test_sampling_elicitation_and_roots_reach_the_calling_client_when_allowed(proxy):
-    import mcp.types as types
+    try:
+        import mcp.types as types
+    except ImportError:  # pragma: no cover
+        import mcp_types as types
     seen = {}
 
     async def sampling(context, params):
@@ -303,6 +288,19 @@ def test_resource_subscriptions_are_federated(proxy):
             updates.append(str(root.params.uri))
 
     uri = "mcpproxy://docs/" + quote("notes://item/7", safe="-._~")
+    import importlib.metadata
+    if importlib.metadata.version("mcp").startswith("1."):
+        # SDK 1.x servers never declare resources.subscribe: the gateway says so instead of
+        # subscribing to a server that did not offer it.
+        async def refused():
+            async with _sdk_client(p) as s:
+                try:
+                    await s.subscribe_resource(uri)
+                except Exception as exc:  # noqa: BLE001 - McpError of either SDK
+                    return str(exc)
+                return "subscribed"
+        assert "does not support subscriptions" in run_async(refused)
+        return
 
     async def body():
         import anyio

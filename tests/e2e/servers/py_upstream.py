@@ -112,8 +112,17 @@ def main() -> None:
             async def on_unsubscribe(ctx, params):
                 subscribed.discard(str(params.uri))
                 return _t.EmptyResult()
-            server._lowlevel_server.add_request_handler("resources/subscribe", _t.SubscribeRequestParams, on_subscribe)
-            server._lowlevel_server.add_request_handler("resources/unsubscribe", _t.UnsubscribeRequestParams, on_unsubscribe)
+            if hasattr(server, "_lowlevel_server"):  # SDK 2.x
+                server._lowlevel_server.add_request_handler("resources/subscribe", _t.SubscribeRequestParams, on_subscribe)
+                server._lowlevel_server.add_request_handler("resources/unsubscribe", _t.UnsubscribeRequestParams, on_unsubscribe)
+            else:  # SDK 1.x: decorators on the low-level server, handlers take the URI
+                @server._mcp_server.subscribe_resource()
+                async def _sub(uri):
+                    subscribed.add(str(uri))
+
+                @server._mcp_server.unsubscribe_resource()
+                async def _unsub(uri):
+                    subscribed.discard(str(uri))
         except (AttributeError, ImportError):
             pass
 
