@@ -84,76 +84,99 @@ def test_cancel_over_http_stops_the_upstream_call(proxy, tmp_path):
     assert "42" in json.dumps(reply), reply
 
 
+class _StdioClient:
+    """`mcpproxy serve --stdio` spoken in raw JSON lines: every message it writes is kept in
+    `lines`; `answer` (optional) is called with each server-to-client request and returns the
+    result to send back."""
+
+    def __init__(self, tmp_path, config: dict, capabilities: dict | None = None, answer=None):
+        cfg = tmp_path / "cfg.json"
+        cfg.write_text(json.dumps(config))
+        self.proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
+                                      "--data-dir", str(tmp_path / "data")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
+                                     env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        self.lines: list[dict] = []
+        self.lock = threading.Lock()
+        self.answer = answer
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": capabilities or {}, "clientInfo": {"name": "t", "version": "1"}}})
+        wait_until(lambda: self.reply(1), 20, 0.05, "initialize reply")
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            m = json.loads(raw)
+            with self.lock:
+                self.lines.append(m)
+            if self.answer and "method" in m and "id" in m:
+                self.send({"jsonrpc": "2.0", "id": m["id"], "result": self.answer(m)})
+
+    def send(self, m) -> None:
+        self.proc.stdin.write(json.dumps(m).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def reply(self, i):
+        """The response to request `i` (not a request of the proxy's that reuses the number)."""
+        with self.lock:
+            return next((m for m in self.lines if m.get("id") == i and "method" not in m), None)
+
+    def call(self, i: int, name: str, args: dict, meta: dict | None = None) -> None:
+        params = {"name": "call_tool", "arguments": {"name": name, "args": args}}
+        if meta:
+            params["_meta"] = meta
+        self.send({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
+
+    def call_until_ok(self, name: str, args: dict, first_id: int = 100) -> dict:
+        """Calls `name` until it answers without isError (the upstream may still be starting)."""
+        n = [first_id]
+
+        def answered():
+            n[0] += 1
+            self.call(n[0], name, args)
+            r = wait_until(lambda: self.reply(n[0]), 30, 0.05, "a reply")
+            return r if not r["result"].get("isError") else None
+        return wait_until(answered, 40, 0.3, f"{name} to answer")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 def test_progress_and_cancel_over_stdio(tmp_path, binaries):
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(make_config([_py("docs")])))
     marker = tmp_path / "stdio-marker"
-    proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
-                             "--data-dir", str(tmp_path / "data")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
-                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    lines: list[dict] = []
-    lock = threading.Lock()
-
-    def reader():
-        for raw in proc.stdout:
-            with lock:
-                lines.append(json.loads(raw))
-    threading.Thread(target=reader, daemon=True).start()
-
-    def send(m) -> None:
-        proc.stdin.write(json.dumps(m).encode() + b"\n")
-        proc.stdin.flush()
-
-    def reply(i):
-        with lock:
-            return next((m for m in lines if m.get("id") == i), None)
+    c = _StdioClient(tmp_path, make_config([_py("docs")]))
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
-        wait_until(lambda: reply(1), 20, 0.05, "initialize reply")
-        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        # Wait for the upstream (retrieve_tools names it once ready).
-        def ready():
-            send({"jsonrpc": "2.0", "id": 100 + len(lines), "method": "tools/call",
-                  "params": {"name": "call_tool", "arguments": {"name": "docs:multiply", "args": {"a": 2, "b": 3}}}})
-            time.sleep(0.3)
-            with lock:
-                return any(m.get("id", 0) >= 100 and not m.get("result", {}).get("isError", True) for m in lines)
-        wait_until(ready, 40, 0.2, "docs to answer")
-
-        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "_meta": {"progressToken": "tok-7"},
-            "name": "call_tool", "arguments": {"name": "docs:count_with_progress", "args": {"steps": 3}}}})
-        r = wait_until(lambda: reply(2), 30, 0.05, "the progress call's reply")
+        c.call_until_ok("docs:multiply", {"a": 2, "b": 3})
+        c.call(2, "docs:count_with_progress", {"steps": 3}, meta={"progressToken": "tok-7"})
+        r = wait_until(lambda: c.reply(2), 30, 0.05, "the progress call's reply")
         assert not r["result"].get("isError"), r
-        with lock:
-            prog = [m["params"] for m in lines if m.get("method") == "notifications/progress"]
-            logs = [m["params"] for m in lines if m.get("method") == "notifications/message"]
-            order = [m.get("id") or m.get("method") for m in lines]
+        with c.lock:
+            prog = [m["params"] for m in c.lines if m.get("method") == "notifications/progress"]
+            logs = [m["params"] for m in c.lines if m.get("method") == "notifications/message"]
+            order = [m.get("id") or m.get("method") for m in c.lines]
         assert [x["progressToken"] for x in prog] == ["tok-7"] * 3, prog
         assert [x["progress"] for x in prog] == [1, 2, 3], prog
         # Every progress notification came before the response.
         assert max(i for i, m in enumerate(order) if m == "notifications/progress") < order.index(2), order
         assert {x["logger"] for x in logs} == {"docs:counter"}, logs
 
-        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "call_tool", "arguments": {"name": "docs:wait_for_cancel", "args": {"marker": str(marker)}}}})
+        c.call(3, "docs:wait_for_cancel", {"marker": str(marker)})
         time.sleep(1.5)
-        send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "changed my mind"}})
+        c.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "changed my mind"}})
         wait_until(lambda: marker.exists() and marker.read_text() == "cancelled", 10, 0.1,
                    "the upstream to see its task cancelled")
-        send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
-        wait_until(lambda: reply(4), 10, 0.05, "ping reply")
+        c.send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
+        wait_until(lambda: c.reply(4), 10, 0.05, "ping reply")
         time.sleep(0.5)
-        assert reply(3) is None, "a cancelled request got a response over stdio"
+        assert c.reply(3) is None, "a cancelled request got a response over stdio"
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        c.close()
 
 
 def test_ten_megabyte_results_cross_from_every_upstream_transport(proxy, py_http_upstream):
@@ -221,57 +244,19 @@ def test_sampling_elicitation_and_roots_reach_the_calling_client_when_allowed(pr
 
 
 def test_sampling_over_stdio_front_end(tmp_path, binaries):
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(make_config([_py("docs") | {"allow_client_requests": ["sampling"]}])))
-    proc = subprocess.Popen([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg),
-                             "--data-dir", str(tmp_path / "data")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "err", "wb"),
-                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    lines: list[dict] = []
-    lock = threading.Lock()
-
-    def send(m) -> None:
-        proc.stdin.write(json.dumps(m).encode() + b"\n")
-        proc.stdin.flush()
-
-    def reader():
-        for raw in proc.stdout:
-            m = json.loads(raw)
-            with lock:
-                lines.append(m)
-            if m.get("method") == "sampling/createMessage":  # answer as a client would
-                send({"jsonrpc": "2.0", "id": m["id"], "result": {
-                    "role": "assistant", "content": {"type": "text", "text": "from stdio client"}, "model": "m"}})
-    threading.Thread(target=reader, daemon=True).start()
-
-    def reply(i):
-        with lock:
-            return next((m for m in lines if m.get("id") == i and "method" not in m), None)
+    def answer(request):  # as a client would
+        assert request["method"] == "sampling/createMessage", request
+        return {"role": "assistant", "content": {"type": "text", "text": "from stdio client"}, "model": "m"}
+    c = _StdioClient(tmp_path, make_config([_py("docs") | {"allow_client_requests": ["sampling"]}]),
+                     capabilities={"sampling": {}}, answer=answer)
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}})
-        wait_until(lambda: reply(1), 20, 0.05, "initialize reply")
-        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        n = [100]
-
-        def answered():
-            n[0] += 1
-            send({"jsonrpc": "2.0", "id": n[0], "method": "tools/call", "params": {
-                "name": "call_tool", "arguments": {"name": "docs:sample_only", "args": {"question": "q"}}}})
-            r = wait_until(lambda: reply(n[0]), 30, 0.05, "a reply")
-            return r if not r["result"].get("isError") else None
-        r = wait_until(answered, 40, 0.3, "docs to answer")
+        r = c.call_until_ok("docs:sample_only", {"question": "q"})
         assert r["result"]["content"][0]["text"] == "model: from stdio client", r
-        with lock:
-            asked = [m for m in lines if m.get("method") == "sampling/createMessage"]
+        with c.lock:
+            asked = [m for m in c.lines if m.get("method") == "sampling/createMessage"]
         assert asked and asked[0]["params"]["messages"][0]["content"]["text"] == "q", asked
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        c.close()
 
 
 def test_resource_subscriptions_are_federated(proxy):
