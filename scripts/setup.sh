@@ -38,30 +38,25 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/mcpproxy-dockerd.log" >&2; exit 1; }
 fi
 
-# Python venv with the real MCP client and servers from PyPI.
-VENV="$ROOT/.venv"
-if [ ! -x "$VENV/bin/python" ]; then
-  log "creating $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-fi
-if ! "$VENV/bin/python" -c 'import mcp, mcp_server_time, pytest, jwt, cryptography, starlette, uvicorn, prometheus_client' >/dev/null 2>&1; then
-  log "installing tests/requirements.txt into $VENV"
-  "$VENV/bin/pip" install -q -r tests/requirements.txt
-fi
-# The protocol e2e tests run a second time with the 1.x SDK, pinned (client and servers): clients
-# in the field still speak it.
-VENV1="$ROOT/.venv-mcp1"
-if [ ! -x "$VENV1/bin/python" ]; then
-  log "creating $VENV1 (mcp 1.30.0)"
-  python3 -m venv "$VENV1"
-  "$VENV1/bin/pip" install -q --upgrade pip >/dev/null
-fi
-if ! "$VENV1/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mcp") != "1.30.0")' >/dev/null 2>&1; then
-  log "installing tests/requirements.txt with mcp==1.30.0 into $VENV1"
-  sed 's/^mcp>=.*/mcp==1.30.0/' tests/requirements.txt > "$VENV1/requirements-mcp1.txt"
-  "$VENV1/bin/pip" install -q -r "$VENV1/requirements-mcp1.txt"
-fi
+# Python venvs with the real MCP client and servers from PyPI: `.venv` with the newest SDK, and
+# `.venv-mcp1` with the 1.x SDK pinned (the protocol e2e tests run a second time with it: clients
+# in the field still speak it). tests/requirements.txt is installed again whenever it changed.
+make_venv() {
+  local dir=$1 pin=${2:-}
+  if [ ! -x "$dir/bin/python" ]; then
+    log "creating $dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip >/dev/null
+  fi
+  if [ -n "$pin" ]; then sed "s/^mcp>=.*/mcp==$pin/" tests/requirements.txt; else cat tests/requirements.txt; fi >"$dir/requirements.wanted"
+  if ! cmp -s "$dir/requirements.wanted" "$dir/requirements.installed"; then
+    log "installing tests/requirements.txt${pin:+ (mcp==$pin)} into $dir"
+    "$dir/bin/pip" install -q -r "$dir/requirements.wanted"
+    mv "$dir/requirements.wanted" "$dir/requirements.installed"
+  fi
+}
+make_venv "$ROOT/.venv"
+make_venv "$ROOT/.venv-mcp1" 1.30.0
 # Local test images (no registry here): the static fixture server in a FROM-scratch image.
 scripts/build-test-images.sh
 # A venv on the distribution's Python for the sandbox tests: a server dropped to an unprivileged
