@@ -58,6 +58,35 @@ final class SilentTransport: UpstreamTransport, @unchecked Sendable {
         #expect("\(e!)".contains("16 bytes"))
     }
 
+    /// Lines come out whole and unchanged however the stream is cut into chunks (CRLF trimmed,
+    /// empty lines kept, a line split right after its CR or before its LF).
+    @Test func lineDecoderIsIndependentOfChunkBoundaries() throws {
+        let text = "{\"a\":1}\n\r\n{\"b\":\"x\\ny\"}\r\n" + String(repeating: "z", count: 300) + "\nlast"
+        let bytes = Array(text.utf8)
+        func run(_ cuts: [Int]) throws -> [String] {
+            let channel = EmbeddedChannel()
+            let lines = NIOLockedValueBox<[String]>([])
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 20)))
+            try channel.pipeline.syncOperations.addHandler(LineSink(onLine: { b in lines.withLockedValue { $0.append(String(buffer: b)) } },
+                                                                    onClose: { _ in }))
+            var start = 0
+            for c in cuts + [bytes.count] where c >= start {
+                var buf = channel.allocator.buffer(capacity: c - start)
+                buf.writeBytes(bytes[start..<c])
+                try channel.writeInbound(buf)
+                start = c
+            }
+            _ = try? channel.finish()
+            return lines.withLockedValue { $0 }
+        }
+        let expected = ["{\"a\":1}", "", "{\"b\":\"x\\ny\"}", String(repeating: "z", count: 300), "last"]
+        #expect(try run([]) == expected)
+        for cut in 0...bytes.count {
+            #expect(try run([cut]) == expected, "cut at \(cut)")
+        }
+        #expect(try run(Array(stride(from: 1, to: bytes.count, by: 3))) == expected)
+    }
+
     @Test func startLimiterBoundsParallelism() async {
         let limiter = StartLimiter(limit: 3)
         let running = NIOLockedValueBox((now: 0, peak: 0))
