@@ -100,12 +100,36 @@ extension MCPHandler {
         return items
     }
 
+    /// A prompt or resource as the scanner sees it: its name, title and description, and (prompts)
+    /// its arguments' names and descriptions as a schema.
+    static func screenable(_ item: JSONValue, name: String) -> ToolDefinition {
+        var props: [String: JSONValue] = [:]
+        for a in item["arguments"]?.arrayValue ?? [] {
+            if let n = a["name"]?.stringValue { props[n] = ["type": "string", "description": a["description"] ?? ""] }
+        }
+        let text = [item["title"]?.stringValue, item["description"]?.stringValue].compactMap { $0 }.joined(separator: "\n")
+        return ToolDefinition(name: name, description: text, inputSchema: ["type": "object", "properties": .object(props)],
+                              raw: item)
+    }
+
+    /// The items of one server's listing that the scanner holds (hard findings), by the key used
+    /// to name them (`name` for prompts, `uri` or `uriTemplate` for resources).
+    func held(_ items: [JSONValue], server: String, key: String) -> [String: String] {
+        let defs = items.compactMap { i in i[key]?.stringValue.map { Self.screenable(i, name: $0) } }
+        let held = gate.screen(server: server, items: defs)
+        for (n, why) in held { log.warning("held \(key == "name" ? "prompt" : "resource") \"\(n)\" of server \"\(server)\": scanner found \(why)") }
+        return held
+    }
+
     func resourcesList(_ identity: Identity, templates: Bool) async -> String {
         let key = templates ? "resourceTemplates" : "resources"
         var all: [JSONValue] = []
         for (name, server) in await federated(for: identity, capability: "resources") {
-            for item in await listAll(server, method: templates ? "resources/templates/list" : "resources/list", key: key) {
+            let items = await listAll(server, method: templates ? "resources/templates/list" : "resources/list", key: key)
+            let held = held(items, server: name, key: templates ? "uriTemplate" : "uri")
+            for item in items {
                 guard var o = item.objectValue else { continue }
+                if let id = (templates ? o["uriTemplate"] : o["uri"])?.stringValue, held[id] != nil { continue }
                 if templates, let t = o["uriTemplate"]?.stringValue {
                     o["uriTemplate"] = .string(FederatedName.wrap(server: name, template: t))
                 } else if let u = o["uri"]?.stringValue {
@@ -120,8 +144,10 @@ extension MCPHandler {
     func promptsList(_ identity: Identity) async -> String {
         var all: [JSONValue] = []
         for (name, server) in await federated(for: identity, capability: "prompts") {
-            for item in await listAll(server, method: "prompts/list", key: "prompts") {
-                guard var o = item.objectValue, let n = o["name"]?.stringValue else { continue }
+            let items = await listAll(server, method: "prompts/list", key: "prompts")
+            let held = held(items, server: name, key: "name")
+            for item in items {
+                guard var o = item.objectValue, let n = o["name"]?.stringValue, held[n] == nil else { continue }
                 o["name"] = .string("\(name):\(n)")
                 all.append(.object(o))
             }
@@ -177,6 +203,11 @@ extension MCPHandler {
             throw ProxyError(.invalidArgument, "unknown prompt: expected server:prompt from prompts/list")
         }
         let server = try await federatedServer(name, for: identity, capability: "prompts", what: "prompt \"\(q)\"")
+        // A prompt held by the scanner cannot be fetched by name either.
+        let listed = await listAll(server, method: "prompts/list", key: "prompts").filter { $0["name"]?.stringValue == prompt }
+        if let why = held(listed, server: name, key: "name")[prompt] {
+            throw ProxyError(.refused, "prompt \"\(q)\" is held: the scanner found \(why); a person can review the server's prompts")
+        }
         var params = p
         params["name"] = .string(prompt)
         return try await forward(id: id, server, method: "prompts/get", params: .object(params))

@@ -50,6 +50,34 @@ public final class SecurityToolGate: ToolGate, Sendable {
     public func forget(server: String) async {
         try? await gate.forget(server: server)
     }
+
+    /// Hard findings of the built-in scanner on prompt and resource listings, cached by content
+    /// (a listing is screened once, not on every `prompts/list`). Bounded: the cache is cleared
+    /// when it reaches 10,000 entries.
+    private let screened = NIOLockedValueBox<[Int: String?]>([:])
+    private let scanner = ToolScanner()
+
+    public func screen(server: String, items: [ToolDefinition]) -> [String: String] {
+        var out: [String: String] = [:]
+        for item in items {
+            var h = Hasher()
+            h.combine(server)
+            h.combine(item.raw)
+            let key = h.finalize()
+            let cached: String?? = screened.withLockedValue { $0[key] }
+            let why: String?
+            if let cached { why = cached } else {
+                let hard = scanner.scan(server: server, tools: [item], otherServers: [:]).findings.filter { $0.severity == .hard }
+                why = hard.isEmpty ? nil : hard.prefix(3).map { "\($0.ruleID) in \($0.field)" }.joined(separator: "; ")
+                screened.withLockedValue { c in
+                    if c.count >= 10_000 { c.removeAll() }
+                    c[key] = .some(why)
+                }
+            }
+            if let why { out[item.name] = why }
+        }
+        return out
+    }
 }
 
 /// The security REST routes: approvals, quarantine, diffs, scans, activity. Approvals exist only

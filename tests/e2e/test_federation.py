@@ -106,3 +106,18 @@ def test_resources_prompts_and_completion_are_federated(proxy):
             res = await c.read_resource(_wrap("docs", "notes://readme"))
             assert res.contents[0].text == "readme of docs"
     run_async(body)
+
+
+def test_prompts_with_poisoned_descriptions_are_held(proxy):
+    """A prompt is text the model reads: a listing with hard scanner findings is held (not
+    listed, not fetchable), the others pass."""
+    p = proxy(make_config([python_server("docs", [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio",
+                                                  "--name", "docs", "--poisoned-prompt"])]))
+    s = p.session()
+    names = [x["name"] for x in s.request("prompts/list")["result"]["prompts"]]
+    assert "docs:review_code" in names and "docs:summarize" not in names, names
+    r = s.request("prompts/get", {"name": "docs:summarize", "arguments": {"topic": "x"}})
+    assert "error" in r and "held" in r["error"]["message"], r
+    ok = s.request("prompts/get", {"name": "docs:review_code", "arguments": {"code": "x = 1"}})
+    assert "result" in ok, ok
+    assert "held prompt \"summarize\"" in p.main_log() + p.stderr()
