@@ -440,20 +440,11 @@ struct StdioFrontend: Service {
             close(input)
             lines.continuation.finish()
         }
-        let out = NIOLockedValueBox(())
-        @Sendable func emit(_ message: [UInt8]) {
-            var bytes = message
-            bytes.append(0x0A)
-            out.withLockedValue { _ in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    offset += n
-                }
-            }
-        }
+        let writer = StdioWriter(fd: 1, logger: logger)
+        /// A response: always written, in order.
+        @Sendable func emit(_ message: [UInt8]) { writer.send(message, droppable: false) }
+        /// A notification: dropped (and counted) when the client is far behind.
+        @Sendable func notify(_ message: [UInt8]) { writer.send(message, droppable: true) }
         // Tell the client when the tools it may see change (upstreams coming up, approvals),
         // as the HTTP front end does on its event stream.
         // Nothing is sent before the client's initialize has been answered.
@@ -464,15 +455,15 @@ struct StdioFrontend: Service {
         manager.onCatalogChange {
             if session.updateToolsSignature(MCPHandler.visibleSignature(manager.catalog, for: me)),
                initialized.withLockedValue({ $0 }) {
-                emit(JSONRPC.notification(method: "notifications/tools/list_changed"))
+                notify(JSONRPC.notification(method: "notifications/tools/list_changed"))
             }
         }
         session.sendDirectly(to: { message in
-            if initialized.withLockedValue({ $0 }) { emit(message) }
+            if initialized.withLockedValue({ $0 }) { notify(message) }
         })
         handler.onBroadcast { server, note in
             guard initialized.withLockedValue({ $0 }), me.mayUse(server: server) else { return }
-            emit(note)
+            notify(note)
         }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -480,7 +471,7 @@ struct StdioFrontend: Service {
                     if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
                     group.addTask {
                         // Progress goes out on the pipe as it comes; a cancelled request gets no response.
-                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity, related: { emit($0) }) {
+                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity, related: { notify($0) }) {
                             emit(bytes)
                         }
                         if !initialized.withLockedValue({ $0 }), (try? JSONRPCEnvelope.parse(line))?.method == "initialize" {
@@ -491,6 +482,79 @@ struct StdioFrontend: Service {
             }
         } onGracefulShutdown: {
             lines.continuation.finish()
+        }
+        writer.drain()
+    }
+}
+
+/// The stdio front end's output. One writer thread does the blocking writes, so nothing that
+/// produces a message (an upstream's event loop forwarding progress or a log line, a request's
+/// task) ever waits for a slow client. Responses are always queued, in order; notifications past
+/// `maxPendingNotifications` are dropped and counted (one warning per burst).
+final class StdioWriter: @unchecked Sendable {  // mutable state is guarded by `cond`
+    private let cond = ConditionLock(value: 0)  // 1: something to write
+    private var queue: [[UInt8]] = []
+    private var pendingNotifications = 0
+    private var dropped = 0
+    private var writing = false
+    private let fd: Int32
+    private let log: Logger
+    let maxPendingNotifications = 1024
+
+    init(fd: Int32, logger: Logger) {
+        self.fd = fd
+        self.log = logger
+        Thread.detachNewThread { [self] in self.run() }
+    }
+
+    /// Waits (up to `timeout` seconds) until everything queued has been written: before the
+    /// process exits at the end of stdin, so the last responses are not lost.
+    func drain(timeout: Double = 5) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            cond.lock()
+            let idle = queue.isEmpty && !writing
+            cond.unlock()
+            if idle { return }
+            usleep(1000)
+        }
+    }
+
+    func send(_ message: [UInt8], droppable: Bool) {
+        cond.lock()
+        if droppable && pendingNotifications >= maxPendingNotifications {
+            dropped += 1
+            cond.unlock(withValue: 1)
+            return
+        }
+        queue.append(message)
+        if droppable { pendingNotifications += 1 }
+        cond.unlock(withValue: 1)
+    }
+
+    private func run() {
+        while true {
+            cond.lock(whenValue: 1)
+            let batch = queue
+            let lost = dropped
+            queue.removeAll(keepingCapacity: true)
+            pendingNotifications = 0
+            dropped = 0
+            writing = true
+            cond.unlock(withValue: 0)
+            defer { cond.lock(); writing = false; cond.unlock(withValue: queue.isEmpty ? 0 : 1) }
+            if lost > 0 { log.warning("the stdio client reads too slowly: dropped \(lost) notifications") }
+            for message in batch {
+                var bytes = message
+                bytes.append(0x0A)
+                var offset = 0
+                while offset < bytes.count {
+                    let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
         }
     }
 }
