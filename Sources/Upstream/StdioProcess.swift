@@ -60,7 +60,10 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
             }
         }
         if err != 0 {
-            let what = err == ENOENT ? "command not found" : String(cString: strerror(err))
+            let what = err == ENOENT
+                ? "command not found (install it, or give its full path in \"command\"; `mcpproxy doctor` checks every server)"
+                : err == EACCES ? "permission denied (is it executable, and reachable by the uid the server runs as?)"
+                : String(cString: strerror(err))
             var msg = "cannot start \"\(plan.executable)\": \(what)"
             if err == ENOENT, let cwd = plan.workingDirectory, !FileManager.default.fileExists(atPath: cwd) {
                 msg = "cannot start \"\(plan.executable)\": working_dir \"\(cwd)\" does not exist"

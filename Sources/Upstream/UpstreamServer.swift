@@ -112,6 +112,11 @@ public actor UpstreamServer {
     private let env: UpstreamEnvironment
     private let onEvent: @Sendable (UpstreamEvent) -> Void
     private let log: Logger
+    /// The console (stderr only: the server's own log and main.log already get the details).
+    /// Start failures, giving up and recovering are printed here once each, concisely.
+    private let console: Logger
+    /// A failure was shown on the console and recovery has not been yet.
+    private var consoleShowedFailure = false
 
     /// What the hot path reads without hopping onto the actor.
     private struct Live {
@@ -170,6 +175,19 @@ public actor UpstreamServer {
         }
         logger.logLevel = level
         self.log = logger
+        let name = config.name
+        var console = Logger(label: "server.\(name)") { label in
+            FileLogHandler(label: label, files: [], level: .info, alsoStderr: true)
+        }
+        console.logLevel = .info
+        self.console = console
+    }
+
+    /// One console line for the first failure of a streak (not one per retry of a crash loop).
+    private func showFailure(_ message: String) {
+        guard !consoleShowedFailure else { return }
+        consoleShowedFailure = true
+        console.info("\(message); retrying with backoff (details: \(env.logs.server(name).path))")
     }
 
     // MARK: hot path
@@ -273,6 +291,10 @@ public actor UpstreamServer {
             // Recovered: the error shown is the current one, not history (restarts counts those).
             lastError = nil
             readySince = Date()
+            if consoleShowedFailure {
+                consoleShowedFailure = false
+                console.info("ready again (\(tools.count) tools)")
+            }
             setState(.ready)
             log.info("server ready", metadata: ["tools": "\(tools.count)", "isolation": "\(decision.mode.rawValue)"])
             onEvent(.toolsChanged(name))
@@ -303,9 +325,15 @@ public actor UpstreamServer {
         // The first cause is kept: the exit of the child torn down below is not reported.
         lastError = message
         log.error("server failed to start: \(message)")
+        let permanent = [ProxyError.Code.refused, .invalidConfig, .unsupported].contains(code)
+        if permanent {
+            console.error("failed to start: \(message) (not retried: fix the config; details: \(env.logs.server(name).path))")
+            consoleShowedFailure = true
+        } else {
+            showFailure("failed to start: \(message)")
+        }
         retire()
         await teardown()
-        let permanent = [ProxyError.Code.refused, .invalidConfig, .unsupported].contains(code)
         if permanent { setState(.failed) } else { scheduleRestart(afterFailedStart: true) }
     }
 
@@ -583,6 +611,7 @@ public actor UpstreamServer {
         guard gen == generation, !stopping else { return }
         let wasStarting = state == .starting
         log.error("\(message)")
+        showFailure(message)
         lastError = message
         live.withLockedValue { $0.peer?.fail(ProxyError(.upstreamFailed, message)) }
         retire()
@@ -639,6 +668,8 @@ public actor UpstreamServer {
             if failedStarts >= proxyConfig.supervision.maxFailedStarts {
                 let why = "gave up after \(failedStarts) failed starts in a row; fix the config or restart it (last error: \(lastError ?? "unknown"))"
                 log.error("\(why)")
+                console.error("\(why). After fixing it: `mcpproxy upstream enable \(name)` re-reads the config, or POST /api/v1/servers/\(name)/restart")
+                consoleShowedFailure = true
                 lastError = why
                 setState(.failed)
                 return

@@ -67,3 +67,19 @@ def test_read_commands_print_json_without_secrets(proxy):
                        timeout=60)
     assert c.returncode == 0, c.stderr
     assert isinstance(_json.loads(c.stdout)["containers"], list)
+
+
+def test_start_failures_are_on_the_console_once_with_the_fix(proxy):
+    """A server that cannot start is reported on stderr (where people look), once per streak, with
+    what to do; giving up is reported too; the details stay in the server's log."""
+    from e2e_support import wait_until
+    entry = {"name": "bad", "command": "/nonexistent/uvx", "args": ["x"], "quarantined": False,
+             "isolation": {"mode": "none"}}
+    p = proxy(make_config([entry, fixture_server("good")], supervision={"max_failed_starts": 3}), wait=["good"])
+    wait_until(lambda: (p.server("bad") or {}).get("state") == "failed", 30, 0.2, "bad to give up")
+    err = p.stderr()
+    lines = [l for l in err.splitlines() if "[server.bad]" in l]
+    assert sum("failed to start" in l for l in lines) == 1, lines
+    assert "command not found (install it, or give its full path" in lines[0], lines
+    assert any("gave up after 3 failed starts" in l and "mcpproxy upstream enable bad" in l for l in lines), lines
+    assert not any("[server.good]" in l for l in err.splitlines()), "a healthy server stays quiet on the console"
