@@ -205,12 +205,17 @@ struct DockerEngineTests {
 
         let logs = DockerLogSink()
         let removed = await ContainerLifecycle.cleanupOrphans(instanceID: ourInstance, environment: ProcessInfo.processInfo.environment, log: logs.log)
-        #expect(removed.contains(killedProxy))
+        // The killed proxy's container is an orphan to every proxy on this host: one starting at
+        // the same moment (another test run on this engine) may remove it first. Either way it
+        // is gone, and if this cleanup removed it, it said why.
+        #expect(removed.contains(killedProxy) || !E.containers(label: "test.run=\(tag)").contains(killedProxy))
         #expect(removed.contains(ownOldRun))
         #expect(!removed.contains(liveForeign))
         #expect(E.containers(label: "test.run=\(tag)") == [liveForeign])
         #expect(logs.lines.contains { $0.contains("keeping container \(liveForeign.prefix(12))") && $0.contains("is alive") })
-        #expect(logs.lines.contains { $0.contains("removing container \(killedProxy.prefix(12))") && $0.contains("no longer running") })
+        if removed.contains(killedProxy) {
+            #expect(logs.lines.contains { $0.contains("removing container \(killedProxy.prefix(12))") && $0.contains("no longer running") })
+        }
     }
 
     @Test("after the proxy is SIGKILLed, a restart's cleanup leaves no orphan of it")
