@@ -199,7 +199,9 @@ struct DockerEngineTests {
         let ourInstance = "self-\(tag)"
         let (dead, deadStart) = try Self.deadPID()
         let killedProxy = try Self.startDetached(labels(instance: "killed-\(tag)", pid: dead, start: deadStart))
-        let ownOldRun = try Self.startDetached(labels(instance: ourInstance, pid: dead, start: deadStart))
+        // Owned by a live process (this one): only the instance rule removes it, so no other
+        // proxy's cleanup on the same engine can.
+        let ownOldRun = try Self.startDetached(labels(instance: ourInstance, pid: getpid(), start: me.startTime))
         let liveForeign = try Self.startDetached(labels(instance: "live-\(tag)", pid: getpid(), start: me.startTime))
         defer { _ = E.docker(["rm", "-f", killedProxy, ownOldRun, liveForeign]) }
 
