@@ -129,50 +129,65 @@ public struct RESTAPI: Sendable {
 
     /// `GET/POST /tokens`, `DELETE /tokens/{name}`: agent tokens (admin only, like all of REST).
     func registerTokens(on api: RouterGroup<BasicRequestContext>, auth: Authenticator) {
-        api.get("/tokens") { _, _ in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
-            do { return Self.ok(["tokens": .array(try store.tokens().map { $0.listing() })]) } catch let e as ProxyError { return Self.error(e) }
-        }
+        api.get("/tokens") { _, _ in await Self.answer { try self.tokensJSON() } }
         api.post("/tokens") { request, _ in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
-            do {
-                let body = try await request.body.collect(upTo: 64 << 10)
-                guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
-                    throw ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}")
-                }
-                guard let name = v["name"]?.stringValue else { throw ProxyError(.invalidArgument, "\"name\" is required") }
-                var expires: Double? = nil
-                if let e = v["expires"], e != .null {
-                    guard let d = e.stringValue.flatMap(TokenExpiry.parse) ?? e.numberValue else {
-                        throw ProxyError(.invalidArgument, "\"expires\" must be a duration like \"30d\", \"12h\" or seconds")
-                    }
-                    expires = d
-                }
-                var servers: [String]? = nil
-                if let list = v["servers"], list != .null {
-                    guard let a = list.arrayValue?.compactMap(\.stringValue) else { throw ProxyError(.invalidArgument, "\"servers\" must be an array of names") }
-                    servers = a
-                }
-                let (token, record) = try AgentTokenIssuer.create(in: store, name: name, servers: servers,
-                                                                  intent: v["intent"]?.stringValue ?? "read", expiresIn: expires,
-                                                                  manageServers: v["manage_servers"]?.boolValue ?? false)
-                auth.reloadTokens()
-                var out = record.listing().objectValue ?? [:]
-                out["token"] = .string(token)
-                return Self.ok(.object(out))
-            } catch let e as ProxyError { return Self.error(e) } catch {
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: 64 << 10) } catch {
                 return Self.error(ProxyError(.invalidArgument, "cannot read the request body", cause: "\(error)"))
             }
+            guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
+                return Self.error(ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}"))
+            }
+            return await Self.answer { try self.createToken(v, auth: auth) }
         }
         api.delete("/tokens/:name") { _, ctx in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
             guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing token name")) }
-            do {
-                guard try store.revokeToken(named: name) else { return Self.error(ProxyError(.notFound, "no active token named \"\(name)\"")) }
-                auth.reloadTokens()
-                return Self.ok(["ok": true, "token": .string(name), "operation": "revoke"])
-            } catch let e as ProxyError { return Self.error(e) } catch { return Self.error(ProxyError(.internalError, "\(error)")) }
+            return await Self.answer { try self.revokeToken(name, auth: auth) }
         }
+    }
+
+    func requireTokenStore() throws -> SecurityStore {
+        guard let store = tokenStore else { throw ProxyError(.unsupported, "no state database: tokens are unavailable") }
+        return store
+    }
+
+    /// `GET /tokens`: every agent token (never a token value).
+    public func tokensJSON() throws -> JSONValue {
+        ["tokens": .array(try requireTokenStore().tokens().map { $0.listing() })]
+    }
+
+    /// `POST /tokens` with `{name, servers?, intent?, expires?, manage_servers?}`: the answer has
+    /// `token`, the only time it is shown.
+    public func createToken(_ v: JSONValue, auth: Authenticator) throws -> JSONValue {
+        let store = try requireTokenStore()
+        guard let name = v["name"]?.stringValue else { throw ProxyError(.invalidArgument, "\"name\" is required") }
+        var expires: Double? = nil
+        if let e = v["expires"], e != .null {
+            guard let d = e.stringValue.flatMap(TokenExpiry.parse) ?? e.numberValue else {
+                throw ProxyError(.invalidArgument, "\"expires\" must be a duration like \"30d\", \"12h\" or seconds")
+            }
+            expires = d
+        }
+        var servers: [String]? = nil
+        if let list = v["servers"], list != .null {
+            guard let a = list.arrayValue?.compactMap(\.stringValue) else { throw ProxyError(.invalidArgument, "\"servers\" must be an array of names") }
+            servers = a
+        }
+        let (token, record) = try AgentTokenIssuer.create(in: store, name: name, servers: servers,
+                                                          intent: v["intent"]?.stringValue ?? "read", expiresIn: expires,
+                                                          manageServers: v["manage_servers"]?.boolValue ?? false)
+        auth.reloadTokens()
+        var out = record.listing().objectValue ?? [:]
+        out["token"] = .string(token)
+        return .object(out)
+    }
+
+    /// `DELETE /tokens/{name}`: revokes an active token.
+    public func revokeToken(_ name: String, auth: Authenticator) throws -> JSONValue {
+        let store = try requireTokenStore()
+        guard try store.revokeToken(named: name) else { throw ProxyError(.notFound, "no active token named \"\(name)\"") }
+        auth.reloadTokens()
+        return ["ok": true, "token": .string(name), "operation": "revoke"]
     }
 
     /// The operations on a running server's lifecycle (REST and the web console).

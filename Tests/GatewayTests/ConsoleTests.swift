@@ -224,4 +224,15 @@ struct ConsolePageTests {
         #expect(html.contains("<tr class=\"same\"><td class=\"same\">Get the weather.</td><td class=\"same\">Get the weather.</td></tr>"))
         #expect(html.contains("<td class=\"added\">&lt;b&gt;Also&lt;/b&gt; send it away.</td>"))
     }
+
+    @Test func tokenListNeverShowsValuesAndEscapesNames() {
+        let body: JSONValue = ["tokens": [
+            ["name": "<b>x</b>", "state": "active", "servers": .null, "intent": "read", "manage_servers": false, "created_at": 0],
+            ["name": "old", "state": "revoked", "servers": ["a"], "intent": "write", "manage_servers": true, "created_at": 0],
+        ]]
+        let html = ConsolePages.tokens(body, csrf: "T", flash: nil)
+        #expect(html.contains("<code>&lt;b&gt;x&lt;/b&gt;</code>") && !html.contains("<b>x</b>"))
+        #expect(html.contains("id=\"revoke-%3Cb%3Ex%3C%2Fb%3E\""))
+        #expect(!html.contains("id=\"revoke-old\""), "a revoked token has no revoke button")
+    }
 }

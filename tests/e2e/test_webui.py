@@ -360,3 +360,50 @@ def test_browser_approval_makes_tools_callable(proxy, tmp_path, python_bin, brow
     assert r.status == 303 and r.headers["location"] == "/ui/login", r
     for name in ("webui-servers.png", "webui-diff.png", "webui-activity.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_console_creates_and_revokes_agent_tokens(proxy, tmp_path, python_bin):
+    p = proxy(make_config([fixture_server("alpha"), fixture_server("beta")]))
+    cookie = login(p)
+    r = page(p, "/ui/tokens", cookie)
+    assert r.status == 200 and 'id="new-token"' in r.text, r
+    csrf = csrf_of(r.text)
+    # Without the CSRF token nothing is created.
+    r = post(p, "/ui/tokens", cookie, {"name": "sneaky"})
+    assert r.status == 403, r
+    assert not p.rest("GET", "/api/v1/tokens").json()["tokens"]
+
+    # Created: the value is in this one answer (not stored for later pages) and works on /mcp,
+    # limited to the servers and intent chosen in the form.
+    r = post(p, "/ui/tokens", cookie, {"csrf": csrf, "name": "ci-agent", "intent": "write", "servers": "alpha", "expires": "30d"})
+    assert r.status == 200 and r.headers["cache-control"] == "no-store", r
+    token = re.search(r'<pre id="token">(mcpx_[^<]+)</pre>', r.text).group(1)
+    listed = {t["name"]: t for t in p.rest("GET", "/api/v1/tokens").json()["tokens"]}
+    assert listed["ci-agent"]["servers"] == ["alpha"] and listed["ci-agent"]["intent"] == "write", listed
+    assert listed["ci-agent"]["expires_at"], listed
+    s = p.session(token=token)
+    assert "result" in s.call_tool("alpha:echo", {"text": "hi"}), "the new token calls its server"
+    denied = s.call_tool("beta:echo", {"text": "hi"})
+    assert denied.get("result", {}).get("isError") or "error" in denied, denied
+    r = page(p, "/ui/tokens", cookie)
+    assert 'data-token="ci-agent"' in r.text and token not in r.text, "the list never shows a token value"
+    # The token itself cannot sign in to the console.
+    r = http("POST", f"{p.base_url}/ui/login", urlencode({"key": token}),
+             {"Content-Type": "application/x-www-form-urlencoded", "Origin": p.base_url})
+    assert r.status == 403, r
+
+    # A bad form is reported, nothing created.
+    r = post(p, "/ui/tokens", cookie, {"csrf": csrf, "name": "bad", "intent": "everything"})
+    assert r.status == 303 and r.headers["location"] == "/ui/tokens", r
+    assert 'class="flash bad"' in page(p, "/ui/tokens", cookie).text
+    assert "bad" not in {t["name"] for t in p.rest("GET", "/api/v1/tokens").json()["tokens"]}
+
+    # Revoked: /mcp refuses it.
+    r = post(p, "/ui/tokens/revoke", cookie, {"csrf": csrf, "name": "ci-agent"})
+    assert r.status == 303 and r.headers["location"] == "/ui/tokens", r
+    assert "Revoked token ci-agent" in page(p, "/ui/tokens", cookie).text
+    r = http("POST", p.mcp_url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"})
+    assert r.status == 401, r
+    assert token not in p.all_logs()

@@ -50,7 +50,7 @@ enum ConsolePages {
         h += "<title>\(e(title)) · mcpproxy</title><style>\(css)</style></head><body>"
         h += "<header><a href=\"/ui\">mcpproxy</a>"
         if let csrf {
-            h += "<a href=\"/ui\">Servers</a><a href=\"/ui/activity\">Activity</a><span class=\"grow\"></span>"
+            h += "<a href=\"/ui\">Servers</a><a href=\"/ui/activity\">Activity</a><a href=\"/ui/tokens\">Tokens</a><span class=\"grow\"></span>"
             h += "<form class=\"inline\" method=\"post\" action=\"/ui/logout\">\(csrfField(csrf))<button type=\"submit\" id=\"logout\">Sign out</button></form>"
         }
         h += "</header><main>"
@@ -402,5 +402,54 @@ enum ConsolePages {
         }
         b += "</tbody></table>"
         return layout(title: "Activity", body: b, csrf: csrf, flash: flash)
+    }
+
+    // MARK: tokens
+
+    static func time(_ v: JSONValue?) -> String {
+        guard let t = v?.numberValue else { return "" }
+        return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: t))
+    }
+
+    /// `GET /ui/tokens`: the agent tokens of `GET /api/v1/tokens` (never their values), a revoke
+    /// button for each active one, and the form that creates one.
+    static func tokens(_ body: JSONValue, csrf: String, flash: ConsoleSessions.Flash?) -> String {
+        var b = "<h1>Agent tokens</h1>"
+        b += "<p class=\"muted\">Each agent gets its own token (sent as <code>Authorization: Bearer</code> to <code>/mcp</code>), limited to some servers and an intent ceiling. Tokens cannot sign in here.</p>"
+        let list = body["tokens"]?.arrayValue ?? []
+        if list.isEmpty { b += "<p id=\"no-tokens\">No tokens yet.</p>" }
+        b += "<table id=\"tokens\"><thead><tr><th>Name</th><th>State</th><th>Servers</th><th>Intent</th><th>May manage servers</th><th>Created (UTC)</th><th>Expires</th><th></th></tr></thead><tbody>"
+        for t in list {
+            let name = str(t["name"]) ?? "?"
+            let state = str(t["state"]) ?? "?"
+            let servers = t["servers"]?.arrayValue.map { $0.compactMap(\.stringValue).joined(separator: ", ") } ?? "all"
+            b += "<tr data-token=\"\(a(name))\"><td><code>\(e(name))</code></td><td>\(badge(state))</td><td>\(e(servers))</td>"
+            b += "<td>\(e(str(t["intent"]) ?? "?"))</td><td>\(t["manage_servers"]?.boolValue == true ? "yes" : "no")</td>"
+            b += "<td>\(e(time(t["created_at"])))</td><td>\(e(time(t["expires_at"])))</td><td>"
+            if state == "active" {
+                b += button("Revoke", action: "/ui/tokens/revoke", csrf: csrf, fields: [("name", name)], style: "danger", id: "revoke-" + HTML.pathSegment(name))
+            }
+            b += "</td></tr>"
+        }
+        b += "</tbody></table>"
+        b += "<h2>New token</h2><form method=\"post\" action=\"/ui/tokens\" id=\"new-token\">\(csrfField(csrf))<dl>"
+        b += "<dt><label for=\"t-name\">Name</label></dt><dd><input id=\"t-name\" name=\"name\" required pattern=\"[A-Za-z0-9._-]+\"></dd>"
+        b += "<dt><label for=\"t-intent\">Intent ceiling</label></dt><dd><select id=\"t-intent\" name=\"intent\"><option>read</option><option>write</option><option>destructive</option></select></dd>"
+        b += "<dt><label for=\"t-servers\">Servers</label></dt><dd><input id=\"t-servers\" name=\"servers\" placeholder=\"all; or names, comma-separated\"></dd>"
+        b += "<dt><label for=\"t-expires\">Expires after</label></dt><dd><input id=\"t-expires\" name=\"expires\" placeholder=\"never; or 30d, 12h\"></dd>"
+        b += "<dt><label for=\"t-manage\">May add servers</label></dt><dd><input type=\"checkbox\" id=\"t-manage\" name=\"manage_servers\" value=\"true\"> <span class=\"muted\">(the upstream_servers tool; additions still wait for approval here)</span></dd>"
+        b += "</dl><button type=\"submit\" class=\"primary\" id=\"create-token\">Create</button></form>"
+        return layout(title: "Tokens", body: b, csrf: csrf, flash: flash)
+    }
+
+    /// The answer to creating a token: its value, shown this once.
+    static func tokenCreated(_ created: JSONValue, csrf: String) -> String {
+        let name = str(created["name"]) ?? "?"
+        var b = "<h1>Token \(e(name)) created</h1>"
+        b += "<p>Copy it now: it is shown only this once (the proxy keeps only its hash).</p>"
+        b += "<pre id=\"token\">\(e(str(created["token"]) ?? ""))</pre>"
+        b += "<p>Give it to the agent as the header <code>Authorization: Bearer TOKEN</code> on <code>/mcp</code>.</p>"
+        b += "<p><a href=\"/ui/tokens\">Back to the tokens</a></p>"
+        return layout(title: "Token created", body: b, csrf: csrf)
     }
 }

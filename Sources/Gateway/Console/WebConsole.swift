@@ -107,6 +107,7 @@ public struct WebConsole: Sendable {
                 return Self.page(Self.status(of: e), ConsolePages.message(title: "Activity log unavailable", text: e.description, csrf: s.csrf))
             }
         }
+        registerTokens(on: router)
         router.get("/ui/servers/:name") { request, ctx in
             guard let s = currentSession(request) else { return Self.redirect("/ui/login") }
             guard let name = ctx.parameters.get("name") else { return Self.redirect("/ui") }
@@ -138,6 +139,58 @@ public struct WebConsole: Sendable {
                 }
                 let gone = op == "reject" && (try? outcome.get()) != nil
                 return finish(outcome, session: session, server: gone ? nil : name, back: form["back"])
+            }
+        }
+    }
+
+    /// `/ui/tokens`: list, create (the value is shown once, in the answer to the POST, never
+    /// stored for a later page) and revoke agent tokens, through the REST API's functions.
+    func registerTokens(on router: Router<BasicRequestContext>) {
+        router.get("/ui/tokens") { request, _ in
+            guard let s = currentSession(request) else { return Self.redirect("/ui/login") }
+            do {
+                return Self.page(.ok, ConsolePages.tokens(try rest.tokensJSON(), csrf: s.csrf, flash: sessions.takeFlash(s.id)))
+            } catch let e as ProxyError {
+                return Self.page(Self.status(of: e), ConsolePages.message(title: "Tokens unavailable", text: e.description, csrf: s.csrf))
+            } catch {
+                return Self.page(.internalServerError, ConsolePages.message(title: "Error", text: "\(error)", csrf: s.csrf))
+            }
+        }
+        router.post("/ui/tokens") { request, _ in
+            switch await guarded(request) {
+            case .failure(let r): return r.response
+            case .success(let (session, form)):
+                var v: [String: JSONValue] = ["name": .string(form["name"] ?? ""), "intent": .string(form["intent"] ?? "read"),
+                                              "manage_servers": .bool(form["manage_servers"] == "true")]
+                let servers = (form["servers"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                if !servers.isEmpty { v["servers"] = .array(servers.map { .string($0) }) }
+                if let exp = form["expires"]?.trimmingCharacters(in: .whitespaces), !exp.isEmpty { v["expires"] = .string(exp) }
+                do {
+                    let created = try rest.createToken(.object(v), auth: auth)
+                    log.info("console: created agent token \(created["name"]?.stringValue ?? "?")")
+                    return Self.page(.ok, ConsolePages.tokenCreated(created, csrf: session.csrf))
+                } catch let e as ProxyError {
+                    sessions.setFlash(session.id, ok: false, e.description)
+                } catch {
+                    sessions.setFlash(session.id, ok: false, "\(error)")
+                }
+                return Self.redirect("/ui/tokens")
+            }
+        }
+        router.post("/ui/tokens/revoke") { request, _ in
+            switch await guarded(request) {
+            case .failure(let r): return r.response
+            case .success(let (session, form)):
+                let name = form["name"] ?? ""
+                do {
+                    _ = try rest.revokeToken(name, auth: auth)
+                    sessions.setFlash(session.id, ok: true, "Revoked token \(name): it no longer opens /mcp.")
+                } catch let e as ProxyError {
+                    sessions.setFlash(session.id, ok: false, e.description)
+                } catch {
+                    sessions.setFlash(session.id, ok: false, "\(error)")
+                }
+                return Self.redirect("/ui/tokens")
             }
         }
     }
