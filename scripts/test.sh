@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
 swift test
+# Test artifacts (the web console's screenshots) go here unless the caller names a place; .build/
+# is never committed.
+export MCPPROXY_ARTIFACTS="${MCPPROXY_ARTIFACTS:-$PWD/.build/test-artifacts}"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
