@@ -27,7 +27,7 @@ enum ConsolePages {
     .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#ddd}
     .approved,.ready,.available{background:#d7f5dc}.quarantined,.held,.pending{background:#fff1c2}
     .awaiting_approval{background:#e3e0ff}.failed,.blocked,.changed,.unresponsive{background:#ffd7d7}
-    .disabled,.stopped{background:#e6e6e6}
+    .disabled,.stopped{background:#e6e6e6}.ok{background:#d7f5dc}.error,.refused,.timeout,.cancelled{background:#ffd7d7}
     .flash{padding:8px 12px;margin-bottom:12px;border-radius:4px}.flash.ok{background:#d7f5dc}.flash.bad{background:#ffd7d7}
     pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;font:12px/1.35 ui-monospace,monospace}
     pre.log{background:#111;color:#ddd;padding:8px;max-height:420px;overflow:auto}
