@@ -128,6 +128,11 @@ def test_console_sign_in_csrf_origin_and_escaping(proxy, tmp_path, python_bin):
     token = p.create_token("agent", "--intent", "destructive")
     r = http("POST", f"{p.base_url}/ui/login", urlencode({"key": token}), form)
     assert r.status == 403 and "set-cookie" not in r.headers and "admin API key" in r.text, r
+    # Both refusals are counted as auth failures of the console in /metrics.
+    metrics = p.rest("GET", "/metrics").text
+    for reason in ("invalid", "forbidden"):
+        m = re.search(rf'mcpproxy_auth_failures_total{{endpoint="ui",reason="{reason}"}} (\S+)', metrics)
+        assert m and float(m.group(1)) == 1, (reason, [l for l in metrics.splitlines() if "auth_failures" in l])
     # A sign-in from another origin (login CSRF) is refused even with the right key.
     r = http("POST", f"{p.base_url}/ui/login", urlencode({"key": p.api_key}),
              {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"})

@@ -218,10 +218,13 @@ public struct WebConsole: Sendable {
             h[.setCookie] = sessions.setCookie(s, secure: secureCookies)
             return Self.redirect("/ui", headers: h)
         }
+        let metrics = rest.manager.metrics
         if !key.isEmpty, case .ok(let identity) = await auth.authenticate(credential: key), identity.kind != .admin {
+            metrics.authFailure(.ui, .forbidden)
             log.notice("console: refused a sign-in by \(identity.label): the console needs the admin API key")
             return Self.page(.forbidden, ConsolePages.login(error: "\(identity.label) may not use the console: it needs the admin API key (agent and OAuth tokens cannot approve tools)."))
         }
+        metrics.authFailure(.ui, key.isEmpty ? .missing : .invalid)
         log.notice("console: refused a sign-in: wrong API key")
         var h = HTTPFields()
         h[.wwwAuthenticate] = "Bearer realm=\"mcpproxy\""
