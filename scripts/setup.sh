@@ -21,6 +21,10 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 # The distribution's Python (with venv) for the sandbox tests' PyPI server.
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Debian's chromium and its driver for the web console's browser test (Selenium from PyPI drives
+# them; Playwright cannot download its browsers here).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

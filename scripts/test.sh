@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
 swift test
+# Test artifacts (the web console's screenshots) go here unless the caller names a place; .build/
+# is never committed.
+export MCPPROXY_ARTIFACTS="${MCPPROXY_ARTIFACTS:-$PWD/.build/test-artifacts}"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
 # The protocol tests again with the official SDK 1.30.0 as client and as upstream servers.
 MCPPROXY_VENV_PYTHON="$PWD/.venv-mcp1/bin/python" .venv-mcp1/bin/python -m pytest -q -p no:cacheprovider \

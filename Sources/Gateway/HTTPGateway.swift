@@ -60,15 +60,18 @@ final class SessionStore: Sendable {
     var count: Int { sessions.withLockedValue { $0.count } }
 }
 
-/// Builds the Hummingbird application: `/mcp` (streamable HTTP), `/api/v1` (REST), `/healthz`
-/// and, with OAuth, the Protected Resource Metadata. Every route checks the Host header; `/mcp`
-/// needs a credential unless `mcp_auth` is `none`.
+/// Builds the Hummingbird application: `/mcp` (streamable HTTP), `/api/v1` (REST), `/ui` (the web
+/// console), `/healthz` and, with OAuth, the Protected Resource Metadata. Every route checks the
+/// Host header; `/mcp` needs a credential unless `mcp_auth` is `none`; REST and the console
+/// always need the admin API key.
 public struct HTTPGateway: Sendable {
     let handler: MCPHandler
     let rest: RESTAPI
     let auth: Authenticator
     let door: FrontDoor
     let sessions = SessionStore()
+    /// The web console at `/ui` (its own sign-in sessions).
+    public let console: WebConsole
     let maxBody: NIOLockedValueBox<Int>
     let allowedOrigins: NIOLockedValueBox<[String]>
     let log: Logger
@@ -85,6 +88,7 @@ public struct HTTPGateway: Sendable {
         self.maxBody = NIOLockedValueBox(config.maxRequestBodyBytes)
         self.allowedOrigins = NIOLockedValueBox(config.allowedOrigins)
         self.log = logger
+        self.console = WebConsole(rest: rest, auth: auth, secureCookies: config.auth.tls, logger: logger)
         let sessions = self.sessions
         let manager = handler.manager
         manager.onCatalogChange {
@@ -184,6 +188,7 @@ public struct HTTPGateway: Sendable {
         router.group("/metrics").add(middleware: RESTAPI.KeyMiddleware(api: rest, auth: auth, endpoint: .metrics))
             .get { _, _ in await self.metricsResponse() }
         rest.register(on: router, auth: auth)
+        console.register(on: router)
         return router
     }
 

@@ -97,32 +97,17 @@ public struct RESTAPI: Sendable {
     func register(on router: Router<BasicRequestContext>, auth: Authenticator) {
         let api = router.group("/api/v1").add(middleware: KeyMiddleware(api: self, auth: auth))
         api.get("/status") { _, _ in await self.status() }
-        api.get("/servers") { _, _ in await self.servers() }
+        api.get("/servers") { _, _ in Self.ok(await self.serversJSON()) }
         api.get("/servers/:name") { _, ctx in
             if let p = self.pending(ctx) { return Self.ok(Self.pendingJSON(p)) }
-            return await self.withServer(ctx) { s in
-            Self.ok(Self.serverJSON(await s.snapshot(), config: await manager.currentConfig.server(named: s.name), extra: await extraFields(s.name)))
-        } }
+            return await self.withServer(ctx) { s in Self.ok(await self.serverJSON(s)) }
+        }
         api.delete("/servers/:name") { _, ctx in
             guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing server name")) }
-            do { try await manager.remove(name) } catch let e as ProxyError { return Self.error(e) } catch {
-                return Self.error(ProxyError(.internalError, "\(error)"))
-            }
-            return Self.ok(["ok": true, "server": .string(name), "operation": "remove"])
+            return await Self.answer { try await self.remove(name) }
         }
         registerTokens(on: api, auth: auth)
-        api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in
-            let catalog = manager.catalog
-            let tools: [JSONValue] = s.tools.map { t in
-                let q = "\(s.name):\(t.name)"
-                var o = t.raw.objectValue ?? [:]
-                o["qualified_name"] = .string(q)
-                o["status"] = catalog.tools[q] != nil ? "available" : "held"
-                if let why = catalog.refusals[q] { o["held_reason"] = .string(why) }
-                return .object(o)
-            }
-            return Self.ok(["server": .string(s.name), "tools": .array(tools)])
-        } }
+        api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in Self.ok(self.toolsJSON(s)) } }
         api.get("/servers/:name/logs") { request, ctx in await self.withServer(ctx) { s in
             let tail = request.uri.queryParameters.get("tail")
             guard let n = tail.map({ Int($0) }) ?? 100, (1...10_000).contains(n) else {
@@ -134,16 +119,9 @@ public struct RESTAPI: Sendable {
         api.get("/servers/:name/diagnostics") { _, ctx in await self.withServer(ctx) { s in
             Self.ok(await self.diagnostics(s))
         } }
-        for op in ["enable", "disable", "restart"] {
-            api.post("/servers/:name/\(op)") { _, ctx in await self.withServer(ctx) { s in
-                do {
-                    switch op {
-                    case "enable": try await manager.setEnabled(s.name, true)
-                    case "disable": try await manager.setEnabled(s.name, false)
-                    default: try await manager.restart(s.name)
-                    }
-                } catch let e as ProxyError { return Self.error(e) } catch { return Self.error(ProxyError(.internalError, "\(error)")) }
-                return Self.ok(["ok": true, "server": .string(s.name), "operation": .string(op)])
+        for op in LifecycleOperation.allCases {
+            api.post("/servers/:name/\(op.rawValue)") { _, ctx in await self.withServer(ctx) { s in
+                await Self.answer { try await self.perform(op, on: s.name) }
             } }
         }
         for ext in extensions { ext.register(on: api, api: self) }
@@ -151,50 +129,119 @@ public struct RESTAPI: Sendable {
 
     /// `GET/POST /tokens`, `DELETE /tokens/{name}`: agent tokens (admin only, like all of REST).
     func registerTokens(on api: RouterGroup<BasicRequestContext>, auth: Authenticator) {
-        api.get("/tokens") { _, _ in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
-            do { return Self.ok(["tokens": .array(try store.tokens().map { $0.listing() })]) } catch let e as ProxyError { return Self.error(e) }
-        }
+        api.get("/tokens") { _, _ in await Self.answer { try self.tokensJSON() } }
         api.post("/tokens") { request, _ in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
-            do {
-                let body = try await request.body.collect(upTo: 64 << 10)
-                guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
-                    throw ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}")
-                }
-                guard let name = v["name"]?.stringValue else { throw ProxyError(.invalidArgument, "\"name\" is required") }
-                var expires: Double? = nil
-                if let e = v["expires"], e != .null {
-                    guard let d = e.stringValue.flatMap(TokenExpiry.parse) ?? e.numberValue else {
-                        throw ProxyError(.invalidArgument, "\"expires\" must be a duration like \"30d\", \"12h\" or seconds")
-                    }
-                    expires = d
-                }
-                var servers: [String]? = nil
-                if let list = v["servers"], list != .null {
-                    guard let a = list.arrayValue?.compactMap(\.stringValue) else { throw ProxyError(.invalidArgument, "\"servers\" must be an array of names") }
-                    servers = a
-                }
-                let (token, record) = try AgentTokenIssuer.create(in: store, name: name, servers: servers,
-                                                                  intent: v["intent"]?.stringValue ?? "read", expiresIn: expires,
-                                                                  manageServers: v["manage_servers"]?.boolValue ?? false)
-                auth.reloadTokens()
-                var out = record.listing().objectValue ?? [:]
-                out["token"] = .string(token)
-                return Self.ok(.object(out))
-            } catch let e as ProxyError { return Self.error(e) } catch {
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: 64 << 10) } catch {
                 return Self.error(ProxyError(.invalidArgument, "cannot read the request body", cause: "\(error)"))
             }
+            guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
+                return Self.error(ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}"))
+            }
+            return await Self.answer { try self.createToken(v, auth: auth) }
         }
         api.delete("/tokens/:name") { _, ctx in
-            guard let store = self.tokenStore else { return Self.error(ProxyError(.unsupported, "no state database: tokens are unavailable")) }
             guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing token name")) }
-            do {
-                guard try store.revokeToken(named: name) else { return Self.error(ProxyError(.notFound, "no active token named \"\(name)\"")) }
-                auth.reloadTokens()
-                return Self.ok(["ok": true, "token": .string(name), "operation": "revoke"])
-            } catch let e as ProxyError { return Self.error(e) } catch { return Self.error(ProxyError(.internalError, "\(error)")) }
+            return await Self.answer { try self.revokeToken(name, auth: auth) }
         }
+    }
+
+    func requireTokenStore() throws -> SecurityStore {
+        guard let store = tokenStore else { throw ProxyError(.unsupported, "no state database: tokens are unavailable") }
+        return store
+    }
+
+    /// `GET /tokens`: every agent token (never a token value).
+    public func tokensJSON() throws -> JSONValue {
+        ["tokens": .array(try requireTokenStore().tokens().map { $0.listing() })]
+    }
+
+    /// `POST /tokens` with `{name, servers?, intent?, expires?, manage_servers?}`: the answer has
+    /// `token`, the only time it is shown.
+    public func createToken(_ v: JSONValue, auth: Authenticator) throws -> JSONValue {
+        let store = try requireTokenStore()
+        guard let name = v["name"]?.stringValue else { throw ProxyError(.invalidArgument, "\"name\" is required") }
+        var expires: Double? = nil
+        if let e = v["expires"], e != .null {
+            guard let d = e.stringValue.flatMap(TokenExpiry.parse) ?? e.numberValue else {
+                throw ProxyError(.invalidArgument, "\"expires\" must be a duration like \"30d\", \"12h\" or seconds")
+            }
+            expires = d
+        }
+        var servers: [String]? = nil
+        if let list = v["servers"], list != .null {
+            guard let a = list.arrayValue?.compactMap(\.stringValue) else { throw ProxyError(.invalidArgument, "\"servers\" must be an array of names") }
+            servers = a
+        }
+        let (token, record) = try AgentTokenIssuer.create(in: store, name: name, servers: servers,
+                                                          intent: v["intent"]?.stringValue ?? "read", expiresIn: expires,
+                                                          manageServers: v["manage_servers"]?.boolValue ?? false)
+        auth.reloadTokens()
+        var out = record.listing().objectValue ?? [:]
+        out["token"] = .string(token)
+        return .object(out)
+    }
+
+    /// `DELETE /tokens/{name}`: revokes an active token.
+    public func revokeToken(_ name: String, auth: Authenticator) throws -> JSONValue {
+        let store = try requireTokenStore()
+        guard try store.revokeToken(named: name) else { throw ProxyError(.notFound, "no active token named \"\(name)\"") }
+        auth.reloadTokens()
+        return ["ok": true, "token": .string(name), "operation": "revoke"]
+    }
+
+    /// The operations on a running server's lifecycle (REST and the web console).
+    public enum LifecycleOperation: String, CaseIterable, Sendable { case enable, disable, restart }
+
+    /// Runs `body` and answers its JSON, or the error it threw.
+    static func answer(_ body: () async throws -> JSONValue) async -> Response {
+        do { return Self.ok(try await body()) } catch let e as ProxyError { return Self.error(e) } catch {
+            return Self.error(ProxyError(.internalError, "\(error)"))
+        }
+    }
+
+    /// The server named `name`, or a not-found error naming the closest names.
+    public func requireServer(_ name: String) async throws -> UpstreamServer {
+        if let s = await manager.server(named: name) { return s }
+        let names = await manager.allServers().map(\.name)
+        let close = ToolIndex.closest(to: name, among: names)
+        throw ProxyError(.notFound, "no server named \"\(name)\"\(close.isEmpty ? "" : "; closest: \(close.joined(separator: ", "))")")
+    }
+
+    /// `POST /servers/{name}/{enable,disable,restart}`; the web console calls the same.
+    public func perform(_ op: LifecycleOperation, on name: String) async throws -> JSONValue {
+        let s = try await requireServer(name)
+        switch op {
+        case .enable: try await manager.setEnabled(s.name, true)
+        case .disable: try await manager.setEnabled(s.name, false)
+        case .restart: try await manager.restart(s.name)
+        }
+        return ["ok": true, "server": .string(s.name), "operation": .string(op.rawValue)]
+    }
+
+    /// `DELETE /servers/{name}`: removes a configured server, or rejects one awaiting approval.
+    public func remove(_ name: String) async throws -> JSONValue {
+        try await manager.remove(name)
+        return ["ok": true, "server": .string(name), "operation": "remove"]
+    }
+
+    /// `GET /servers/{name}/tools`: every tool the server offers, with whether clients may see it.
+    public func toolsJSON(_ s: UpstreamServer) -> JSONValue {
+        let catalog = manager.catalog
+        let tools: [JSONValue] = s.tools.map { t in
+            let q = "\(s.name):\(t.name)"
+            var o = t.raw.objectValue ?? [:]
+            o["qualified_name"] = .string(q)
+            o["status"] = catalog.tools[q] != nil ? "available" : "held"
+            if let why = catalog.refusals[q] { o["held_reason"] = .string(why) }
+            return .object(o)
+        }
+        return ["server": .string(s.name), "tools": .array(tools)]
+    }
+
+    /// `GET /servers/{name}` of a configured server.
+    public func serverJSON(_ s: UpstreamServer) async -> JSONValue {
+        Self.serverJSON(await s.snapshot(), config: await manager.currentConfig.server(named: s.name), extra: await extraFields(s.name))
     }
 
     /// The pending (awaiting approval) server named in the path, if any.
@@ -221,12 +268,9 @@ public struct RESTAPI: Sendable {
     /// Runs `body` with the server named in the path, or answers 404.
     public func withServer(_ ctx: BasicRequestContext, _ body: (UpstreamServer) async -> Response) async -> Response {
         guard let name = ctx.parameters.get("name") else { return Self.error(ProxyError(.invalidArgument, "missing server name")) }
-        guard let s = await manager.server(named: name) else {
-            let names = await manager.allServers().map(\.name)
-            let close = ToolIndex.closest(to: name, among: names)
-            return Self.error(ProxyError(.notFound, "no server named \"\(name)\"\(close.isEmpty ? "" : "; closest: \(close.joined(separator: ", "))")"))
+        do { return await body(try await requireServer(name)) } catch let e as ProxyError { return Self.error(e) } catch {
+            return Self.error(ProxyError(.internalError, "\(error)"))
         }
-        return await body(s)
     }
 
     func extraFields(_ name: String) async -> [String: JSONValue] {
@@ -249,17 +293,19 @@ public struct RESTAPI: Sendable {
         ])
     }
 
-    func servers() async -> Response {
+    /// `GET /servers`: every configured server, then those awaiting approval.
+    public func serversJSON() async -> JSONValue {
         var list: [JSONValue] = []
         let config = await manager.currentConfig
         for s in await manager.allServers() {
             list.append(Self.serverJSON(await s.snapshot(), config: config.server(named: s.name), extra: await extraFields(s.name)))
         }
         for p in manager.pendingServers { list.append(Self.pendingJSON(p)) }
-        return Self.ok(["servers": .array(list)])
+        return ["servers": .array(list)]
     }
 
-    func diagnostics(_ s: UpstreamServer) async -> JSONValue {
+    /// `GET /servers/{name}/diagnostics`: the server, its launch plan and its recent log.
+    public func diagnostics(_ s: UpstreamServer) async -> JSONValue {
         let snap = await s.snapshot()
         var o = Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name)).objectValue ?? [:]
         if let plan = await s.currentPlan() {

@@ -81,78 +81,100 @@ public final class SecurityToolGate: ToolGate, Sendable {
 }
 
 /// The security REST routes: approvals, quarantine, diffs, scans, activity. Approvals exist only
-/// here and in the CLI, never in MCP, so an agent cannot approve the tools it is shown.
+/// here (REST and the web console, which calls the same functions) and in the CLI, never in MCP,
+/// so an agent cannot approve the tools it is shown.
 public struct SecurityRESTExtension: RESTExtension {
     public let gate: SecurityGate
     public init(gate: SecurityGate) { self.gate = gate }
 
-    static func encoded<T: Encodable>(_ value: T) -> Response {
-        do {
-            let data = try JSONEncoder().encode(value)
-            return RESTAPI.ok(try JSONValue.parse(data))
-        } catch {
-            return RESTAPI.error(ProxyError(.internalError, "cannot encode the response", cause: "\(error)"))
+    /// An `Encodable` value as JSON.
+    static func json<T: Encodable>(_ value: T) throws -> JSONValue {
+        do { return try JSONValue.parse(try JSONEncoder().encode(value)) } catch {
+            throw ProxyError(.internalError, "cannot encode the response", cause: "\(error)")
         }
     }
 
-    static func run(_ body: () async throws -> Void) async -> Response? {
-        do { try await body() } catch let e as ProxyError { return RESTAPI.error(e) } catch {
-            return RESTAPI.error(ProxyError(.internalError, "\(error)"))
+    // The operations behind the routes. The web console calls these same functions.
+
+    /// Approval: for a server added over MCP (awaiting_approval), permission to start it (it then
+    /// runs quarantined); for a running server, release of its tools. Hard findings refuse it
+    /// unless `force`.
+    public func approve(_ name: String, force: Bool, api: RESTAPI) async throws -> JSONValue {
+        if let p = api.manager.pendingServers.first(where: { $0.name == name }) {
+            try await api.manager.approvePending(p.name)
+            return ["ok": true, "server": .string(p.name), "state": "quarantined",
+                    "message": .string("approved to start; it now runs quarantined: review its tools (\(SecurityRoutes.security(p.name))) and approve again to release them")]
         }
-        return nil
+        let s = try await api.requireServer(name)
+        try await gate.approveServer(s.name, force: force)
+        try await api.manager.setQuarantined(s.name, false)
+        // The config may already say false (an identity change re-quarantined it): re-evaluate
+        // now rather than on the next restart.
+        await api.manager.refresh(server: s.name)
+        return try Self.json(gate.status(server: s.name))
+    }
+
+    /// Quarantine: every tool of the server is hidden again until approved.
+    public func quarantine(_ name: String, api: RESTAPI) async throws -> JSONValue {
+        let s = try await api.requireServer(name)
+        try await gate.quarantineServer(s.name)
+        try await api.manager.setQuarantined(s.name, true)
+        await api.manager.refresh(server: s.name)
+        return try Self.json(gate.status(server: s.name))
+    }
+
+    /// Approval of one held (new, changed or blocked) tool.
+    public func approveTool(server name: String, tool: String, force: Bool, api: RESTAPI) async throws -> JSONValue {
+        let s = try await api.requireServer(name)
+        try await gate.approveTool(server: s.name, tool: tool, force: force)
+        await api.manager.refresh(server: s.name)
+        return try Self.json(gate.status(server: s.name))
+    }
+
+    /// Old versus new definition of every held tool.
+    public func diffs(server name: String, api: RESTAPI) async throws -> JSONValue {
+        let s = try await api.requireServer(name)
+        return try Self.json(DiffBody(server: s.name, diffs: await gate.toolDiffs(server: s.name)))
+    }
+
+    /// The server's security status (tools, findings, counts, hint).
+    public func security(server name: String, api: RESTAPI) async throws -> JSONValue {
+        let s = try await api.requireServer(name)
+        return try Self.json(gate.status(server: s.name))
+    }
+
+    /// The newest activity entries, newest first (`limit` clamped to 1...1000).
+    public func activity(server: String?, limit: Int) async throws -> JSONValue {
+        switch await gate.activity(server: server, limit: min(1000, max(1, limit))) {
+        case .success(let list): return try Self.json(ActivityBody(activity: list))
+        case .failure(let e): throw e
+        }
     }
 
     public func register(on group: RouterGroup<BasicRequestContext>, api: RESTAPI) {
-        let gate = self.gate
-        // Approval: for a server added over MCP (awaiting_approval), permission to start it
-        // (it then runs quarantined); for a running server, release of its tools.
+        @Sendable func force(_ r: Request) -> Bool { r.uri.queryParameters.get("force") == "true" }
         for route in ["/servers/:name/unquarantine", "/servers/:name/approve"] {
             group.post(RouterPath(route)) { request, ctx in
-                if let p = api.pending(ctx) {
-                    if let failure = await Self.run({ try await api.manager.approvePending(p.name) }) { return failure }
-                    return RESTAPI.ok(["ok": true, "server": .string(p.name), "state": "quarantined",
-                                       "message": .string("approved to start; it now runs quarantined: review its tools (\(SecurityRoutes.security(p.name))) and approve again to release them")])
-                }
-                return await api.withServer(ctx) { s in
-                    if let failure = await Self.run({
-                        try await gate.approveServer(s.name, force: request.uri.queryParameters.get("force") == "true")
-                        try await api.manager.setQuarantined(s.name, false)
-                        // The config may already say false (an identity change re-quarantined it):
-                        // re-evaluate now rather than on the next restart.
-                        await api.manager.refresh(server: s.name)
-                    }) { return failure }
-                    return Self.encoded(await gate.status(server: s.name))
-                }
+                guard let name = ctx.parameters.get("name") else { return RESTAPI.error(ProxyError(.invalidArgument, "missing server name")) }
+                return await RESTAPI.answer { try await self.approve(name, force: force(request), api: api) }
             }
         }
         group.post("/servers/:name/quarantine") { _, ctx in await api.withServer(ctx) { s in
-            if let failure = await Self.run({
-                try await gate.quarantineServer(s.name)
-                try await api.manager.setQuarantined(s.name, true)
-                await api.manager.refresh(server: s.name)
-            }) { return failure }
-            return Self.encoded(await gate.status(server: s.name))
+            await RESTAPI.answer { try await self.quarantine(s.name, api: api) }
         } }
         group.post("/servers/:name/tools/:tool/approve") { request, ctx in await api.withServer(ctx) { s in
             guard let tool = ctx.parameters.get("tool") else { return RESTAPI.error(ProxyError(.invalidArgument, "missing tool name")) }
-            if let failure = await Self.run({
-                try await gate.approveTool(server: s.name, tool: tool, force: request.uri.queryParameters.get("force") == "true")
-                await api.manager.refresh(server: s.name)
-            }) { return failure }
-            return Self.encoded(await gate.status(server: s.name))
+            return await RESTAPI.answer { try await self.approveTool(server: s.name, tool: tool, force: force(request), api: api) }
         } }
         group.get("/servers/:name/tools/diff") { _, ctx in await api.withServer(ctx) { s in
-            Self.encoded(DiffBody(server: s.name, diffs: await gate.toolDiffs(server: s.name)))
+            await RESTAPI.answer { try await self.diffs(server: s.name, api: api) }
         } }
         group.get("/servers/:name/security") { _, ctx in await api.withServer(ctx) { s in
-            Self.encoded(await gate.status(server: s.name))
+            await RESTAPI.answer { try await self.security(server: s.name, api: api) }
         } }
         group.get("/activity") { request, _ in
-            let limit = min(1000, max(1, request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 100))
-            switch await gate.activity(server: request.uri.queryParameters.get("server"), limit: limit) {
-            case .success(let list): return Self.encoded(ActivityBody(activity: list))
-            case .failure(let e): return RESTAPI.error(e)
-            }
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 100
+            return await RESTAPI.answer { try await self.activity(server: request.uri.queryParameters.get("server").map { String($0) }, limit: limit) }
         }
     }
 

@@ -100,7 +100,7 @@ public enum AuthFailureReason: Int, Sendable, CaseIterable {
     case invalid
     /// A valid JWT with no usable scope (HTTP 403 on /mcp).
     case insufficientScope
-    /// A valid non-admin credential on an admin-only route: REST or /metrics (HTTP 403).
+    /// A valid non-admin credential on an admin-only route: REST, /metrics or the console sign-in (HTTP 403).
     case forbidden
 
     public var label: String {
@@ -115,12 +115,14 @@ public enum AuthFailureReason: Int, Sendable, CaseIterable {
 
 /// Which front door refused (`endpoint` label of `mcpproxy_auth_failures_total`).
 public enum AuthEndpoint: Int, Sendable, CaseIterable {
-    case mcp, rest, metrics
+    /// `ui`: sign-ins to the web console (`POST /ui/login`).
+    case mcp, rest, metrics, ui
     public var label: String {
         switch self {
         case .mcp: return "mcp"
         case .rest: return "rest"
         case .metrics: return "metrics"
+        case .ui: return "ui"
         }
     }
 }
