@@ -6,7 +6,7 @@ import ProxyCore
 /// change live).
 struct UpstreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "upstream", abstract: "Manage upstream servers in the config file.",
-                                                    subcommands: [List.self, Approve.self, Quarantine.self, Enable.self, Disable.self])
+                                                    subcommands: [List.self, Add.self, Remove.self, Approve.self, Quarantine.self, Enable.self, Disable.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List configured servers.")
@@ -32,6 +32,60 @@ struct UpstreamCommand: AsyncParsableCommand {
                 let q = s.quarantined == false ? "approved" : "quarantined"
                 print("\(s.name)\t\(s.enabled ? "enabled" : "disabled")\t\(q)\t\(s.command ?? s.url.map(URLRedaction.redact) ?? "")")
             }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a server to the config (it starts quarantined until you approve it).",
+            discussion: """
+            A stdio server: `mcpproxy upstream add NAME -- COMMAND [ARGS...]`. An HTTP server:             `mcpproxy upstream add NAME --url URL [--protocol sse]`. The config file keeps its             comments and layout; a running proxy starts the server (quarantined) within a second.
+            """)
+        @OptionGroup var paths: PathOptions
+        @Argument(help: "The server's name.") var name: String
+        @Option(name: .long, help: "URL of a streamable-HTTP (or, with --protocol sse, SSE) server.") var url: String?
+        @Option(name: .long, help: "http (default for --url) or sse.") var `protocol`: String?
+        @Option(name: .long, help: "An environment variable for the server, KEY=VALUE (repeatable).") var env: [String] = []
+        @Option(name: .long, help: "Isolation mode for this server: sandbox, docker or none (default: the config's).") var isolation: String?
+        @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
+
+        func validate() throws {
+            guard ConfigLoader.isValidServerName(name) else {
+                throw ValidationError("invalid server name \"\(name)\": use letters, digits, '-', '_' and '.', at most 64 characters, no \"__\"")
+            }
+            guard (url == nil) != command.isEmpty else { throw ValidationError("give either a command after -- or --url, not both") }
+            if let p = `protocol`, !["http", "sse"].contains(p) { throw ValidationError("--protocol is http or sse") }
+            if let i = isolation, !["sandbox", "docker", "none"].contains(i) { throw ValidationError("--isolation is sandbox, docker or none") }
+            for e in env where !e.contains("=") || e.hasPrefix("=") { throw ValidationError("--env takes KEY=VALUE, got \"\(e)\"") }
+        }
+
+        func run() throws {
+            try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: true) { _ in
+                var e: [String: Any] = [:]
+                if let url { e["url"] = url; e["protocol"] = `protocol` ?? "http" } else {
+                    e["command"] = command[0]
+                    if command.count > 1 { e["args"] = Array(command.dropFirst()) }
+                }
+                if !env.isEmpty {
+                    var m: [String: String] = [:]
+                    for kv in env { let i = kv.firstIndex(of: "=")!; m[String(kv[..<i])] = String(kv[kv.index(after: i)...]) }
+                    e["env"] = m
+                }
+                if let isolation { e["isolation"] = ["mode": isolation] }
+                return e  // no "quarantined": a new server starts quarantined
+            }
+            // Values of --env are secrets: never echoed.
+            print("added \(name) to \(paths.resolvedConfig); it starts quarantined: review it (`mcpproxy scan \(name)`), then `mcpproxy upstream approve \(name)`")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a server from the config (a running proxy stops it).")
+        @OptionGroup var paths: PathOptions
+        @Argument var name: String
+        func run() async throws {
+            try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { _ in nil }
+            print("removed \(name) from \(paths.resolvedConfig)")
         }
     }
 

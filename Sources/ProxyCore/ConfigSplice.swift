@@ -44,6 +44,15 @@ public enum ConfigSplice {
                     } else if i > 0 {
                         lower = entries[i - 1].whole.upperBound
                     }
+                    // An entry that had its line(s) to itself leaves no blank line behind (its
+                    // trailing comment goes with it).
+                    var lineStart = lower
+                    while lineStart > 0, b[lineStart - 1] == 0x20 || b[lineStart - 1] == 0x09 { lineStart -= 1 }
+                    if lineStart == 0 || b[lineStart - 1] == 0x0A {
+                        var end = upper
+                        while end < b.count, b[end] == 0x20 || b[end] == 0x09 || b[end] == 0x0D { end += 1 }
+                        if end < b.count, b[end] == 0x0A { lower = lineStart; upper = end + 1 }
+                    }
                     out.replaceSubrange(lower..<upper, with: [])
                     return out
                 }
@@ -59,8 +68,18 @@ public enum ConfigSplice {
             let insertion: [UInt8]
             let at: Int
             if let last = entries.last {
+                // The comma goes right after the last entry; the new entry after the end of that
+                // line, so a comment trailing the last entry stays with it.
+                var lineEnd = last.whole.upperBound
+                while lineEnd < b.count, b[lineEnd] == 0x20 || b[lineEnd] == 0x09 || b[lineEnd] == 0x0D { lineEnd += 1 }
+                let entry = Array(repeating: UInt8(0x20), count: indent) + (isObject ? Array("\(quoted(name)): ".utf8) : []) + value
+                if lineEnd < b.count, b[lineEnd] == 0x0A {
+                    out.replaceSubrange(lineEnd + 1..<lineEnd + 1, with: entry + [0x0A])
+                    out.replaceSubrange(last.whole.upperBound..<last.whole.upperBound, with: [UInt8(ascii: ",")])
+                    return out
+                }
                 at = last.whole.upperBound
-                insertion = Array(",\n".utf8) + Array(repeating: 0x20, count: indent) + (isObject ? Array("\(quoted(name)): ".utf8) : []) + value
+                insertion = Array(",\n".utf8) + entry
             } else {
                 at = servers.lowerBound + 1
                 insertion = Array("\n".utf8) + Array(repeating: 0x20, count: indent) + (isObject ? Array("\(quoted(name)): ".utf8) : []) + value

@@ -95,6 +95,21 @@ struct ConfigSpliceTests {
         if text.contains("// none yet") { #expect(out.contains("// none yet") && out.contains("// { \"name\": \"x\" }")) }
     }
 
+    /// An entry appended after one with a trailing comment leaves that comment on its own entry;
+    /// a removed entry that had its line to itself leaves no blank line.
+    @Test func appendAndRemoveKeepLinesTidy() throws {
+        let text = "{\n  \"mcpServers\": [\n    {\"name\": \"a\", \"command\": \"echo\"} // first\n  ]\n}\n"
+        let added = try edit(text, "b", create: true) { _ in ["command": "x"] }
+        #expect(added.contains("{\"name\": \"a\", \"command\": \"echo\"}, // first\n"))
+        #expect(try servers(added).keys.sorted() == ["a", "b"])
+        let removed = try edit(added, "a") { _ in nil }
+        #expect(!removed.contains("// first") && !removed.contains("\n\n"), "\(removed)")
+        #expect(try servers(removed).keys.sorted() == ["b"])
+        let obj = "{\"mcpServers\": {\n  \"a\": {\"command\": \"echo\"}, // one\n  \"b\": {\"command\": \"x\"}\n}}\n"
+        let objRemoved = try edit(obj, "a") { _ in nil }
+        #expect(objRemoved == "{\"mcpServers\": {\n  \"b\": {\"command\": \"x\"}\n}}\n", "\(objRemoved)")
+    }
+
     @Test func removingAKeyFallsBackToAValidRewrite() throws {
         let out = try edit(Self.listForm, "git") { e in var e = e!; e.removeValue(forKey: "quarantined"); return e }
         #expect(try servers(out)["git"]?.quarantined == nil)

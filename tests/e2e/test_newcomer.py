@@ -83,3 +83,36 @@ def test_start_failures_are_on_the_console_once_with_the_fix(proxy):
     assert "command not found (install it, or give its full path" in lines[0], lines
     assert any("gave up after 3 failed starts" in l and "mcpproxy upstream enable bad" in l for l in lines), lines
     assert not any("[server.good]" in l for l in err.splitlines()), "a healthy server stays quiet on the console"
+
+
+def test_upstream_add_then_approve_makes_tools_callable(proxy):
+    """The newcomer path on the CLI: `upstream add` (comments kept, env values never echoed), the
+    running proxy starts the server quarantined, `upstream approve` makes its tools callable;
+    `upstream remove` stops it."""
+    from e2e_support import result_text, wait_until
+    p = proxy(make_config([fixture_server("first")]))
+    text = "// my servers\n" + p.config_path.read_text()
+    p.config_path.write_text(text)
+    fixture = fixture_server("added")
+    # Options before `--`: what follows it is the server's command line.
+    out = subprocess.run([str(bin_dir() / "mcpproxy"), "upstream", "add", "added", "--config", str(p.config_path),
+                          "--env", "GREETING=s3cr3t-hello", "--isolation", "none", "--", fixture["command"], *fixture["args"]],
+                         env=p.env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "starts quarantined" in out.stdout and "s3cr3t-hello" not in out.stdout + out.stderr
+    assert p.config_path.read_text().startswith("// my servers\n")
+    st = wait_until(lambda: (lambda s: s if s and s["state"] == "ready" else None)(p.server("added")), 30, 0.2, "added ready")
+    assert st["quarantined"] is True, st
+    s = p.session()
+    refused = s.call_tool("added:echo", {"text": "hi"})
+    assert refused["result"]["isError"] and "quarantine" in result_text(refused["result"]), refused
+    ok = p.cli("upstream", "approve", "added")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    reply = wait_until(lambda: (lambda r: r if not r["result"].get("isError") else None)(s.call_tool("added:echo", {"text": "hi"})),
+                       20, 0.2, "added:echo callable")
+    assert result_text(reply["result"]) == "hi"
+    assert p.cli("upstream", "remove", "added").returncode == 0
+    wait_until(lambda: p.server("added") is None, 20, 0.2, "added removed")
+    dup = subprocess.run([str(bin_dir() / "mcpproxy"), "upstream", "add", "first", "--config", str(p.config_path),
+                          "--", "/bin/true"], env=p.env, capture_output=True, text=True, timeout=60)
+    assert dup.returncode != 0 and "already exists" in dup.stderr + dup.stdout
