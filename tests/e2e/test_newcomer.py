@@ -116,3 +116,18 @@ def test_upstream_add_then_approve_makes_tools_callable(proxy):
     dup = subprocess.run([str(bin_dir() / "mcpproxy"), "upstream", "add", "first", "--config", str(p.config_path),
                           "--", "/bin/true"], env=p.env, capture_output=True, text=True, timeout=60)
     assert dup.returncode != 0 and "already exists" in dup.stderr + dup.stdout
+
+
+def test_shell_completions_are_generated_for_every_shell(tmp_path):
+    """Completion scripts come from ArgumentParser; bash's is loadable and completes subcommands."""
+    for shell in ("bash", "zsh", "fish"):
+        r = subprocess.run([str(bin_dir() / "mcpproxy"), "--generate-completion-script", shell],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "mcpproxy" in r.stdout and "upstream" in r.stdout, (shell, r.stderr)
+    script = tmp_path / "mcpproxy.bash"
+    script.write_text(subprocess.run([str(bin_dir() / "mcpproxy"), "--generate-completion-script", "bash"],
+                                     capture_output=True, text=True, timeout=30).stdout)
+    probe = (f'source {script}; COMP_WORDS=(mcpproxy ups); COMP_CWORD=1; COMP_LINE="mcpproxy ups"; COMP_POINT=12; '
+             f'_mcpproxy; echo "${{COMPREPLY[@]}}"')
+    r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert "upstream" in r.stdout.split(), (r.stdout, r.stderr)
