@@ -319,10 +319,7 @@ public struct HTTPGateway: Sendable {
             if wantsSSE {
                 extra[.contentType] = "text/event-stream"
                 extra[.cacheControl] = "no-cache"
-                var out = Array("event: message\ndata: ".utf8)
-                out += bytes
-                out += Array("\n\n".utf8)
-                return Response(status: .ok, headers: extra, body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+                return Response(status: .ok, headers: extra, body: ResponseBody(byteBuffer: ByteBuffer(bytes: MCPSession.sseEvent(bytes))))
             }
             return Self.json(.ok, bytes, headers: extra)
         }
@@ -338,11 +335,10 @@ public struct HTTPGateway: Sendable {
         headers[.cacheControl] = "no-cache"
         let handler = self.handler
         let (events, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
-        @Sendable func event(_ message: [UInt8]) -> [UInt8] { Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8) }
         let work = Task {
-            let outcome = await handler.handle(body, session: session, identity: identity, related: { sink.yield(event($0)) })
+            let outcome = await handler.handle(body, session: session, identity: identity, related: { sink.yield(MCPSession.sseEvent($0)) })
             switch outcome {
-            case .response(let bytes), .cancelled(let bytes): sink.yield(event(bytes))
+            case .response(let bytes), .cancelled(let bytes): sink.yield(MCPSession.sseEvent(bytes))
             case .accepted: break
             }
             sink.finish()

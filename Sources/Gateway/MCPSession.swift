@@ -144,8 +144,12 @@ public final class MCPSession: Sendable {
     /// Sends one JSON-RPC message as an SSE event on every open stream of this session.
     func send(_ message: [UInt8]) {
         if let sink = state.withLockedValue({ $0.directSink }) { sink(message); return }
-        let event = Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
+        let event = Self.sseEvent(message)
         for c in state.withLockedValue({ Array($0.streams.values) }) { c.yield(event) }
+    }
+    /// One JSON-RPC message as a server-sent event: every SSE reply of the gateway is framed here.
+    static func sseEvent(_ message: [UInt8]) -> [UInt8] {
+        Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
     }
     func sendRaw(_ bytes: [UInt8], to id: UUID) { _ = state.withLockedValue { $0.streams[id] }?.yield(bytes) }
 }

@@ -143,11 +143,8 @@ public actor SecurityGate {
     /// rather than actor state, so status reads (`GET /api/v1/servers`) never queue behind the
     /// evaluations of servers that are starting: with hundreds of them, they waited seconds.
     private nonisolated let currentBox = NIOLockedValueBox<[String: Entry]>([:])
-    private var current: [String: Entry] {
-        get { currentBox.withLockedValue { $0 } }
-        set { currentBox.withLockedValue { $0 = newValue } }
-    }
     private nonisolated func entry(_ server: String) -> Entry? { currentBox.withLockedValue { $0[server] } }
+    private func setEntry(_ server: String, _ e: Entry?) { currentBox.withLockedValue { $0[server] = e } }
     /// The identity each server had at its last `evaluate`, recorded at approval.
     private var identities: [String: String] = [:]
 
@@ -229,7 +226,7 @@ public actor SecurityGate {
                                     tools: Dictionary(uniqueKeysWithValues: tools.map { ($0.name, ToolStatus.pending) }),
                                     scan: report, visibleTools: [], storeError: "\(error)")
         }
-        current[server] = (tools, verdict)
+        setEntry(server, (tools, verdict))
         if let identity { identities[server] = identity }
         if verdict.quarantined {
             log.info("server quarantined: tools hidden until approved", metadata: ["server": "\(server)", "tools": "\(tools.count)",
@@ -306,11 +303,11 @@ public actor SecurityGate {
     }
 
     /// The last verdict for a server, nil before its first `evaluate`.
-    public func verdict(server: String) -> ServerVerdict? { current[server]?.verdict }
+    public func verdict(server: String) -> ServerVerdict? { entry(server)?.verdict }
 
     /// Whether a call may be forwarded. The refusal names the reason and how to approve.
     public func callPermission(server: String, tool: String) -> Result<Void, ProxyError> {
-        guard let entry = current[server] else {
+        guard let entry = self.entry(server) else {
             return .failure(ProxyError(.refused, "server \"\(server)\" has not been inspected yet; its tools are held until it connects and is approved"))
         }
         let v = entry.verdict
@@ -355,7 +352,7 @@ public actor SecurityGate {
     @discardableResult
     public func approveServer(_ name: String, force: Bool = false) throws -> ServerVerdict? {
         let tools = try currentTools(name) ?? []
-        let report = try current[name]?.verdict.scan ?? store.scan(server: name)
+        let report = try entry(name)?.verdict.scan ?? store.scan(server: name)
         let hard = report?.hardFindings ?? []
         if !hard.isEmpty && !force {
             throw ProxyError(.refused, "server \"\(name)\" was not approved: the scanner has \(hard.count) hard finding(s): "
@@ -389,7 +386,7 @@ public actor SecurityGate {
         guard let def = tools.first(where: { $0.name == tool }) else {
             throw ProxyError(.notFound, "server \"\(server)\" has no tool \"\(tool)\"")
         }
-        let hard = (try current[server]?.verdict.scan ?? store.scan(server: server))?.findings(forTool: tool).filter { $0.severity == .hard } ?? []
+        let hard = (try entry(server)?.verdict.scan ?? store.scan(server: server))?.findings(forTool: tool).filter { $0.severity == .hard } ?? []
         if !hard.isEmpty && !force {
             throw ProxyError(.refused, "tool \"\(tool)\" of server \"\(server)\" was not approved: the scanner has hard findings: "
                 + SecurityGate.summary(hard) + "; to approve anyway use --force (or ?force=true)")
@@ -402,7 +399,7 @@ public actor SecurityGate {
     /// Old versus new for every held (changed, pending or blocked) tool of a server.
     public func toolDiffs(server: String) -> [ToolDiff] {
         guard let tools = try? currentTools(server), let pins = try? store.pins(server: server) else { return [] }
-        let verdict = current[server]?.verdict
+        let verdict = entry(server)?.verdict
         let report = verdict?.scan ?? (try? store.scan(server: server)) ?? ScanReport(server: server, findings: [])
         let quarantined = verdict?.quarantined ?? ((try? store.server(server))?.quarantined ?? true)
         let v = SecurityGate.verdict(server: server, quarantined: quarantined, tools: tools, pins: pins, report: report)
@@ -513,7 +510,7 @@ public actor SecurityGate {
 
     /// Forgets a server that was removed from the config.
     public func forget(server: String) throws {
-        current[server] = nil
+        setEntry(server, nil)
         try store.deleteServer(server)
     }
 
@@ -535,11 +532,11 @@ public actor SecurityGate {
 
     /// Recomputes the cached verdict after an approval or quarantine.
     private func refresh(_ server: String) throws -> ServerVerdict? {
-        guard let entry = current[server] else { return nil }
+        guard let entry = self.entry(server) else { return nil }
         let stored = try store.server(server)
         let v = SecurityGate.verdict(server: server, quarantined: stored?.quarantined ?? true, tools: entry.tools,
                                      pins: try store.pins(server: server), report: entry.verdict.scan)
-        current[server] = (entry.tools, v)
+        setEntry(server, (entry.tools, v))
         return v
     }
 
