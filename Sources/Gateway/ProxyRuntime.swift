@@ -411,32 +411,25 @@ struct StdioFrontend: Service {
         let limit = maxLine
         let log = logger
         Thread.detachNewThread {
-            var pending: [UInt8] = []
-            var discarding = false
+            var framer = LineFramer(maxLength: limit)
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            func deliver(_ frame: LineFramer.Frame) {
+                switch frame {
+                case .line(let line): lines.continuation.yield(Array(buffer: line))
+                case .tooLong:
+                    // Answered once (an unparsable message); the rest of the line is dropped.
+                    log.warning("stdio client sent a line over \(limit) bytes; it is dropped")
+                    lines.continuation.yield(Array("{".utf8))
+                }
+            }
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                while let nl = pending.firstIndex(of: 0x0A) {
-                    var line = Array(pending[..<nl])
-                    pending.removeSubrange(...nl)
-                    if discarding { discarding = false; continue }
-                    if line.last == 0x0D { line.removeLast() }
-                    lines.continuation.yield(line)
-                }
-                if pending.count > limit {
-                    // Too long: answer once (an unparsable message) and drop the rest of the line.
-                    if !discarding {
-                        log.warning("stdio client sent a line over \(limit) bytes; it is dropped")
-                        lines.continuation.yield(Array("{".utf8))
-                    }
-                    discarding = true
-                    pending.removeAll(keepingCapacity: false)
-                }
+                buffer.withUnsafeBytes { framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                while let frame = framer.next() { deliver(frame) }
             }
-            if !pending.isEmpty && !discarding { lines.continuation.yield(pending) }
+            if let last = framer.finish() { deliver(.line(last)) }
             close(input)
             lines.continuation.finish()
         }

@@ -157,13 +157,14 @@ public final class JSONRPCPeer: @unchecked Sendable {
                 self.timeoutStreak += expired.count
                 return self.timeoutStreak
             }
-            var last = ""
-            for (id, p) in expired {
-                last = "upstream server \"\(self.serverName)\" did not answer \(p.method) within \(Self.format(p.timeout))"
+            let messages = expired.map { "upstream server \"\(self.serverName)\" did not answer \($0.1.method) within \(Self.format($0.1.timeout))" }
+            // The streak is reported before any waiter resumes, so whoever sees the timeout
+            // error also sees the server's state that it caused.
+            self.onTimeoutStreak?(streak, messages.last)
+            for ((id, p), message) in zip(expired, messages) {
                 self.transport?.cancel(requestID: Array(String(id).utf8))
-                p.continuation.resume(throwing: ProxyError(.timeout, last))
+                p.continuation.resume(throwing: ProxyError(.timeout, message))
             }
-            self.onTimeoutStreak?(streak, last)
         }
     }
 

@@ -87,6 +87,35 @@ final class SilentTransport: UpstreamTransport, @unchecked Sendable {
         #expect(try run(Array(stride(from: 1, to: bytes.count, by: 3))) == expected)
     }
 
+    /// The framer the stdio front end uses: an over-long line is reported once and skipped up to
+    /// its newline, whatever the chunking; the lines around it come out whole.
+    @Test func lineFramerSkipsAnOverlongLineAndRecovers() {
+        let long = String(repeating: "x", count: 50)
+        let bytes = Array("{\"a\":1}\n\(long)\n{\"b\":2}\r\n\(long)\nend".utf8)
+        func run(_ chunk: Int) -> [String] {
+            var framer = LineFramer(maxLength: 16)
+            var out: [String] = []
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + chunk)
+                bytes[start..<end].withUnsafeBytes { framer.append($0) }
+                start = end
+                while let f = framer.next() {
+                    switch f {
+                    case .line(let l): out.append(String(buffer: l))
+                    case .tooLong: out.append("<too long>")
+                    }
+                }
+            }
+            if let last = framer.finish() { out.append(String(buffer: last)) }
+            return out
+        }
+        let expected = ["{\"a\":1}", "<too long>", "{\"b\":2}", "<too long>", "end"]
+        for chunk in 1...bytes.count {
+            #expect(run(chunk) == expected, "chunk size \(chunk)")
+        }
+    }
+
     @Test func startLimiterBoundsParallelism() async {
         let limiter = StartLimiter(limit: 3)
         let running = NIOLockedValueBox((now: 0, peak: 0))
