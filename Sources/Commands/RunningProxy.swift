@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Gateway
 import ProxyCore
 
 /// The REST API of a running `mcpproxy serve`, found from the config's `listen` and the data
@@ -17,6 +18,14 @@ struct RunningProxy {
             key = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard !key.isEmpty else { return nil }
+        // The address the running proxy published (it may listen elsewhere than the config says:
+        // `serve --listen`), trusted only while that proxy holds the data dir's lock.
+        let dataDir = paths.resolvedDataDir as NSString
+        if FileLock.isHeld(path: dataDir.appendingPathComponent("mcpproxy.lock")),
+           let published = try? String(contentsOfFile: dataDir.appendingPathComponent(ProxyRuntime.addressFile), encoding: .utf8) {
+            let url = published.trimmingCharacters(in: .whitespacesAndNewlines)
+            if url.hasPrefix("http://") || url.hasPrefix("https://") { return RunningProxy(base: url, key: key) }
+        }
         var listen = config.listen
         if listen.hasPrefix("0.0.0.0:") { listen = "127.0.0.1:" + listen.dropFirst(8) }
         return RunningProxy(base: "http://\(listen)", key: key)

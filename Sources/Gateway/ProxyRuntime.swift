@@ -254,6 +254,7 @@ public final class ProxyRuntime: Sendable {
             let logger = self.logger
             let listen = self.listen
             let key = (options.dataDir as NSString).appendingPathComponent("api_key")
+            let dataDir = options.dataDir
             var appLogger = logger
             appLogger.logLevel = .warning
             let scheme = auth.tls ? "https" : "http"
@@ -267,6 +268,8 @@ public final class ProxyRuntime: Sendable {
                 configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
                 onServerRunning: { channel in
                     let addr = channel.localAddress.map { "\($0.ipAddress ?? address.host):\($0.port ?? address.port)" } ?? listen
+                    // Where CLI commands find this proxy when `--listen` overrode the config.
+                    Self.publishAddress("\(scheme)://\(addr)", dataDir: dataDir)
                     logger.info("listening on \(scheme)://\(addr)/mcp (REST API under /api/v1; admin key: \(ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] != nil ? "MCPPROXY_API_KEY" : key))")
                 },
                 logger: appLogger)

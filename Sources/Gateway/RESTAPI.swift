@@ -241,7 +241,24 @@ public struct RESTAPI: Sendable {
 
     /// `GET /servers/{name}` of a configured server.
     public func serverJSON(_ s: UpstreamServer) async -> JSONValue {
-        Self.serverJSON(await s.snapshot(), config: await manager.currentConfig.server(named: s.name), extra: await extraFields(s.name))
+        let snap = await s.snapshot()
+        var extra = await extraFields(s.name)
+        extra["stats"] = await statsJSON(s, snap, totals: manager.metrics.callTotals())
+        return Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name), extra: extra)
+    }
+
+    /// A server's counters since the proxy started and its processes' resource use now (what
+    /// `mcpproxy status` turns into rates). Keys absent where the kernel cannot say (docker).
+    func statsJSON(_ s: UpstreamServer, _ snap: ServerSnapshot, totals: [String: [CallOutcome: Int]]) async -> JSONValue {
+        let byOutcome = totals[s.name] ?? [:]
+        var calls: [String: JSONValue] = [:]
+        for outcome in CallOutcome.allCases { calls[outcome.label] = .number(Double(byOutcome[outcome] ?? 0)) }
+        var o: [String: JSONValue] = ["calls": .object(calls)]
+        let p = await ProxyMetrics.processSample(s, snap)
+        if let v = p.cpuSeconds { o["cpu_seconds"] = .number(v) }
+        if let v = p.memoryBytes { o["memory_bytes"] = .number(v) }
+        if let v = p.pids { o["pids"] = .number(v) }
+        return .object(o)
     }
 
     /// The pending (awaiting approval) server named in the path, if any.
@@ -297,8 +314,12 @@ public struct RESTAPI: Sendable {
     public func serversJSON() async -> JSONValue {
         var list: [JSONValue] = []
         let config = await manager.currentConfig
+        let totals = manager.metrics.callTotals()
         for s in await manager.allServers() {
-            list.append(Self.serverJSON(await s.snapshot(), config: config.server(named: s.name), extra: await extraFields(s.name)))
+            let snap = await s.snapshot()
+            var extra = await extraFields(s.name)
+            extra["stats"] = await statsJSON(s, snap, totals: totals)
+            list.append(Self.serverJSON(snap, config: config.server(named: s.name), extra: extra))
         }
         for p in manager.pendingServers { list.append(Self.pendingJSON(p)) }
         return ["servers": .array(list)]

@@ -36,6 +36,16 @@ public final class FileLock: @unchecked Sendable {
     }
 
     /// The pid written by the holder of the lock at `path`, if readable.
+    /// Whether another process holds the lock now (tested with a shared, non-blocking flock on
+    /// a read-only descriptor: nothing is written and nothing is kept).
+    public static func isHeld(path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
+        return errno == EWOULDBLOCK
+    }
+
     public static func holderPID(path: String) -> Int32? {
         guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return Int32(s.trimmingCharacters(in: .whitespacesAndNewlines))

@@ -138,6 +138,8 @@ public final class ProxyMetrics: Sendable {
         /// servers and catalogue tools are cached, so callers' input cannot grow it.
         var series: [CallKey: CallSeries] = [:]
         var other: CallSeries
+        /// Per configured server (bounded by the config, not by callers' input).
+        var totals: [String: [CallOutcome: Int]] = [:]
     }
     struct ServerSeries {
         var restarts: CoreMetrics.Counter
@@ -205,6 +207,7 @@ public final class ProxyMetrics: Sendable {
                          outcome: CallOutcome, nanoseconds: UInt64? = nil) {
         let series = calls.withLockedValue { t -> CallSeries in
             guard configured else { return t.other }
+            t.totals[server, default: [:]][outcome, default: 0] += 1
             let key = CallKey(server: server, tool: inCatalogue ? tool : "")
             if let s = t.series[key] { return s }
             let sl = t.budget.server(server, configured: true)
@@ -253,20 +256,7 @@ public final class ProxyMetrics: Sendable {
         for s in servers {
             stateCounts[s.state, default: 0] += 1
             let snap = await s.snapshot()
-            var process = ProcessSample()
-            if snap.state == .ready || snap.state == .unresponsive {
-                switch snap.isolation.mode {
-                case .sandbox:
-                    if let dirs = await s.currentPlan()?.cgroupDirectories, !dirs.isEmpty {
-                        process = ProcessStats.cgroup(dirs)
-                    }
-                case .none:
-                    if let pid = snap.pid { process = ProcessStats.process(pid: pid) }
-                case .docker:
-                    break  // the pid is the `docker run` client; container stats are not read here
-                }
-            }
-            samples.append(ServerSample(name: s.name, restarts: snap.restarts, process: process))
+            samples.append(ServerSample(name: s.name, restarts: snap.restarts, process: await Self.processSample(s, snap)))
         }
         var quarantinedServers = Set<String>()
         for key in catalog.refusals.keys where key.hasSuffix(":*") { quarantinedServers.insert(String(key.dropLast(2))) }
@@ -278,6 +268,25 @@ public final class ProxyMetrics: Sendable {
         update(samples: samples, configured: catalog.serverNames, states: stateCounts, sessions: sessions,
                quarantined: quarantinedServers.count, awaiting: manager.pendingNames.count, held: held)
         return registry.emitToBuffer()
+    }
+
+    /// What the kernel says about a running server's processes (empty when it is not running).
+    public static func processSample(_ s: UpstreamServer, _ snap: ServerSnapshot) async -> ProcessSample {
+        guard snap.state == .ready || snap.state == .unresponsive else { return ProcessSample() }
+        switch snap.isolation.mode {
+        case .sandbox:
+            if let dirs = await s.currentPlan()?.cgroupDirectories, !dirs.isEmpty { return ProcessStats.cgroup(dirs) }
+        case .none:
+            if let pid = snap.pid { return ProcessStats.process(pid: pid) }
+        case .docker:
+            break  // the pid is the `docker run` client; container stats are not read here
+        }
+        return ProcessSample()
+    }
+
+    /// Calls per configured server since the proxy started, by outcome (for `mcpproxy status`).
+    public func callTotals() -> [String: [CallOutcome: Int]] {
+        calls.withLockedValue { $0.totals }
     }
 
     /// Applies one scrape's readings (separate from `render` so it is unit-tested without servers).
@@ -344,7 +353,7 @@ public final class ProxyMetrics: Sendable {
                 let id = ObjectIdentifier(s.counters[0])
                 if seen.insert(id).inserted { out.append(s) }
             }
-            for name in gone { t.budget.release(server: name) }
+            for name in gone { t.budget.release(server: name); t.totals.removeValue(forKey: name) }
             return out
         }
         for s in dropped {
