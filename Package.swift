@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // Targets follow the one-way dependency chain in docs/architecture.md:
@@ -27,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Traces (off unless configured). OTLP/HTTP only: the gRPC exporter's dependencies would
+        // add minutes to every clean build for nothing we use.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C: process spawning (own process group, parent-death signal from a dedicated thread).
@@ -53,6 +57,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ]),
         // Named MCPSecurity, not Security: swift-certificates tests `canImport(Security)` (Apple's
         // framework) and would import a module of that name on Linux.
@@ -75,6 +80,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTel", package: "swift-otel"),
         ]),
         .target(name: "Commands", dependencies: [
             "ProxyCore", "Isolation", "Upstream", "MCPSecurity", "Gateway", "CSandbox",

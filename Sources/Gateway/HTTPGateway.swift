@@ -11,6 +11,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ProxyCore
 import Upstream
+import Tracing
 
 /// The MCP client sessions of the HTTP endpoint, bounded in number and idle time.
 final class SessionStore: Sendable {
@@ -309,10 +310,12 @@ public struct HTTPGateway: Sendable {
             s.identity = identity
             session = s
         }
+        // A client's W3C trace context becomes the parent of this request's span (tracing on).
+        let parent = handler.manager.traces.extract { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
         if accept.contains("text/event-stream"), Self.asksForProgress(body) {
-            return streamed(body, session: session, identity: identity, headers: extra)
+            return streamed(body, session: session, identity: identity, headers: extra, parent: parent)
         }
-        switch await handler.handle(body, session: session, identity: identity) {
+        switch await ServiceContext.$current.withValue(parent, operation: { await handler.handle(body, session: session, identity: identity) }) {
         case .accepted:
             return Response(status: .accepted, headers: extra)
         case .response(let bytes), .cancelled(let bytes):
@@ -329,14 +332,16 @@ public struct HTTPGateway: Sendable {
     /// an SSE stream carrying the request's `notifications/progress`, then its response. (Other
     /// requests get a single JSON body: cheaper, and what most clients prefer.) A client that
     /// goes away mid-stream cancels the request, upstream too.
-    func streamed(_ body: [UInt8], session: MCPSession?, identity: Identity, headers extra: HTTPFields) -> Response {
+    func streamed(_ body: [UInt8], session: MCPSession?, identity: Identity, headers extra: HTTPFields, parent: ServiceContext?) -> Response {
         var headers = extra
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let handler = self.handler
         let (events, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
         let work = Task {
-            let outcome = await handler.handle(body, session: session, identity: identity, related: { sink.yield(MCPSession.sseEvent($0)) })
+            let outcome = await ServiceContext.$current.withValue(parent) {
+                await handler.handle(body, session: session, identity: identity, related: { sink.yield(MCPSession.sseEvent($0)) })
+            }
             switch outcome {
             case .response(let bytes), .cancelled(let bytes): sink.yield(MCPSession.sseEvent(bytes))
             case .accepted: break

@@ -222,6 +222,30 @@ public final class MCPHandler: Sendable {
         }
         guard env.kind == .request, let method = env.method, let id = env.id else { return .accepted }
         manager.metrics.request(method: method)
+        let traces = manager.traces
+        guard traces.enabled else { return await dispatch(method, id: id, body: body, env: env, session: session, identity: identity, related: related) }
+        var attributes = ["mcp.method.name": method, "jsonrpc.request.id": String(decoding: id, as: UTF8.self)]
+        if let session { attributes["mcp.session.id"] = session.id }
+        return await traces.span(method, kind: .server, attributes: attributes, failed: Self.failure) {
+            await dispatch(method, id: id, body: body, env: env, session: session, identity: identity, related: related)
+        }
+    }
+
+    /// What makes a request's span an error: a JSON-RPC error or an `isError` tool result.
+    @Sendable static func failure(_ outcome: Outcome) -> String? {
+        switch outcome {
+        case .accepted: return nil
+        case .cancelled: return "cancelled"
+        case .response(let bytes):
+            guard let reply = RawMessage(bytes: bytes) else { return nil }
+            if reply.errorBytes != nil { return "JSON-RPC error" }
+            if member(reply.bytes, reply.envelope.result, "isError") == "true" { return "tool error" }
+            return nil
+        }
+    }
+
+    func dispatch(_ method: String, id: [UInt8], body: [UInt8], env: JSONRPCEnvelope, session: MCPSession?, identity: Identity,
+                  related: (@Sendable ([UInt8]) -> Void)?) async -> Outcome {
         do {
             if Self.forwardedMethods.contains(method) {
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,

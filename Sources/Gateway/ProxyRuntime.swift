@@ -52,6 +52,8 @@ public final class ProxyRuntime: Sendable {
     public let apiKey: String
     public let manager: ServerManager
     public let handler: MCPHandler
+    /// The OTLP exporter (nil: tracing off).
+    let tracingService: (any Service)?
     public let gateway: HTTPGateway
     public let authenticator: Authenticator
     let httpClient: HTTPClient
@@ -136,7 +138,9 @@ public final class ProxyRuntime: Sendable {
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
-        let env = UpstreamEnvironment(
+        let (traces, traceService) = try Self.makeTracing(loaded.config.tracing, logger: logger)
+        tracingService = traceService
+        var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
                 LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
@@ -147,6 +151,7 @@ public final class ProxyRuntime: Sendable {
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
             containerHooks: plugins.containerHooks)
+        env.traces = traces
         manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
@@ -227,13 +232,15 @@ public final class ProxyRuntime: Sendable {
         for hook in plugins.beforeStart { await hook(self) }
         let service = SupervisorService(runtime: self)
         let tokens = TokenWatchService(authenticator: authenticator)
+        // Tracing first: services stop in reverse order, so it flushes the others' last spans.
+        let tracing = tracingService.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []
         let metricsApp = try await metricsApplication()
         if options.stdio {
             // The pipes are the credential; --token-file narrows the client to a token's scope.
             let identity = try options.tokenFile.map { try authenticator.identity(tokenFile: $0) } ?? .admin
             let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger, maxLine: initialConfig.maxRequestBodyBytes)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service), .init(service: tokens),
+                services: tracing + [.init(service: service), .init(service: tokens),
                            .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -274,7 +281,7 @@ public final class ProxyRuntime: Sendable {
                 },
                 logger: appLogger)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service), .init(service: tokens), .init(service: app)] + metricsApp,
+                services: tracing + [.init(service: service), .init(service: tokens), .init(service: app)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -76,6 +76,8 @@ public actor ServerManager {
     private(set) var config: ProxyConfig
     private var servers: [String: UpstreamServer] = [:]
     private let env: UpstreamEnvironment
+    /// Tracing (off unless configured): the handler's server spans use it too.
+    public nonisolated var traces: TraceHooks { env.traces }
     private let gate: ToolGate
     private let log: Logger
     private nonisolated let catalogBox = NIOLockedValueBox(Catalog())

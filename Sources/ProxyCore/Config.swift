@@ -50,6 +50,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var security: SecurityConfig = .init()
     /// `supervision`: how upstream servers are watched and restarted.
     public var supervision: SupervisionConfig = .init()
+    /// `tracing`: OpenTelemetry export (nil: off).
+    public var tracing: TracingConfig? = nil
     public var servers: [ServerConfig] = []
 
     public init() {}

@@ -218,7 +218,7 @@ struct Walker {
         let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
                                   "data_dir", "api_key", "security", "supervision", "client_idle_timeout",
-                                  "metrics_listen"]).union(GatewayAuthConfig.keys)
+                                  "metrics_listen", "tracing"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
@@ -244,6 +244,7 @@ struct Walker {
         if let v = o["sandbox"] { c.sandbox = sandbox(v, "sandbox") }
         if let v = o["security"] { c.security = security(v, "security") }
         if let v = o["supervision"] { c.supervision = supervision(v, "supervision") }
+        if let v = o["tracing"] { c.tracing = tracing(v, "tracing") }
         if let v = o["mcpServers"] { c.servers = servers(v) }
         c.auth = auth(o, listen: c.listen)
         return c

@@ -23,9 +23,13 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
     /// Called with a request's id when its reply stream ended without a reply (the server died).
     private let onUnanswered: @Sendable ([UInt8]) -> Void
 
+    private let traces: TraceHooks
+
     public init(client: HTTPClient, url: String, headers: [String: String], maxMessageBytes: Int,
+                traces: TraceHooks = .off,
                 deliver: @escaping @Sendable ([UInt8]) -> Void,
                 onUnanswered: @escaping @Sendable ([UInt8]) -> Void = { _ in }) {
+        self.traces = traces
         self.onUnanswered = onUnanswered
         self.client = client
         self.url = url
@@ -85,6 +89,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         request.headers = baseHeaders()
         request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         request.headers.replaceOrAdd(name: "Accept", value: "application/json, text/event-stream")
+        traces.inject(into: &request.headers)
         request.body = .bytes(ByteBuffer(bytes: message))
         let response = try await client.execute(request, timeout: .hours(24))
         if let sid = response.headers.first(name: "Mcp-Session-Id") { lock.withLock { sessionID = sid } }
@@ -179,9 +184,11 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
     private let lock = NIOLock()
     private var endpoint: String?
     private var streamTask: Task<Void, Never>?
+    private let traces: TraceHooks
 
-    public init(client: HTTPClient, url: String, headers: [String: String],
+    public init(client: HTTPClient, url: String, headers: [String: String], traces: TraceHooks = .off,
                 deliver: @escaping @Sendable ([UInt8]) -> Void, onClosed: @escaping @Sendable (String) -> Void) {
+        self.traces = traces
         self.client = client
         self.url = url
         self.headers = headers
@@ -240,6 +247,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
         request.method = .POST
         for (k, v) in headers { request.headers.add(name: k, value: v) }
         request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        traces.inject(into: &request.headers)
         request.body = .bytes(ByteBuffer(bytes: message))
         let response = try await client.execute(request, timeout: .seconds(60))
         _ = try? await response.body.collect(upTo: 1 << 20)

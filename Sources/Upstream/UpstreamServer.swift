@@ -85,6 +85,8 @@ public struct UpstreamEnvironment: Sendable {
     public var startLimiter: StartLimiter
     /// Where servers' requests to clients go (set by the gateway).
     public var serverRequests = ServerRequestRouter()
+    /// Spans for upstream requests and `traceparent` for HTTP upstreams (off unless configured).
+    public var traces = TraceHooks.off
 
     public init(group: EventLoopGroup, httpClient: HTTPClient, launchContext: @escaping @Sendable () -> LaunchContext,
                 logs: LogFiles, logger: Logger, logLevel: Logger.Level, maxMessageBytes: Int,
@@ -208,7 +210,10 @@ public actor UpstreamServer {
         guard let peer, state == .ready || state == .unresponsive else {
             throw ProxyError(.unavailable, "upstream server \"\(name)\" is \(state.rawValue)\(state == .restarting || state == .starting ? "; try again shortly" : "")")
         }
-        return try await peer.request(method: method, params: params, timeout: timeout, progress: progress)
+        return try await env.traces.span(method, kind: .client, attributes: ["mcp.server": name, "mcp.method.name": method],
+                                         failed: { $0.errorBytes != nil ? "upstream answered with a JSON-RPC error" : nil }) {
+            try await peer.request(method: method, params: params, timeout: timeout, progress: progress)
+        }
     }
 
     // MARK: lifecycle
@@ -436,7 +441,7 @@ public actor UpstreamServer {
             guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
             let serverName = name
             let t = StreamableHTTPTransport(client: env.httpClient, url: url, headers: config.headers,
-                                            maxMessageBytes: env.maxMessageBytes, deliver: { peer.deliver($0) },
+                                            maxMessageBytes: env.maxMessageBytes, traces: env.traces, deliver: { peer.deliver($0) },
                                             onUnanswered: { id in
                                                 peer.abandon(id: id, error: ProxyError(.upstreamFailed, "upstream server \"\(serverName)\" closed its reply stream without answering (the server may have stopped)"))
                                             })
@@ -445,7 +450,7 @@ public actor UpstreamServer {
             log.info("connecting (streamable HTTP): \(URLRedaction.redact(url))")
         case .sse:
             guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
-            let t = SSETransport(client: env.httpClient, url: url, headers: config.headers, deliver: { peer.deliver($0) },
+            let t = SSETransport(client: env.httpClient, url: url, headers: config.headers, traces: env.traces, deliver: { peer.deliver($0) },
                                  onClosed: { [weak self] why in
                                      guard let self else { return }
                                      Task { await self.transportClosed(gen, why) }
