@@ -46,6 +46,12 @@ public enum ContainerLifecycle {
         let cli = try engine.requireExecutable(server: server)
         var prepared = plan
         prepared.executable = cli
+        if let check = engine.limitsCheck, geteuid() != 0 {
+            let r = await engine.run(check.arguments, environment: env, timeout: 30)
+            if r.status == 0, let problem = check.problem(r.stdout) {
+                throw ProxyError(.unsupported, "server \"\(server)\": \(problem)")
+            }
+        }
         let inspect = await engine.run(["image", "inspect", "--format", "{{.Id}}", container.image], environment: env, timeout: 30)
         if inspect.status == 0 {
             log("image \(container.image) is present locally (\(inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).prefix(19)))")

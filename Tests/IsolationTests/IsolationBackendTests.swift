@@ -132,6 +132,22 @@ struct IsolationBackendTests {
         #expect(plan.ownPIDNamespace && plan.container == nil && plan.enforcement == ["isolation": "none"])
     }
 
+    @Test("rootless podman on cgroups v1 is refused (its limits would not hold); rootful or cgroups v2 is fine")
+    func podmanLimits() throws {
+        let check = try #require(ContainerEngine.podman.limitsCheck)
+        #expect(check.arguments == ["info", "--format", "{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}"])
+        #expect(check.problem("true v1\n")?.contains("ignores --memory, --cpus and --pids-limit") == true)
+        #expect(check.problem("false v1\n") == nil)
+        #expect(check.problem("true v2\n") == nil)
+        #expect(check.problem("") == nil)
+        #expect(ContainerEngine.docker.limitsCheck == nil)
+        // The real query as the tests run it (root): rootful, so no problem whatever the cgroups.
+        let out = ContainerEngine.podman.runBlocking(check.arguments, environment: ProcessInfo.processInfo.environment, timeout: 60)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("false "), "\(out.stdout)")
+        #expect(check.problem(out.stdout) == nil)
+    }
+
     @Test("engine error texts of docker and podman are classified alike")
     func podmanErrors() {
         #expect(ContainerEngine.classify(stderr: "Error: unable to connect to Podman socket: dial unix /run/podman/podman.sock: connect: no such file or directory") == .daemonUnreachable)

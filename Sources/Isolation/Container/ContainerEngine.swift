@@ -32,11 +32,28 @@ public struct ContainerEngine: Sendable, Equatable {
     /// not die with the client by the kernel's hand; the stop ladder and orphan cleanup
     /// (labels, owner pid) end them.
     public var clientNeedsHostPIDs: Bool
+    /// An engine query run before an unprivileged proxy's first start of a container, and the
+    /// pure reading of its output: why the engine would not enforce the plan's limits, or nil.
+    /// nil when the engine needs no such check.
+    public var limitsCheck: LimitsCheck?
+
+    /// See `limitsCheck`.
+    public struct LimitsCheck: Sendable {
+        /// The CLI arguments of the query.
+        public var arguments: [String]
+        /// The problem the query's stdout shows, or nil.
+        public var problem: @Sendable (String) -> String?
+        public init(arguments: [String], problem: @escaping @Sendable (String) -> String?) {
+            self.arguments = arguments
+            self.problem = problem
+        }
+    }
 
     public init(name: String, daemonName: String, installHint: String, clientVariables: Set<String>,
                 endpointVariables: [String], oomEventName: String = "oom",
                 oomEventQuery: (@Sendable (_ id: String, _ until: String) -> [String])? = nil,
-                searchDirectories: [String] = ContainerEngine.trustedDirectories, clientNeedsHostPIDs: Bool = false) {
+                searchDirectories: [String] = ContainerEngine.trustedDirectories, clientNeedsHostPIDs: Bool = false,
+                limitsCheck: LimitsCheck? = nil) {
         self.name = name
         self.daemonName = daemonName
         self.installHint = installHint
@@ -46,6 +63,7 @@ public struct ContainerEngine: Sendable, Equatable {
         self.oomEventQuery = oomEventQuery
         self.searchDirectories = searchDirectories
         self.clientNeedsHostPIDs = clientNeedsHostPIDs
+        self.limitsCheck = limitsCheck
     }
 
     public static func == (a: ContainerEngine, b: ContainerEngine) -> Bool {

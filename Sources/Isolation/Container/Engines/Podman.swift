@@ -16,5 +16,17 @@ extension ContainerEngine {
         // as for any death) and --rm removes the container with its State.OOMKilled, so an exit
         // 137 is diagnosed as "most likely out of memory" rather than from an event.
         oomEventQuery: nil,
-        clientNeedsHostPIDs: true)
+        clientNeedsHostPIDs: true,
+        limitsCheck: LimitsCheck(arguments: ["info", "--format", "{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}"],
+                                 problem: podmanLimitsProblem))
+
+    /// Rootless podman on cgroups v1 runs containers without `--memory`, `--cpus` and
+    /// `--pids-limit` ("Resource limits are not supported and ignored on cgroups V1 rootless
+    /// systems", a warning on stderr only), so a plan's limits would not hold: refused.
+    /// `info` is `podman info --format '{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}'`.
+    public static func podmanLimitsProblem(_ info: String) -> String? {
+        let fields = info.split(whereSeparator: { $0 == " " || $0 == "\n" }).map { $0.lowercased() }
+        guard fields.count >= 2, fields[0] == "true", fields[1] == "v1" else { return nil }
+        return "rootless podman on a cgroups v1 host ignores --memory, --cpus and --pids-limit, so the container's limits would not hold; run the proxy as root (rootful podman), use engine docker, or boot the host with cgroups v2"
+    }
 }
