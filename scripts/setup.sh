@@ -25,6 +25,12 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 # them; Playwright cannot download its browsers here).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# The second container engine and the second OCI runtime of mode docker (isolation.engine: podman,
+# isolation.oci_runtime: runsc): their tests run the same e2e and escape tests as docker.
+# catatonit is podman's --init.
+command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+[ -x /usr/libexec/podman/catatonit ] || [ -x /usr/bin/catatonit ] || need_apt+=(catatonit)
+command -v runsc >/dev/null 2>&1 || need_apt+=(runsc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -41,6 +47,50 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/mcpproxy-dockerd.log" >&2; exit 1; }
 fi
+
+# gVisor's runsc as a runtime of both engines. Debian's runsc (2022-12) decides "am I in the root
+# network namespace?" by whether /proc/sys/net/core/rmem_default exists, which every network
+# namespace has since Linux made that sysctl per-namespace (6.x): with its own network stack it
+# then refuses to start ("cannot run with network enabled in root network namespace"). So it is
+# registered with --network=none (no network stack in the sandbox; the planner allows runsc only
+# with network_mode none) and the ptrace platform (no KVM here). See docs/docker-isolation.md.
+RUNSC=$(command -v runsc)
+# docker: "runtimes" in daemon.json, merged into the keys already there; dockerd reloads its
+# runtimes on SIGHUP (no restart, so running containers are left alone).
+python3 - "$RUNSC" <<'PY'
+import json, os, sys
+path = "/etc/docker/daemon.json"
+cfg = {}
+if os.path.exists(path):
+    with open(path) as f:
+        text = f.read().strip()
+    cfg = json.loads(text) if text else {}
+want = {"path": sys.argv[1], "runtimeArgs": ["--platform=ptrace", "--network=none"]}
+if cfg.get("runtimes", {}).get("runsc") != want:
+    cfg.setdefault("runtimes", {})["runsc"] = want
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    print("[setup] registered runsc in", path)
+PY
+runsc_registered() { docker info --format '{{json .Runtimes}}' | grep -q '"runsc":{"path":"'"$RUNSC"'","runtimeArgs":\["--platform=ptrace","--network=none"\]'; }
+if ! runsc_registered; then
+  log "reloading dockerd's configuration (SIGHUP) for the runsc runtime"
+  kill -HUP "$(cat /var/run/docker.pid)"
+  for _ in $(seq 1 20); do runsc_registered && break; sleep 0.5; done
+  runsc_registered || { echo "dockerd does not list the runsc runtime (see /etc/docker/daemon.json)" >&2; exit 1; }
+fi
+# podman: containers.conf maps a runtime name to paths only (no flags), so the same flags go into
+# a small wrapper that podman runs as "runsc".
+mkdir -p /usr/local/libexec/mcpproxy /etc/containers/containers.conf.d
+printf '#!/bin/sh\n# gVisor for podman, with the flags of docker'"'"'s registration (mcpproxy scripts/setup.sh).\nexec %s --platform=ptrace --network=none "$@"\n' "$RUNSC" \
+  >/usr/local/libexec/mcpproxy/runsc.new
+chmod 755 /usr/local/libexec/mcpproxy/runsc.new
+mv /usr/local/libexec/mcpproxy/runsc.new /usr/local/libexec/mcpproxy/runsc
+printf '# mcpproxy tests: "podman run --runtime runsc" runs gVisor with the flags of docker'"'"'s registration.\n[engine.runtimes]\nrunsc = ["/usr/local/libexec/mcpproxy/runsc"]\n' \
+  >/etc/containers/containers.conf.d/50-mcpproxy-runsc.conf
 
 # Python venvs with the real MCP client and servers from PyPI: `.venv` with the newest SDK, and
 # `.venv-mcp1` with the 1.x SDK pinned (the protocol e2e tests run a second time with it: clients
@@ -61,8 +111,10 @@ make_venv() {
 }
 make_venv "$ROOT/.venv"
 make_venv "$ROOT/.venv-mcp1" 1.30.0
-# Local test images (no registry here): the static fixture server in a FROM-scratch image.
+# Local test images (no registry here): the static fixture server in a FROM-scratch image, for
+# docker, then copied to podman (docker save | podman load).
 scripts/build-test-images.sh
+scripts/podman-test-images.sh
 # A venv on the distribution's Python for the sandbox tests: a server dropped to an unprivileged
 # uid can reach neither /root (pyenv-style interpreters) nor a checkout under it, so this venv
 # lives under /opt, world-readable.

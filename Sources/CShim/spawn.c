@@ -24,6 +24,7 @@ typedef struct {
     char *const *argv;
     char *const *envp;
     const char *cwd;
+    int own_pidns;
     mcpx_spawn_result *out;
     int result;
     int done;
@@ -73,11 +74,12 @@ static int do_spawn(spawn_request *r) {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     // As root, the child starts a PID namespace of its own, so it is PID 1 there: when it dies
     // (the parent-death signal below, or any other way) the kernel kills every process it left
-    // in that namespace, grandchildren included. Unprivileged, a plain fork.
+    // in that namespace, grandchildren included. Unprivileged, or when the request opts out (a
+    // client that manages processes by their host pids, such as podman), a plain fork.
     int in_pidns = 0;
     pid_t pid = -1;
 #ifdef __linux__
-    if (geteuid() == 0) {
+    if (geteuid() == 0 && r->own_pidns) {
         pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
         if (pid >= 0) in_pidns = 1;
     }
@@ -177,9 +179,9 @@ static void start_spawner(void) {
 }
 
 int mcpx_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
-               mcpx_spawn_result *out) {
+               int own_pidns, mcpx_spawn_result *out) {
     pthread_once(&once, start_spawner);
-    spawn_request r = { file, argv, envp, cwd, out, 0, 0 };
+    spawn_request r = { file, argv, envp, cwd, own_pidns, out, 0, 0 };
     pthread_mutex_lock(&mu);
     while (pending) pthread_cond_wait(&cv_done, &mu);  // one request slot
     pending = &r;

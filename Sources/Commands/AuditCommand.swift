@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import Isolation
 import ProxyCore
 import MCPSecurity
 
 /// `mcpproxy audit [--config PATH] [--json]`: checks the config for container misconfigurations
-/// (and, with Docker available, the configured user of the images). Exits 1 when a finding is
+/// (and, with the container engine available, the configured user of the images). Exits 1 when a finding is
 /// high, for CI use; 2 when the config cannot be read.
 public struct AuditCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -29,8 +30,8 @@ public struct AuditCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let docker = AuditCommand.dockerExecutable()
-        let auditor = ConfigAuditor(home: home, imageUser: { image in docker.flatMap { AuditCommand.imageUser(image, docker: $0) } })
+        let engine = ContainerEngines.named(loaded.config.dockerIsolation.engine) ?? .docker
+        let auditor = ConfigAuditor(home: home, imageUser: { image in AuditCommand.imageUser(image, engine: engine) })
         let report = auditor.audit(loaded.config)
         if json {
             let encoder = JSONEncoder()
@@ -65,29 +66,12 @@ public struct AuditCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    static func dockerExecutable() -> String? {
-        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-            let p = "\(dir)/docker"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
-
-    /// `docker image inspect --format {{.Config.User}} IMAGE`; nil when Docker or the image is
-    /// unavailable.
-    static func imageUser(_ image: String, docker: String) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: docker)
-        p.arguments = ["image", "inspect", "--format", "{{.Config.User}}", image]
-        p.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"].merging(
-            ProcessInfo.processInfo.environment.filter { $0.key == "DOCKER_HOST" }) { a, _ in a }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// `ENGINE image inspect --format {{.Config.User}} IMAGE`; nil when the engine or the image
+    /// is unavailable.
+    static func imageUser(_ image: String, engine: ContainerEngine) -> String? {
+        let env = ProcessInfo.processInfo.environment.filter { engine.endpointVariables.contains($0.key) }
+        let r = engine.runBlocking(["image", "inspect", "--format", "{{.Config.User}}", image], environment: env, timeout: 30)
+        guard r.status == 0 else { return nil }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

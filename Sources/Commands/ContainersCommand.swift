@@ -6,41 +6,12 @@ import Logging
 import ProxyCore
 import Upstream
 
-/// The container hooks of docker isolation for the Upstream layer: each call goes to
-/// `ContainerLifecycle` (prepare before the startup timer, container id after spawn, the stop
-/// ladder, exit diagnosis). Plans of other modes carry no container and pass through untouched.
-public struct DockerContainerHooks: ContainerHooks {
-    public init() {}
-    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws {
-        try await ContainerLifecycle.prepare(plan, log: log)
-    }
-    public func containerID(_ plan: LaunchPlan, timeout: Double) async -> String? {
-        await ContainerLifecycle.containerID(plan, timeout: timeout)
-    }
-    public func stop(_ plan: LaunchPlan, containerID: String?, grace: Double) async {
-        await ContainerLifecycle.stop(plan, containerID: containerID, grace: grace)
-    }
-    public func diagnose(_ plan: LaunchPlan, containerID: String?, exitStatus: Int32, stderrTail: [String]) async -> String? {
-        await ContainerLifecycle.diagnose(plan, containerID: containerID, exitStatus: exitStatus, stderrTail: stderrTail)
-    }
-
-    /// A `beforeStart` hook: removes orphaned mcpproxy containers (this instance's, or those of a
-    /// dead proxy on this host) before any server starts. Silent when no docker CLI is installed.
-    public static let cleanupAtStart: @Sendable (ProxyRuntime) async -> Void = { runtime in
-        let env = ProcessInfo.processInfo.environment
-        guard ContainerLifecycle.resolveExecutable("docker", path: env["PATH"]) != nil else { return }
-        let logger = runtime.logger
-        let removed = await ContainerLifecycle.cleanupOrphans(instanceID: runtime.instanceID, environment: env,
-                                                              log: { logger.info("container cleanup: \($0)") })
-        if !removed.isEmpty { logger.warning("removed \(removed.count) orphaned mcpproxy container(s) left by a proxy that is gone") }
-    }
-}
-
-/// `mcpproxy containers`: inspect and clean up the containers docker isolation started.
+/// `mcpproxy containers`: inspect and clean up the containers docker isolation started, on each
+/// container engine (docker, podman) whose CLI is installed, or on the one given with `--engine`.
 public struct ContainersCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "containers",
-        abstract: "List or remove the containers that docker isolation started.",
+        abstract: "List or remove the containers that docker isolation started (on docker and podman).",
         subcommands: [List.self, Cleanup.self],
         defaultSubcommand: List.self
     )
@@ -55,24 +26,33 @@ public struct ContainersCommand: AsyncParsableCommand {
 
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        @Option(name: .long, help: "Only this container engine (docker or podman); default: every installed one.")
+        public var engine: String?
+
         public init() {}
 
         public func run() async throws {
-            let report = await ContainerLifecycle.cleanupOrphans(
-                instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true,
-                log: { _ in })
-            if let problem = report.problem { throw ValidationError(problem) }
+            var rows: [(engine: String, decision: ContainerLifecycle.OrphanDecision)] = []
+            for e in try ContainersCommand.engines(engine) {
+                let report = await ContainerLifecycle.cleanupOrphans(
+                    instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true, engine: e,
+                    log: { _ in })
+                if let problem = report.problem { throw ValidationError(problem) }
+                rows += report.decisions.map { (e.name, $0) }
+            }
             if json {
-                let list: [JSONValue] = report.decisions.map { d in
-                    ["id": .string(d.id), "server": d.server.map { .string($0) } ?? .null,
-                     "state": .string(d.remove ? "orphan" : "owned"), "reason": .string(d.reason)]
+                let list: [JSONValue] = rows.map { r in
+                    let d = r.decision
+                    return ["id": .string(d.id), "engine": .string(r.engine), "server": d.server.map { .string($0) } ?? .null,
+                            "state": .string(d.remove ? "orphan" : "owned"), "reason": .string(d.reason)]
                 }
                 print(JSONValue.object(["containers": .array(list)]).serialized())
                 return
             }
-            if report.decisions.isEmpty { print("no mcpproxy-managed containers"); return }
-            for d in report.decisions {
-                print("\(d.id.prefix(12))  \(d.server ?? "?")  \(d.remove ? "orphan" : "owned"): \(d.reason)")
+            if rows.isEmpty { print("no mcpproxy-managed containers"); return }
+            for r in rows {
+                let d = r.decision
+                print("\(d.id.prefix(12))  \(r.engine)  \(d.server ?? "?")  \(d.remove ? "orphan" : "owned"): \(d.reason)")
             }
         }
     }
@@ -95,15 +75,36 @@ public struct ContainersCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Show what would be removed without removing anything.")
         public var dryRun = false
 
+        @Option(name: .long, help: "Only this container engine (docker or podman); default: every installed one.")
+        public var engine: String?
+
         public init() {}
 
         public func run() async throws {
-            let report = await ContainerLifecycle.cleanupOrphans(
-                instanceID: instance, environment: ProcessInfo.processInfo.environment, dryRun: dryRun,
-                log: { print($0) })
-            if let problem = report.problem { throw ValidationError(problem) }
-            if report.decisions.isEmpty { print("no mcpproxy-managed containers") }
-            else if !dryRun { print("removed \(report.removed.count) container(s)") }
+            var seen = 0, removed = 0
+            for e in try ContainersCommand.engines(engine) {
+                let report = await ContainerLifecycle.cleanupOrphans(
+                    instanceID: instance, environment: ProcessInfo.processInfo.environment, dryRun: dryRun, engine: e,
+                    log: { print($0) })
+                if let problem = report.problem { throw ValidationError(problem) }
+                seen += report.decisions.count
+                removed += report.removed.count
+            }
+            if seen == 0 { print("no mcpproxy-managed containers") }
+            else if !dryRun { print("removed \(removed) container(s)") }
         }
+    }
+
+    /// The engine named `name` (an error naming the known ones otherwise), or every engine whose
+    /// CLI is installed; docker alone when none is (its "not found" is then the report).
+    static func engines(_ name: String?) throws -> [ContainerEngine] {
+        if let name {
+            guard let e = ContainerEngines.named(name) else {
+                throw ValidationError("unknown container engine \"\(name)\" (known: \(ContainerEngines.all.map(\.name).joined(separator: ", ")))")
+            }
+            return [e]
+        }
+        let installed = ContainerEngines.all.filter { $0.executable() != nil }
+        return installed.isEmpty ? [.docker] : installed
     }
 }

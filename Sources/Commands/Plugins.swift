@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import Isolation
 import Logging
 import ProxyCore
 import MCPSecurity
@@ -8,9 +9,20 @@ import MCPSecurity
 enum Plugins {
     static func make(dataDir: String, config: ProxyConfig, logs: LogFiles) throws -> ProxyRuntime.Plugins {
         var plugins = ProxyRuntime.Plugins()
-        // Docker isolation: container lifecycle around stdio launches, orphan cleanup at start.
-        plugins.containerHooks = DockerContainerHooks()
-        plugins.beforeStart.append(DockerContainerHooks.cleanupAtStart)
+        // Isolation backends (none, sandbox, docker on its engines); each cleans up what a proxy
+        // that died left behind (containers of this instance or of a dead owner) before any
+        // server starts.
+        let backends = plugins.backends
+        plugins.beforeStart.append { runtime in
+            let logger = runtime.logger
+            var removed = 0
+            for backend in backends.all {
+                removed += await backend.cleanupOrphans(instanceID: runtime.instanceID, config: config,
+                                                        environment: ProcessInfo.processInfo.environment,
+                                                        log: { logger.info("container cleanup: \($0)") })
+            }
+            if removed > 0 { logger.warning("removed \(removed) orphaned mcpproxy container(s) left by a proxy that is gone") }
+        }
         // Security: quarantine, pinning, scanning, activity log. A corrupt or locked database
         // stops start-up with its message; it is never reset silently.
         let store = try SecurityStore.open(dataDir: dataDir)
@@ -26,6 +38,7 @@ enum Plugins {
             }
         }
         let gate = SecurityGate(store: store, log: securityLog, plugins: config.security.scanners,
+                                runner: DockerScannerRunner(engine: ContainerEngines.named(config.dockerIsolation.engine) ?? .docker),
                                 logCallArguments: config.logCallArguments)
         plugins.gate = SecurityToolGate(gate: gate)
         plugins.restExtensions = [SecurityRESTExtension(gate: gate)]

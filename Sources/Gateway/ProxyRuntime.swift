@@ -34,15 +34,6 @@ public struct ServeOptions: Sendable {
     }
 }
 
-/// Container hooks used when no container runtime is wired in: nothing to prepare or stop.
-public struct NoContainerHooks: ContainerHooks {
-    public init() {}
-    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws {}
-    public func containerID(_ plan: LaunchPlan, timeout: Double) async -> String? { nil }
-    public func stop(_ plan: LaunchPlan, containerID: String?, grace: Double) async {}
-    public func diagnose(_ plan: LaunchPlan, containerID: String?, exitStatus: Int32, stderrTail: [String]) async -> String? { nil }
-}
-
 /// Everything `mcpproxy serve` runs, assembled from options: logs, key, servers, HTTP or stdio.
 public final class ProxyRuntime: Sendable {
     public let options: ServeOptions
@@ -66,7 +57,8 @@ public final class ProxyRuntime: Sendable {
 
     /// Hooks other layers fill in before `run()`.
     public struct Plugins: Sendable {
-        public var containerHooks: ContainerHooks = NoContainerHooks()
+        /// The isolation backends by mode (none, sandbox, docker with its engines).
+        public var backends: IsolationBackends = .standard
         public var gate: ToolGate = OpenGate()
         public var restExtensions: [RESTExtension] = []
         /// The state database (agent tokens, servers awaiting approval); nil: tokens are off and
@@ -150,7 +142,7 @@ public final class ProxyRuntime: Sendable {
                               proxyListenPorts: listenPorts)
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
-            containerHooks: plugins.containerHooks)
+            backends: plugins.backends)
         env.traces = traces
         manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)

@@ -189,6 +189,19 @@ public enum DockerPlanner {
             ctx.warnings.append("server \"\(server.name)\": \(where_).allow entry \"\(name)\" is not a docker-mode name; ignored (known: \(Allowance.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
 
+        // Engine and OCI runtime: names from the registries; an unknown one is a config error.
+        let engineName = iso.engine ?? global.engine
+        let engine = ContainerEngines.named(engineName)
+        if engine == nil {
+            ctx.invalid("\(field("engine", perServer: iso.engine != nil)): unknown container engine \"\(engineName)\" (known: \(ContainerEngines.all.map(\.name).joined(separator: ", ")))")
+        }
+        let runtimeName = iso.ociRuntime ?? global.ociRuntime
+        let runtime = OCIRuntimes.named(runtimeName)
+        if runtime == nil {
+            ctx.invalid("\(field("oci_runtime", perServer: iso.ociRuntime != nil)): unknown OCI runtime \"\(runtimeName)\" (known: \(OCIRuntimes.all.map(\.name).joined(separator: ", ")))")
+        }
+        let clientVariables = (engine ?? .docker).clientVariables
+
         let choice = image(for: command, isolation: iso, global: global)
         if !DockerCLI.isValidImageReference(choice.image) {
             let origin = (iso.image?.isEmpty == false) ? "\(where_).image" : "docker_isolation.default_images / docker_isolation.registry"
@@ -292,6 +305,14 @@ public enum DockerPlanner {
             checkNetwork(network, &ctx, origin: field("network_mode", perServer: iso.networkMode != nil))
         }
         args += ["--network", network]; enforcement["network"] = network
+        if let runtime {
+            if let option = runtime.runtimeOption { args += ["--runtime", option] }
+            enforcement.merge(runtime.enforcement) { _, new in new }
+            if let supported = runtime.supportedNetworks, !supported.contains(network) {
+                ctx.invalid("\(field("network_mode", perServer: iso.networkMode != nil)): network \"\(network)\" with oci_runtime \(runtime.name): \(runtime.networkLimit); set network_mode to \(supported.sorted().map { "\"\($0)\"" }.joined(separator: " or "))")
+            }
+        }
+        if let engine, engine.name != ContainerEngines.defaultName { enforcement["engine"] = engine.name }
         if ctx.relax(.containerLogs, "the daemon's log driver stores the server's stdout (the MCP traffic) on the host") {
             enforcement["log_driver"] = "daemon default"
         } else {
@@ -311,7 +332,7 @@ public enum DockerPlanner {
         // (docker copies `-e NAME` from it), so no value shows in `ps` or in the logged argv.
         // Names the docker client itself reads (PATH, DOCKER_HOST, ...) cannot go that way
         // without redirecting the client, so they go through a 0600 env file instead.
-        var clientEnv = EnvironmentPolicy.filtered(context.hostEnvironment, allowed: EnvironmentPolicy.dockerClient)
+        var clientEnv = EnvironmentPolicy.filtered(context.hostEnvironment, allowed: clientVariables)
         var envFileLines: [String] = []
         let declaresHome = server.env["HOME"] != nil
         if !declaresHome && !ctx.allows(.imageUser) {
@@ -326,7 +347,7 @@ public enum DockerPlanner {
                 ctx.invalid("mcpServers.\(server.name).env: \"\(key)\" is not a variable name")
                 continue
             }
-            if EnvironmentPolicy.dockerClient.contains(key) {
+            if clientVariables.contains(key) {
                 if value.contains("\n") || value.contains("\r") {
                     ctx.invalid("mcpServers.\(server.name).env.\(key): a multi-line value cannot be passed to a container for this name (it would redirect the docker client); use another variable name")
                 }
@@ -356,11 +377,14 @@ public enum DockerPlanner {
         args.append(command)
         args += server.args
 
-        let redacted = redactArgv(["docker"] + args)
-        let plan = LaunchPlan(executable: "docker", arguments: args, environment: clientEnv, workingDirectory: nil,
+        let cli = (engine ?? .docker).name
+        let redacted = redactArgv([cli] + args)
+        var plan = LaunchPlan(executable: cli, arguments: args, environment: clientEnv, workingDirectory: nil,
                               decision: decision, redactedCommandLine: redacted,
-                              container: ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels),
+                              container: ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels,
+                                                       engine: cli, runtime: runtime?.name ?? runtimeName),
                               warnings: ctx.warnings, enforcement: enforcement, files: files)
+        plan.ownPIDNamespace = !(engine?.clientNeedsHostPIDs ?? false)
         return (plan, ctx)
     }
 
@@ -646,7 +670,7 @@ public enum DockerPlanner {
     /// other word is touched, so the logged command can be copied to debug.
     static func redactArgv(_ argv: [String]) -> [String] {
         var out = argv
-        let start = out.first == "docker" ? 1 : 0
+        let start = out.first.map { ContainerEngines.named($0) != nil } == true ? 1 : 0
         var rest = Array(out[start...])
         if rest.first == "run" || rest.first == "create" { rest.removeFirst() }
         let offset = out.count - rest.count

@@ -2,8 +2,8 @@ import Foundation
 import ProxyCore
 
 /// Everything needed to start one stdio server: the seam between configuration and spawning.
-/// Planners (none / sandbox / docker) are pure functions from config to a plan; the Upstream
-/// layer only executes plans.
+/// Each isolation backend (`IsolationBackend`: none / sandbox / docker) plans with a pure
+/// function from config to a plan; the Upstream layer executes plans through the backend.
 public struct LaunchPlan: Sendable, Equatable {
     /// Program to exec: an absolute path, or a bare name resolved on `environment["PATH"]`.
     public var executable: String
@@ -17,7 +17,7 @@ public struct LaunchPlan: Sendable, Equatable {
     public var decision: IsolationDecision
     /// The command line with secret values replaced by `***`, for logs and `doctor`.
     public var redactedCommandLine: [String]
-    /// Set when the plan runs a container.
+    /// Set when the plan runs a container (the container backend's part of the plan).
     public var container: ContainerPlan?
     /// Human-readable notes (relaxations, degradations) to log at warn when launching.
     public var warnings: [String]
@@ -28,6 +28,11 @@ public struct LaunchPlan: Sendable, Equatable {
     /// cgroup directories the launch creates; removed (remaining processes killed) after the
     /// server stops. See `SandboxCgroup.remove`.
     public var cgroupDirectories: [String]
+    /// When the proxy runs as root: spawn the process as PID 1 of a PID namespace of its own, so
+    /// nothing it starts outlives it (docs/architecture.md, "Stopping"). False for a process that
+    /// must see host pids in /proc: podman's client starts conmon and runc, which record and
+    /// signal containers by host pid (in a PID namespace runc cannot even create one).
+    public var ownPIDNamespace: Bool = true
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String?, decision: IsolationDecision,
@@ -62,18 +67,25 @@ public struct PlannedFile: Sendable, Equatable {
     }
 }
 
-/// The container side of a docker plan.
+/// The container side of a container plan (mode docker, any engine).
 public struct ContainerPlan: Sendable, Equatable {
     public var name: String
     public var image: String
     /// `--cidfile` path; the container id is read from it after start.
     public var cidFile: String
     public var labels: [String: String]
-    public init(name: String, image: String, cidFile: String, labels: [String: String]) {
+    /// The engine that runs it (`ContainerEngines`): "docker", "podman".
+    public var engine: String
+    /// The OCI runtime (`OCIRuntimes`): "runc", "runsc".
+    public var runtime: String
+    public init(name: String, image: String, cidFile: String, labels: [String: String],
+                engine: String = ContainerEngines.defaultName, runtime: String = OCIRuntimes.defaultName) {
         self.name = name
         self.image = image
         self.cidFile = cidFile
         self.labels = labels
+        self.engine = engine
+        self.runtime = runtime
     }
 }
 

@@ -79,6 +79,12 @@ public struct DockerIsolationConfig: Sendable, Equatable {
     public var pidsLimit: Int = 256
     /// Size of the `/tmp` tmpfs in the read-only container.
     public var tmpfsSize: String = "64m"
+    /// `engine`: the container engine whose CLI runs the containers, "docker" or "podman"
+    /// (names checked against the Isolation layer's engine registry when a server is planned).
+    public var engine: String = "docker"
+    /// `oci_runtime`: the OCI runtime the engine starts containers with, "runc" (the engine's
+    /// default) or "runsc" (gVisor).
+    public var ociRuntime: String = "runc"
 
     public init() {}
 
@@ -179,6 +185,10 @@ public struct ServerIsolationConfig: Sendable, Equatable {
     public var volumes: [String]? = nil
     public var user: String? = nil
     public var pidsLimit: Int? = nil
+    /// Container engine for this server (overrides `docker_isolation.engine`).
+    public var engine: String? = nil
+    /// OCI runtime for this server (overrides `docker_isolation.oci_runtime`).
+    public var ociRuntime: String? = nil
     /// Named, loudly-logged relaxations and opt-ins (e.g. "writable_rootfs", "privileged",
     /// "docker_socket", "host_network"). See docs/configuration.md.
     public var allow: [String] = []

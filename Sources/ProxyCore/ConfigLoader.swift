@@ -193,6 +193,17 @@ struct Walker {
         error(path, "unknown isolation mode \"\(s)\" (expected docker, sandbox or none)")
         return nil
     }
+    /// An engine or OCI runtime name: a lower-case word (`docker`, `podman`, `runc`, `runsc`).
+    /// Which names exist is the Isolation layer's registry; an unknown one fails the server's
+    /// plan with the known names.
+    mutating func isolationName(_ v: Any, _ path: String) -> String? {
+        guard let s = string(v, path) else { return nil }
+        guard !s.isEmpty, s.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            error(path, "expected a name such as \(path.hasSuffix("engine") ? "\"docker\" or \"podman\"" : "\"runc\" or \"runsc\""), found \"\(s)\"")
+            return nil
+        }
+        return s
+    }
     mutating func unknownKeys(_ o: [String: Any], _ known: Set<String>, _ path: String) {
         for k in o.keys.sorted() where !known.contains(k) && !k.hasPrefix("_") && !k.hasPrefix("$") {
             // Unknown keys are warnings (newer configs still load), with the known key they are
@@ -289,7 +300,7 @@ struct Walker {
         var d = DockerIsolationConfig()
         guard let o = object(v, path) else { return d }
         unknownKeys(o, ["mode", "enabled", "memory_limit", "cpu_limit", "timeout", "network_mode", "registry",
-                        "default_images", "extra_args", "user", "pids_limit", "tmpfs_size"], path)
+                        "default_images", "extra_args", "user", "pids_limit", "tmpfs_size", "engine", "oci_runtime"], path)
         if let x = o["mode"] { d.mode = isolationMode(x, "\(path).mode") }
         if let x = o["enabled"] { d.enabled = bool(x, "\(path).enabled") }
         if let x = o["memory_limit"], let s = byteSize(x, "\(path).memory_limit") { d.memoryLimit = s }
@@ -304,6 +315,8 @@ struct Walker {
         if let x = o["user"], let s = string(x, "\(path).user") { d.user = s }
         if let x = o["pids_limit"], let n = int(x, "\(path).pids_limit", min: 1) { d.pidsLimit = n }
         if let x = o["tmpfs_size"], let s = byteSize(x, "\(path).tmpfs_size") { d.tmpfsSize = s }
+        if let x = o["engine"], let s = isolationName(x, "\(path).engine") { d.engine = s }
+        if let x = o["oci_runtime"], let s = isolationName(x, "\(path).oci_runtime") { d.ociRuntime = s }
         return d
     }
 
@@ -423,7 +436,7 @@ struct Walker {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["mode", "enabled", "image", "memory_limit", "cpu_limit", "network_mode", "working_dir",
                         "extra_args", "volumes", "user", "pids_limit", "allow", "read_paths", "write_paths",
-                        "allow_tcp_connect"], path)
+                        "allow_tcp_connect", "engine", "oci_runtime"], path)
         var i = ServerIsolationConfig()
         if let x = o["mode"] { i.mode = isolationMode(x, "\(path).mode") }
         if let x = o["enabled"] { i.enabled = bool(x, "\(path).enabled") }
@@ -436,6 +449,8 @@ struct Walker {
         if let x = o["volumes"], let a = stringArray(x, "\(path).volumes") { i.volumes = a }
         if let x = o["user"], let s = string(x, "\(path).user") { i.user = s }
         if let x = o["pids_limit"], let n = int(x, "\(path).pids_limit", min: 1) { i.pidsLimit = n }
+        if let x = o["engine"], let s = isolationName(x, "\(path).engine") { i.engine = s }
+        if let x = o["oci_runtime"], let s = isolationName(x, "\(path).oci_runtime") { i.ociRuntime = s }
         if let x = o["allow"], let a = stringArray(x, "\(path).allow") { i.allow = a }
         if let x = o["read_paths"], let a = stringArray(x, "\(path).read_paths") { i.readPaths = a }
         if let x = o["write_paths"], let a = stringArray(x, "\(path).write_paths") { i.writePaths = a }

@@ -53,10 +53,11 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
         let env = plan.environment.map { "\($0.key)=\($0.value)" }.sorted()
         let err: Int32 = withCStrings(argv) { argvp in
             withCStrings(env) { envp in
+                let pidns: Int32 = plan.ownPIDNamespace ? 1 : 0
                 if let cwd = plan.workingDirectory {
-                    return mcpx_spawn(plan.executable, argvp, envp, cwd, &result)
+                    return mcpx_spawn(plan.executable, argvp, envp, cwd, pidns, &result)
                 }
-                return mcpx_spawn(plan.executable, argvp, envp, nil, &result)
+                return mcpx_spawn(plan.executable, argvp, envp, nil, pidns, &result)
             }
         }
         if err != 0 {

@@ -59,15 +59,6 @@ public enum UpstreamEvent: Sendable {
     case notification(String, method: String, RawMessage)
 }
 
-/// Docker container hooks around a stdio launch (implemented by the Isolation layer's
-/// container lifecycle; a no-op for other modes).
-public protocol ContainerHooks: Sendable {
-    func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws
-    func containerID(_ plan: LaunchPlan, timeout: Double) async -> String?
-    func stop(_ plan: LaunchPlan, containerID: String?, grace: Double) async
-    func diagnose(_ plan: LaunchPlan, containerID: String?, exitStatus: Int32, stderrTail: [String]) async -> String?
-}
-
 /// Shared dependencies of all upstream servers.
 public struct UpstreamEnvironment: Sendable {
     public var group: EventLoopGroup
@@ -78,7 +69,8 @@ public struct UpstreamEnvironment: Sendable {
     public var logger: Logger
     public var logLevel: Logger.Level
     public var maxMessageBytes: Int
-    public var containerHooks: ContainerHooks
+    /// The isolation backends by mode (`IsolationBackends.standard` unless a test swaps one).
+    public var backends: IsolationBackends
     /// Grace period of each step of the stop ladder, seconds.
     public var stopGrace: Double
     /// Shared by all servers: how many start at once.
@@ -90,7 +82,7 @@ public struct UpstreamEnvironment: Sendable {
 
     public init(group: EventLoopGroup, httpClient: HTTPClient, launchContext: @escaping @Sendable () -> LaunchContext,
                 logs: LogFiles, logger: Logger, logLevel: Logger.Level, maxMessageBytes: Int,
-                containerHooks: ContainerHooks, stopGrace: Double = 3,
+                backends: IsolationBackends = .standard, stopGrace: Double = 3,
                 startLimiter: StartLimiter = StartLimiter(limit: max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))) {
         self.group = group
         self.httpClient = httpClient
@@ -99,7 +91,7 @@ public struct UpstreamEnvironment: Sendable {
         self.logger = logger
         self.logLevel = logLevel
         self.maxMessageBytes = maxMessageBytes
-        self.containerHooks = containerHooks
+        self.backends = backends
         self.stopGrace = stopGrace
         self.startLimiter = startLimiter
     }
@@ -137,6 +129,7 @@ public actor UpstreamServer {
     private var process: StdioProcess?
     private var transport: UpstreamTransport?
     private var plan: LaunchPlan?
+    /// What the backend started besides the process (a container id), from its `started` hook.
     private var containerID: String?
     private var decision: IsolationDecision
     private var restarts = 0
@@ -224,7 +217,7 @@ public actor UpstreamServer {
                               protocolName: config.effectiveProtocol.rawValue, isolation: decision,
                               pid: process?.pid, containerID: containerID, toolCount: l.tools.count,
                               lastError: lastError, restarts: restarts,
-                              enforcement: plan?.enforcement ?? [:], warnings: plan?.warnings ?? [],
+                              enforcement: plan.map { backend($0).enforcement($0) } ?? [:], warnings: plan?.warnings ?? [],
                               serverInfo: serverInfo, capabilities: capabilities)
     }
 
@@ -317,7 +310,7 @@ public actor UpstreamServer {
                 message = "upstream server \"\(name)\" exited (\(status))"
                 if let last = stderrTail.last, status.code != 0 { message += "; last stderr: \(last.prefix(200))" }
             }
-            if let p = plan, p.mode == .docker, let d = await env.containerHooks.diagnose(p, containerID: containerID, exitStatus: -1, stderrTail: stderrTail) {
+            if let p = plan, let d = await backend(p).diagnose(p, handle: containerID, exitStatus: -1, stderrTail: stderrTail) {
                 message += "; \(d)"
             }
             let cause = message
@@ -373,24 +366,20 @@ public actor UpstreamServer {
             guard streak == 0 || streak >= unresponsiveAfter else { return }
             Task { await self.timeoutStreakChanged(gen, streak, why) }
         }
-        let startupTimeout = config.startupTimeout ?? (decision.mode == .docker ? proxyConfig.dockerIsolation.timeout : 30)
+        let startupTimeout = config.startupTimeout ?? env.backends.backend(for: decision.mode).startupTimeout(proxyConfig)
         switch config.effectiveProtocol {
         case .stdio, .auto:
-            let plan = try Launcher.plan(server: config, config: proxyConfig, context: ctx)
+            let planned = try Launcher.plan(server: config, config: proxyConfig, context: ctx, backends: env.backends)
+            let backend = self.backend(planned)
+            self.plan = planned
+            self.decision = planned.decision
+            log.info("isolation: \(planned.decision.mode.rawValue) (\(planned.decision.reason))")
+            for w in planned.warnings { log.warning("\(w)") }
+            log.info("\(backend.launchLogLine(planned))")
+            let logger = log
+            // Files, images, the engine CLI's path: before the startup timer.
+            let plan = try await backend.prepare(planned, log: { logger.info("\($0)") })
             self.plan = plan
-            self.decision = plan.decision
-            log.info("isolation: \(plan.decision.mode.rawValue) (\(plan.decision.reason))")
-            for w in plan.warnings { log.warning("\(w)") }
-            if plan.mode == .docker {
-                log.info("docker_run_args: \(Self.jsonArray(Array(plan.redactedCommandLine.dropFirst())))")
-                let logger = log
-                try await env.containerHooks.prepare(plan, log: { logger.info("\($0)") })
-            } else {
-                log.info("launching: \(Self.jsonArray(plan.redactedCommandLine))")
-            }
-            if plan.mode != .docker {  // docker's prepare() writes them (O_CREAT with the mode)
-                for f in plan.files { try PlannedFileWriter.write(f) }
-            }
             let logFile = env.logs.server(name)
             let limit = env.maxMessageBytes
             let proc = try await StdioProcess.launch(
@@ -430,12 +419,9 @@ public actor UpstreamServer {
             proc.exitFuture.whenSuccess { status in
                 Task { await self.processExited(gen, status) }
             }
-            if plan.mode == .docker {
-                let hooks = env.containerHooks
-                Task {
-                    let id = await hooks.containerID(plan, timeout: startupTimeout)
-                    await self.setContainerID(gen, id)
-                }
+            Task {
+                let id = await backend.started(plan, timeout: startupTimeout)
+                await self.setContainerID(gen, id)
             }
         case .http:
             guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
@@ -593,8 +579,8 @@ public actor UpstreamServer {
             // The stream fault came first; the exit (often SIGPIPE once the proxy closed the pipe) followed.
             message = "upstream server \"\(name)\" \(fault.why), then exited (\(status))"
         }
-        if let p = plan, p.mode == .docker,
-           let d = await env.containerHooks.diagnose(p, containerID: containerID, exitStatus: status.shellStatus, stderrTail: stderrTail) {
+        if let p = plan,
+           let d = await backend(p).diagnose(p, handle: containerID, exitStatus: status.shellStatus, stderrTail: stderrTail) {
             message += ": \(d)"
         } else if let last = stderrTail.last, status.code != 0 {
             message += "; last stderr: \(last.prefix(200))"
@@ -700,7 +686,8 @@ public actor UpstreamServer {
         launch()
     }
 
-    /// Tears down the current process/transport (stop ladder for stdio, docker stop for containers).
+    /// Tears down the current process/transport: the process's stop ladder and, at the same
+    /// time, the backend's own stop (a container's), then the backend's clean-up.
     private func teardown() async {
         healthTask?.cancel()
         healthTask = nil
@@ -711,9 +698,9 @@ public actor UpstreamServer {
         peer?.fail(ProxyError(.unavailable, "upstream server \"\(name)\" is stopping"))
         if let p = process {
             process = nil
-            if let plan, plan.mode == .docker {
+            if let plan {
                 async let status = p.terminate(grace: env.stopGrace)
-                await env.containerHooks.stop(plan, containerID: containerID, grace: env.stopGrace)
+                await backend(plan).stop(plan, handle: containerID, grace: env.stopGrace)
                 _ = await status
             } else {
                 await p.terminate(grace: env.stopGrace)
@@ -721,10 +708,7 @@ public actor UpstreamServer {
         }
         if let t = transport { transport = nil; await t.close() }
         if let plan {
-            for f in plan.files { try? FileManager.default.removeItem(atPath: f.path) }
-            for dir in plan.cgroupDirectories where !SandboxCgroup.remove(dir) {
-                log.warning("cgroup \(dir) of the stopped server could not be removed")
-            }
+            for warning in backend(plan).cleanUp(plan) { log.warning("\(warning)") }
         }
         containerID = nil
     }
@@ -770,8 +754,7 @@ public actor UpstreamServer {
         var relevantOld = config, relevantNew = newConfig
         relevantOld.quarantined = nil; relevantNew.quarantined = nil
         let isolationChanged = oldDecision != newDecision
-            || (newDecision.mode == .docker && proxyConfig.dockerIsolation != newProxy.dockerIsolation)
-            || (newDecision.mode == .sandbox && proxyConfig.sandbox != newProxy.sandbox)
+            || env.backends.backend(for: newDecision.mode).settingsChanged(from: proxyConfig, to: newProxy)
         let changed = relevantOld != relevantNew || isolationChanged || proxyConfig.supervision != newProxy.supervision
         config = newConfig
         proxyConfig = newProxy
@@ -801,26 +784,13 @@ public actor UpstreamServer {
         } else { await doStop(disabled: true) }
     }
 
-    static func jsonArray(_ items: [String]) -> String {
-        JSONValue.array(items.map { .string($0) }).serialized()
+    /// The backend that planned `plan`.
+    private func backend(_ plan: LaunchPlan) -> any IsolationBackend {
+        env.backends.backend(for: plan.decision.mode)
     }
 }
 
 /// The proxy's version string.
 public enum ProxyVersion {
     public static let current = "0.1.0"
-}
-
-/// Writes a plan's files with their mode set at creation (never briefly world-readable).
-enum PlannedFileWriter {
-    static func write(_ f: PlannedFile) throws {
-        unlink(f.path)
-        let fd = open(f.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(f.mode))
-        guard fd >= 0 else { throw ProxyError(.internalError, "cannot create \(f.path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array(f.contents.utf8)
-        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
-            throw ProxyError(.internalError, "cannot write \(f.path)")
-        }
-    }
 }

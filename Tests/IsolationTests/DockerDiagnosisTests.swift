@@ -6,7 +6,7 @@ import Testing
 struct DockerDiagnosisTests {
     typealias L = ContainerLifecycle
 
-    static let classified: [(String, L.DockerErrorKind?)] = [
+    static let classified: [(String, ContainerEngine.ErrorKind?)] = [
         ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", .daemonUnreachable),
         ("error during connect: Get \"http://%2Fnope.sock/v1.24/info\": dial unix /nope.sock: connect: no such file or directory", .daemonUnreachable),
         ("permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: ... docker.sock: connect: permission denied", .daemonUnreachable),
@@ -25,8 +25,8 @@ struct DockerDiagnosisTests {
     ]
 
     @Test("docker CLI stderr is classified", arguments: classified)
-    func classify(_ text: String, _ kind: L.DockerErrorKind?) {
-        #expect(L.classify(stderr: text) == kind)
+    func classify(_ text: String, _ kind: ContainerEngine.ErrorKind?) {
+        #expect(ContainerEngine.classify(stderr: text) == kind)
     }
 
     struct Diag: Sendable, CustomStringConvertible {

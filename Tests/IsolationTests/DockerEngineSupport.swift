@@ -13,14 +13,14 @@ enum DockerEngine {
     /// scripts/build-test-images.sh when missing). Fails loudly instead of skipping.
     static let ready: Result<Void, ProxyError> = {
         let env = ProcessInfo.processInfo.environment
-        guard let docker = ContainerLifecycle.resolveExecutable("docker", path: env["PATH"]) else {
+        guard let docker = CommandRunner.resolveExecutable("docker", path: env["PATH"]) else {
             return .failure(ProxyError(.unavailable, "docker CLI not on PATH: run scripts/setup.sh (installs docker.io)"))
         }
-        let info = ContainerLifecycle.runBlocking(docker, ["info", "--format", "{{.ServerVersion}}"], environment: env, timeout: 30, onLine: nil)
+        let info = CommandRunner.runBlocking(docker, ["info", "--format", "{{.ServerVersion}}"], environment: env, timeout: 30, onLine: nil)
         guard info.status == 0 else {
             return .failure(ProxyError(.unavailable, "no Docker engine answers (\(info.stderr)): run scripts/setup.sh (starts dockerd)"))
         }
-        let build = ContainerLifecycle.runBlocking("/bin/bash", ["\(repoRoot)/scripts/build-test-images.sh"], environment: env, timeout: 900, onLine: nil)
+        let build = CommandRunner.runBlocking("/bin/bash", ["\(repoRoot)/scripts/build-test-images.sh"], environment: env, timeout: 900, onLine: nil)
         guard build.status == 0 else {
             return .failure(ProxyError(.unavailable, "scripts/build-test-images.sh failed: \(build.stderr) \(build.stdout)"))
         }
@@ -31,10 +31,10 @@ enum DockerEngine {
         if case .failure(let e) = ready { Issue.record("Docker engine not ready: \(e)"); throw e }
     }
 
-    static func docker(_ args: [String], env: [String: String]? = nil, timeout: Double = 60) -> ContainerLifecycle.CommandResult {
+    static func docker(_ args: [String], env: [String: String]? = nil, timeout: Double = 60) -> CommandRunner.Result {
         let e = env ?? ProcessInfo.processInfo.environment
-        let docker = ContainerLifecycle.resolveExecutable("docker", path: e["PATH"]) ?? "/usr/bin/docker"
-        return ContainerLifecycle.runBlocking(docker, args, environment: e, timeout: timeout, onLine: nil)
+        let docker = CommandRunner.resolveExecutable("docker", path: e["PATH"]) ?? "/usr/bin/docker"
+        return CommandRunner.runBlocking(docker, args, environment: e, timeout: timeout, onLine: nil)
     }
 
     static func context(instance: String = "test-\(UUID().uuidString.prefix(8))", proxyPID: Int32 = getpid(),
@@ -92,7 +92,7 @@ final class DockerStdioSession: @unchecked Sendable {
     private let done = DispatchGroup()
 
     init(_ plan: LaunchPlan) throws {
-        guard let exe = ContainerLifecycle.resolveExecutable(plan.executable, path: plan.environment["PATH"]) else {
+        guard let exe = CommandRunner.resolveExecutable(plan.executable, path: plan.environment["PATH"]) else {
             throw ProxyError(.notFound, "\(plan.executable) not found")
         }
         process.executableURL = URL(fileURLWithPath: exe)

@@ -77,7 +77,7 @@ struct DockerEngineTests {
         #expect(labels["mcpproxy.owner_start"] == ContainerOwner.processStartTime(getpid()))
 
         // The value is on no command line: ps shows the docker client, but not the secret.
-        let ps = ContainerLifecycle.runBlocking("/usr/bin/ps", ["-eo", "args"], environment: ["PATH": "/usr/bin:/bin"], timeout: 10, onLine: nil)
+        let ps = CommandRunner.runBlocking("/usr/bin/ps", ["-eo", "args"], environment: ["PATH": "/usr/bin:/bin"], timeout: 10, onLine: nil)
         #expect(ps.stdout.contains(plan.container!.name))
         #expect(!ps.stdout.contains(secret))
         #expect(!plan.redactedCommandLine.joined(separator: " ").contains(secret))
@@ -279,7 +279,7 @@ struct DockerEngineTests {
     @Test("prepare pulls a missing image before the start, with progress lines, then the server runs")
     func pullsMissingImage() async throws {
         // A throwaway registry on loopback (Debian's docker-registry, installed by scripts/setup.sh).
-        let registryBin = try #require(ContainerLifecycle.resolveExecutable("docker-registry", path: ProcessInfo.processInfo.environment["PATH"]),
+        let registryBin = try #require(CommandRunner.resolveExecutable("docker-registry", path: ProcessInfo.processInfo.environment["PATH"]),
                                        "docker-registry is missing: run scripts/setup.sh")
         let dir = NSTemporaryDirectory() + "mcpproxy-registry-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -348,9 +348,16 @@ struct DockerEngineTests {
         let diagnosis = try #require(await ContainerLifecycle.diagnose(plan, containerID: nil, exitStatus: status, stderrTail: session.stderr))
         #expect(diagnosis.contains("Docker daemon is unreachable"))
 
+        // The engine CLI is looked up in trusted directories only, never on PATH: a PATH without
+        // docker changes nothing, a machine without it in those directories is reported.
         let noCLI = try E.plan(E.server("nocli"), context: E.context(hostEnv: ["PATH": "/nonexistent"]))
-        let e2 = try await #require(throws: ProxyError.self) { try await ContainerLifecycle.prepare(noCLI, log: { _ in }) }
+        let e2 = try await #require(throws: ProxyError.self) {
+            try await ContainerLifecycle.prepare(noCLI, engine: ContainerEngine.docker.searching(["/nonexistent"]), log: { _ in })
+        }
         #expect(e2.code == .unavailable && e2.message.contains("docker CLI"))
+        #expect(e2.message.contains("PATH is not searched"))
+        let viaPath = try await ContainerLifecycle.prepare(noCLI, log: { _ in })
+        #expect(viaPath.executable.hasPrefix("/") && viaPath.executable.hasSuffix("/docker"))
     }
 
     @Test("a docker command wrapped with a TTY request is diagnosed as 'not a TTY'")

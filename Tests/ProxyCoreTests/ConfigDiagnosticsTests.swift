@@ -23,10 +23,27 @@ struct ConfigDiagnosticsTests {
         (#"{"mcpServers": {"a": {"command": "x", "isolaton": {"mode": "docker"}}}}"#, "did you mean \"isolation\"?"),
         (#"{"mcpServers": {"a": {"command": "x", "isolation": {"mdoe": "none"}}}}"#, "did you mean \"mode\"?"),
         (#"{"docker_isolation": {"network_mod": "none"}}"#, "did you mean \"network_mode\"?"),
+        (#"{"docker_isolation": {"engin": "podman"}}"#, "docker_isolation.engin: unknown key; did you mean \"engine\"?"),
+        (#"{"mcpServers": {"a": {"command": "x", "isolation": {"oci_runtim": "runsc"}}}}"#, "did you mean \"oci_runtime\"?"),
+        (#"{"docker_isolation": {"engine": "Podman"}}"#, "docker_isolation.engine: expected a name such as \"docker\" or \"podman\", found \"Podman\""),
+        (#"{"mcpServers": {"a": {"command": "x", "isolation": {"oci_runtime": 1}}}}"#, "mcpServers.a.isolation.oci_runtime"),
     ])
     func confinementTyposAreErrors(text: String, expected: String) {
         let m = message(text)
         #expect(m.contains(expected), "got: \(m)")
+    }
+
+    /// The engine and OCI runtime keys load globally and per server (names are checked when the
+    /// server is planned, against the Isolation layer's registries).
+    @Test func engineAndRuntimeKeysLoad() throws {
+        let text = #"{"docker_isolation": {"engine": "podman", "oci_runtime": "runsc"}, "mcpServers": {"a": {"command": "x", "isolation": {"engine": "docker", "oci_runtime": "runc"}}, "b": {"command": "y"}}}"#
+        let l = try ConfigLoader.parse(data: Data(text.utf8))
+        #expect(l.config.dockerIsolation.engine == "podman")
+        #expect(l.config.dockerIsolation.ociRuntime == "runsc")
+        #expect(l.config.server(named: "a")?.isolation?.engine == "docker")
+        #expect(l.config.server(named: "a")?.isolation?.ociRuntime == "runc")
+        #expect(l.config.server(named: "b")?.isolation?.engine == nil)
+        #expect(ProxyConfig().dockerIsolation.engine == "docker" && ProxyConfig().dockerIsolation.ociRuntime == "runc")
     }
 
     /// Other typos stay warnings, with the key they probably meant.

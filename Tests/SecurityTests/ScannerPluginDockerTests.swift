@@ -3,6 +3,7 @@ import Logging
 import ProxyCore
 import Testing
 @testable import MCPSecurity
+import Isolation
 
 /// A scanner plugin image built locally (no registry): a static C program that reports, as a
 /// finding, what it could do inside the container (uid, network, writing to /).
@@ -52,7 +53,7 @@ enum ProbeImage {
         try source.write(toFile: dir.file("probe.c"), atomically: true, encoding: .utf8)
         try "FROM scratch\nCOPY probe /probe\nENTRYPOINT [\"/probe\"]\n".write(toFile: dir.file("Dockerfile"), atomically: true, encoding: .utf8)
         try run("/usr/bin/gcc", ["-static", "-O1", "-o", dir.file("probe"), dir.file("probe.c")])
-        try run(DockerScannerRunner.defaultDocker(), ["build", "-q", "-t", tag, dir.path])
+        try run(ContainerEngine.docker.executable() ?? "/usr/bin/docker", ["build", "-q", "-t", tag, dir.path])
     }
 
     static func run(_ exe: String, _ args: [String]) throws {

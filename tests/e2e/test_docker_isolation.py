@@ -1,4 +1,6 @@
-"""End-to-end: docker isolation through the real `mcpproxy serve` binary and the real engine.
+"""End-to-end: docker isolation through the real `mcpproxy serve` binary and the real engine,
+once per container backend: docker and podman, each with runc and with gVisor's runsc
+(`container_backends.py`).
 
 A fixture stdio server (the static fixture in the locally built mcpproxy-fixture:test image)
 runs in docker mode behind /mcp. The tests check tool calls through the gateway, the hardening
@@ -6,10 +8,10 @@ docker inspect shows, that env values appear neither in ps nor in the logs, OOM 
 /api/v1/servers, that SIGTERM of the proxy leaves no managed container, that a SIGKILL followed
 by a restart leaves no orphan, and that a refused option fails with its reason.
 
-Needs: `swift build` (the binary in .build/debug), dockerd and the image (scripts/setup.sh).
+Needs: `swift build` (the binary in .build/debug), dockerd, podman, runsc and the images
+(scripts/setup.sh).
 """
 import json
-import os
 import signal
 import subprocess
 import time
@@ -17,24 +19,8 @@ import uuid
 
 import pytest
 
-from e2e_support import make_config, wait_until
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IMAGE = "mcpproxy-fixture:test"
-
-
-def docker(*args, check=True):
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
-
-
-def managed_containers(instance=None, server=None):
-    flt = ["--filter", "label=mcpproxy.managed=true"]
-    if instance:
-        flt += ["--filter", f"label=mcpproxy.instance={instance}"]
-    if server:
-        flt += ["--filter", f"label=mcpproxy.server={server}"]
-    out = docker("ps", "-a", "-q", "--no-trunc", *flt).stdout
-    return [x for x in out.split() if x]
+from container_backends import IMAGE, container_backend  # noqa: F401 (the fixture)
+from e2e_support import bin_dir, make_config, wait_until
 
 
 def fixture_server(name, **isolation):
@@ -43,19 +29,13 @@ def fixture_server(name, **isolation):
     return {"name": name, "command": "/fixture", "args": ["--name", name], "quarantined": False, "isolation": iso}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def engine():
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
-    if info.returncode != 0:
-        pytest.fail("no Docker engine answers: run scripts/setup.sh (starts dockerd)")
-    subprocess.run([os.path.join(ROOT, "scripts", "build-test-images.sh")], check=True, capture_output=True)
-
-
 @pytest.fixture
-def proxies(proxy):
-    """Starts `mcpproxy serve` (the shared harness) with docker isolation and direct routing."""
+def proxies(proxy, container_backend):
+    """Starts `mcpproxy serve` (the shared harness) with docker isolation on the backend under
+    test and direct routing."""
     def make(servers):
-        cfg = make_config(servers, routing_mode="direct", docker_isolation={"mode": "docker", "timeout": "60s"})
+        cfg = make_config(servers, routing_mode="direct",
+                          docker_isolation={"mode": "docker", "timeout": "60s", **container_backend.settings()})
         return proxy(cfg, wait=False)
     return make
 
@@ -81,7 +61,8 @@ def stop_with(p, sig):
     p.proc.wait(timeout=60)
 
 
-def test_tool_calls_through_mcp_hardened_and_secret_free(proxies):
+def test_tool_calls_through_mcp_hardened_and_secret_free(proxies, container_backend):
+    cb = container_backend
     secret = "e2e-secret-" + uuid.uuid4().hex
     server = fixture_server("dockfix", memory_limit="128m", cpu_limit="0.5", pids_limit=64)
     server["env"] = {"E2E_SECRET": secret}
@@ -97,11 +78,17 @@ def test_tool_calls_through_mcp_hardened_and_secret_free(proxies):
     got = call(proxy, "dockfix__get_env", {"name": "E2E_SECRET"})
     assert got["result"]["content"][0]["text"] == secret
 
-    containers = managed_containers(server="dockfix")
+    containers = cb.managed_containers(server="dockfix")
     assert len(containers) == 1
-    info = json.loads(docker("inspect", containers[0]).stdout)[0]
+    info = cb.inspect(containers[0])
     host, config = info["HostConfig"], info["Config"]
-    assert host["CapDrop"] == ["ALL"]
+    assert cb.runtime_of(info) == cb.runtime
+    # docker stores the request (ALL), podman the capabilities it dropped; none is added.
+    if cb.engine == "docker":
+        assert host["CapDrop"] == ["ALL"]
+    else:
+        assert {"CAP_SETUID", "CAP_SETGID", "CAP_NET_RAW", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_CHROOT"} <= set(host["CapDrop"])
+    assert not host.get("CapAdd")
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["ReadonlyRootfs"] is True
     assert config["User"] == "65534:65534"
@@ -111,6 +98,10 @@ def test_tool_calls_through_mcp_hardened_and_secret_free(proxies):
     assert config["Labels"]["mcpproxy.managed"] == "true"
     assert config["Labels"]["mcpproxy.server"] == "dockfix"
     assert config["Labels"]["mcpproxy.owner_pid"] == str(proxy.pid)
+
+    # The hardened plan sets both (podman as root refuses to start without them here).
+    ulimits = {u["Name"].lower().removeprefix("rlimit_"): (u["Soft"], u["Hard"]) for u in host["Ulimits"] or []}
+    assert ulimits.get("nofile") == (4096, 4096) and ulimits.get("nproc") == (8192, 8192), ulimits
 
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "mcpproxy-dockfix-" in ps
@@ -137,39 +128,48 @@ def test_oom_killed_server_is_diagnosed(proxies):
     assert "out of memory" in last and "memory_limit" in last, last
 
 
-def test_refused_option_fails_with_reason(proxies):
+def test_refused_option_fails_with_reason(proxies, container_backend):
     server = fixture_server("sockfix", volumes=["/var/run/docker.sock:/var/run/docker.sock"])
     proxy = proxies([server])
     snap = wait_state(proxy, "sockfix", {"failed"})
     assert "Docker socket" in snap["last_error"]
     assert "docker_socket" in snap["last_error"]
-    assert managed_containers(server="sockfix") == []
+    assert container_backend.managed_containers(server="sockfix") == []
 
 
-def test_sigterm_leaves_no_managed_container(proxies):
+def test_sigterm_leaves_no_managed_container(proxies, container_backend):
     proxy = proxies([fixture_server("termfix")])
     wait_state(proxy, "termfix", {"ready"})
-    assert len(managed_containers(server="termfix")) == 1
+    assert len(container_backend.managed_containers(server="termfix")) == 1
     stop_with(proxy, signal.SIGTERM)
-    assert managed_containers(server="termfix") == []
+    assert container_backend.managed_containers(server="termfix") == []
 
 
-def test_sigkill_then_restart_leaves_no_orphan(proxies):
+def test_sigkill_then_restart_leaves_no_orphan(proxies, container_backend):
+    cb = container_backend
+    managed_containers = cb.managed_containers
     first = proxies([fixture_server("killfix")])
     wait_state(first, "killfix", {"ready"})
     running = managed_containers(server="killfix")
     assert len(running) == 1
-    labels = json.loads(docker("inspect", running[0]).stdout)[0]["Config"]["Labels"]
+    labels = cb.inspect(running[0])["Config"]["Labels"]
     stop_with(first, signal.SIGKILL)
     # The fixture exits when its stdin closes; a server that ignores EOF would stay behind.
     # Stand in for one: a detached container with the killed proxy's labels, stdin held open.
-    args = ["run", "-d", "-i", "--rm", "--network", "none", "--log-driver", "none"]
+    args = ["run", "-d", "-i", "--rm", "--network", "none", "--log-driver", "none",
+            "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=8192:8192"]
     for k, v in labels.items():
         if k.startswith("mcpproxy."):
             args += ["--label", f"{k}={v}"]
-    survivor = docker(*args, IMAGE, "/fixture").stdout.strip()
+    survivor = cb.cli(*args, IMAGE, "/fixture").stdout.strip()
     try:
         assert survivor in managed_containers(server="killfix")
+        # `mcpproxy containers list` sees it on its engine, as an orphan of a dead proxy.
+        listed = subprocess.run([str(bin_dir() / "mcpproxy"), "containers", "list", "--engine", cb.engine, "--json"],
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        rows = {c["id"]: c for c in json.loads(listed.stdout)["containers"]}
+        assert rows[survivor]["engine"] == cb.engine and rows[survivor]["state"] == "orphan", rows.get(survivor)
         second = proxies([fixture_server("otherfix")])
         wait_state(second, "otherfix", {"ready"})
         # Removed by the restarted proxy's cleanup, before any of its servers started.
@@ -183,4 +183,4 @@ def test_sigkill_then_restart_leaves_no_orphan(proxies):
         # The live proxy's own container is untouched.
         assert len(managed_containers(server="otherfix")) == 1
     finally:
-        docker("rm", "-f", survivor, check=False)
+        cb.cli("rm", "-f", survivor, check=False)

@@ -13,12 +13,13 @@ typedef struct {
 /// Spawns `file` (searched on the PATH found in `envp` when it has no '/') with `argv` and
 /// exactly the environment `envp`, in directory `cwd` (NULL: inherit). The child gets its own
 /// session and process group, default signal dispositions and an empty signal mask, no fds but
-/// 0-2, and SIGKILL as its parent-death signal; as root it is also PID 1 of a new PID namespace,
-/// so nothing it starts outlives it. The fork happens on one dedicated, never-exiting
+/// 0-2, and SIGKILL as its parent-death signal; as root and with `own_pidns` it is also PID 1 of
+/// a new PID namespace, so nothing it starts outlives it (0 for a program that must see host
+/// pids in /proc, such as podman). The fork happens on one dedicated, never-exiting
 /// thread, because PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process.
 /// Returns 0, or an errno value (the child's exec/chdir errno is reported back over a pipe).
 int mcpx_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
-               mcpx_spawn_result *out);
+               int own_pidns, mcpx_spawn_result *out);
 
 /// Blocks until `pid` exits; returns its wait status (or -errno).
 int mcpx_wait(pid_t pid);

@@ -1,0 +1,62 @@
+import Foundation
+import ProxyCore
+
+/// Mode `docker`: the server runs in a hardened container (`DockerPlanner`), started by the
+/// engine CLI (`isolation.engine`: docker or podman) with the OCI runtime of
+/// `isolation.oci_runtime` (runc or gVisor's runsc). The spawned process is the engine client
+/// (`docker run -i`); the container's own lifecycle is `ContainerLifecycle`'s, per engine.
+public struct ContainerBackend: IsolationBackend {
+    public init() {}
+    public var mode: IsolationMode { .docker }
+
+    public func plan(server: ServerConfig, command: String, config: ProxyConfig, decision: IsolationDecision,
+                     context: LaunchContext) throws -> LaunchPlan {
+        try DockerPlanner.plan(server: server, command: command, config: config, decision: decision, context: context)
+    }
+
+    public func startupTimeout(_ config: ProxyConfig) -> Double { config.dockerIsolation.timeout }
+
+    public func settingsChanged(from old: ProxyConfig, to new: ProxyConfig) -> Bool { old.dockerIsolation != new.dockerIsolation }
+
+    /// The line the troubleshooting guide greps for: `docker_run_args: ["run", ...]`.
+    public func launchLogLine(_ plan: LaunchPlan) -> String { DockerPlanner.runArgsLogLine(plan) }
+
+    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws -> LaunchPlan {
+        try await ContainerLifecycle.prepare(plan, log: log)
+    }
+
+    public func started(_ plan: LaunchPlan, timeout: Double) async -> String? {
+        await ContainerLifecycle.containerID(plan, timeout: timeout)
+    }
+
+    public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {
+        await ContainerLifecycle.stop(plan, containerID: handle, grace: grace)
+    }
+
+    public func diagnose(_ plan: LaunchPlan, handle: String?, exitStatus: Int32, stderrTail: [String]) async -> String? {
+        await ContainerLifecycle.diagnose(plan, containerID: handle, exitStatus: exitStatus, stderrTail: stderrTail)
+    }
+
+    /// Orphan cleanup on every engine the config uses (docker always, as before engines were
+    /// configurable), each only when its CLI is installed.
+    public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
+                               log: @escaping @Sendable (String) -> Void) async -> Int {
+        var removed = 0
+        for engine in Self.engines(in: config) where engine.executable() != nil {
+            removed += await ContainerLifecycle.cleanupOrphans(instanceID: instanceID, environment: environment,
+                                                               engine: engine, log: log).count
+        }
+        return removed
+    }
+
+    public func scannerPluginSkipReason(_ plugin: ScannerPluginConfig) -> String? { nil }
+
+    /// The engines `config` names (globally or for any server), docker first.
+    public static func engines(in config: ProxyConfig) -> [ContainerEngine] {
+        var names = [ContainerEngines.defaultName]
+        for name in [Optional(config.dockerIsolation.engine)] + config.servers.map({ $0.isolation?.engine }) {
+            if let name, !names.contains(name) { names.append(name) }
+        }
+        return names.compactMap(ContainerEngines.named)
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import ProxyCore
+
+/// Mode `sandbox`: the `mcpproxy-sandbox` launcher confines the server (Landlock, seccomp,
+/// namespaces, rlimits, a uid of its own, cgroups) and then execs it; see docs/sandbox.md. The
+/// launcher is the process, so stopping it is the process's stop ladder; what remains after is
+/// the launch's cgroups, removed here.
+public struct SandboxBackend: IsolationBackend {
+    public init() {}
+    public var mode: IsolationMode { .sandbox }
+
+    public func plan(server: ServerConfig, command: String, config: ProxyConfig, decision: IsolationDecision,
+                     context: LaunchContext) throws -> LaunchPlan {
+        try SandboxPlanner.plan(server: server, command: command, config: config, decision: decision, context: context)
+    }
+
+    public func settingsChanged(from old: ProxyConfig, to new: ProxyConfig) -> Bool { old.sandbox != new.sandbox }
+
+    public func cleanUp(_ plan: LaunchPlan) -> [String] {
+        PlannedFiles.remove(plan)
+        return plan.cgroupDirectories.filter { !SandboxCgroup.remove($0) }.map {
+            "cgroup \($0) of the stopped server could not be removed"
+        }
+    }
+}
