@@ -31,6 +31,8 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 [ -x /usr/libexec/podman/catatonit ] || [ -x /usr/bin/catatonit ] || need_apt+=(catatonit)
 command -v runsc >/dev/null 2>&1 || need_apt+=(runsc)
+# man renders the generated mcpproxy(1) in its test.
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
+# generate-manual (swift-argument-parser) for the man page test.
+swift build --product generate-manual
 swift test
 # Test artifacts (the web console's screenshots) go here unless the caller names a place; .build/
 # is never committed.

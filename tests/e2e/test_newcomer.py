@@ -4,7 +4,9 @@ keys stop the proxy with the key they meant, and `upstream approve` keeps the co
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 from e2e_support import bin_dir, fixture_server, make_config
 
@@ -131,3 +133,24 @@ def test_shell_completions_are_generated_for_every_shell(tmp_path):
              f'_mcpproxy; echo "${{COMPREPLY[@]}}"')
     r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
     assert "upstream" in r.stdout.split(), (r.stdout, r.stderr)
+
+
+def test_man_page_is_generated_and_renders(tmp_path):
+    """`scripts/man.sh` writes mcpproxy(1) from the command definitions (swift-argument-parser's
+    generate-manual); man renders it, and it documents every public subcommand and its options."""
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([str(root / "scripts" / "man.sh"), str(tmp_path), str(bin_dir() / "mcpproxy")],
+                       capture_output=True, text=True, timeout=600, cwd=root)
+    assert r.returncode == 0, r.stderr
+    page = tmp_path / "mcpproxy.1"
+    source = page.read_text()
+    assert source.startswith(".\\\"") or ".Dt MCPPROXY 1" in source, source[:200]
+    shown = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MANWIDTH": "120", "MANPAGER": "cat", "PAGER": "cat"})
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "MCPPROXY(1)" in text
+    for sub in ("serve", "doctor", "upstream", "token", "scan", "status", "audit", "containers"):
+        assert f"\n     {sub}" in text or f" {sub} " in text, sub
+    for option in ("--config", "--data-dir", "--listen", "--json", "--watch"):
+        assert option in text, option
