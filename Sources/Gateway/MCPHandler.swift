@@ -82,12 +82,9 @@ public final class MCPHandler: Sendable {
             guard let reply = RawMessage(bytes: answer) else {
                 return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) was not JSON-RPC"))
             }
-            var back = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + (upstreamID ?? Array("null".utf8))
-            if let e = reply.errorBytes { back += Array(#","error":"#.utf8) + Array(e) }
-            else if let r = reply.resultBytes { back += Array(#","result":"#.utf8) + Array(r) }
-            else { return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) had no result")) }
-            back.append(UInt8(ascii: "}"))
-            return back
+            if let e = reply.rpcError { return JSONRPC.error(id: upstreamID, e) }
+            guard let r = reply.resultBytes else { return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) had no result")) }
+            return r.withUnsafeBufferPointer { JSONRPC.result(id: upstreamID ?? Array("null".utf8), rawResult: $0) }
         } catch let e as ProxyError {
             return refuse(e)
         } catch {
@@ -638,12 +635,9 @@ public final class MCPHandler: Sendable {
             let reply = try await asCaller(of: ct.server) {
                 try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
             }
-            if let e = reply.errorBytes {
+            if let e = reply.rpcError {
                 outcome = "error"
-                var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
-                out += e
-                out.append(UInt8(ascii: "}"))
-                return out
+                return JSONRPC.error(id: id, e)
             }
             guard let r = reply.envelope.result else { outcome = "error"; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
             outcome = "ok"

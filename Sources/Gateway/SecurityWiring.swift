@@ -90,7 +90,7 @@ public struct SecurityRESTExtension: RESTExtension {
     /// An `Encodable` value as JSON.
     static func json<T: Encodable>(_ value: T) throws -> JSONValue {
         do { return try JSONValue.parse(try JSONEncoder().encode(value)) } catch {
-            throw ProxyError(.internalError, "cannot encode the response", cause: "\(error)")
+            throw ProxyError(.internalError, "cannot encode the response", cause: error)
         }
     }
 

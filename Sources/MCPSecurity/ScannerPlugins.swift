@@ -46,7 +46,7 @@ public enum ScannerPluginPlanner {
     public static func parseOutput(_ data: Data, plugin: String) throws -> [Finding] {
         let root: JSONValue
         do { root = try JSONValue.parse(data) } catch {
-            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" wrote output that is not JSON", cause: "\(error)")
+            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" wrote output that is not JSON", cause: error)
         }
         guard let list = root["findings"]?.arrayValue else {
             throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" output has no \"findings\" array")
@@ -113,7 +113,7 @@ public struct DockerScannerRunner: ScannerPluginRunning {
         process.standardOutput = stdout
         process.standardError = stderr
         do { try process.run() } catch {
-            throw ProxyError(.unavailable, "scanner plugin \"\(plugin)\": cannot run \(docker); is Docker installed?", cause: "\(error)")
+            throw ProxyError(.unavailable, "scanner plugin \"\(plugin)\": cannot run \(docker); is Docker installed?", cause: error)
         }
         // Read both pipes concurrently so a chatty plugin cannot dead-lock on a full pipe.
         let group = DispatchGroup()
@@ -141,7 +141,7 @@ public struct DockerScannerRunner: ScannerPluginRunning {
         let out = outBox.data, err = errBox.data
         if process.terminationStatus != 0 {
             let tail = String(decoding: err.suffix(400), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" exited with status \(process.terminationStatus)", cause: tail)
+            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" exited with status \(process.terminationStatus)", detail: tail)
         }
         return out
     }

@@ -312,7 +312,7 @@ public actor SecurityGate {
         }
         let v = entry.verdict
         if let e = v.storeError {
-            return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", cause: e))
+            return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", detail: e))
         }
         if v.quarantined { return .failure(ProxyError(.refused, SecurityGate.quarantineMessage(server, reason: v.quarantineReason))) }
         guard let status = v.tools[tool] else {
@@ -505,7 +505,7 @@ public actor SecurityGate {
     public func activity(server: String? = nil, limit: Int = 100) -> Result<[ActivityRecord], ProxyError> {
         do { return .success(try store.activity(server: server, limit: limit)) } catch let e as ProxyError {
             return .failure(e)
-        } catch { return .failure(ProxyError(.internalError, "activity log read failed", cause: "\(error)")) }
+        } catch { return .failure(ProxyError(.internalError, "activity log read failed", cause: error)) }
     }
 
     /// Forgets a server that was removed from the config.

@@ -78,7 +78,7 @@ public final class SecurityStore: Sendable {
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
             throw ProxyError(.unavailable, "\(dataDir): cannot create the data directory; check its permissions or choose another with --data-dir",
-                             cause: "\(error)")
+                             cause: error)
         }
         return try open(path: (dataDir as NSString).appendingPathComponent(fileName))
     }
@@ -130,7 +130,7 @@ public final class SecurityStore: Sendable {
         ProxyError(.unavailable,
                    "\(path): the security database is not a valid SQLite database or is corrupt; mcpproxy left it untouched. "
                    + "Restore it from a backup, or move it aside to start with empty security state (every server is then quarantined again)",
-                   cause: detail)
+                   detail: detail)
     }
 
     static func describe(_ error: Error, path: String, doing: String) -> ProxyError {
@@ -141,16 +141,16 @@ public final class SecurityStore: Sendable {
             case .SQLITE_BUSY, .SQLITE_LOCKED:
                 return ProxyError(.unavailable,
                                   "\(path): the security database is locked by another process (another mcpproxy with the same data directory?); stop it or use another --data-dir",
-                                  cause: e.message)
+                                  detail: e.message, cause: e)
             case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_IOERR, .SQLITE_FULL:
                 return ProxyError(.unavailable,
                                   "\(path): cannot \(doing) the security database (\(e.resultCode)); check the file's permissions and free disk space",
-                                  cause: e.message)
+                                  detail: e.message, cause: e)
             default:
-                return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: "\(e)")
+                return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: e)
             }
         }
-        return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: "\(error)")
+        return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: error)
     }
 
     private static var migrator: DatabaseMigrator {
@@ -255,7 +255,7 @@ public final class SecurityStore: Sendable {
             if let error {
                 box.health.failing = true
                 box.health.failedWrites += 1
-                box.health.lastError = error.cause.map { "\(Self.reason(error.message)) (\($0))" } ?? Self.reason(error.message)
+                box.health.lastError = error.detail.map { "\(Self.reason(error.message)) (\($0))" } ?? Self.reason(error.message)
                 if !was { box.health.failingSince = Date() }
             } else {
                 box.health.failing = false
@@ -395,7 +395,7 @@ public final class SecurityStore: Sendable {
         guard let text else { return nil }
         do { return try JSONDecoder().decode(ScanReport.self, from: Data(text.utf8)) } catch {
             throw ProxyError(.internalError, "\(path): the stored scan result of server \"\(server)\" cannot be read; rescan it",
-                             cause: "\(error)")
+                             cause: error)
         }
     }
 
