@@ -27,7 +27,7 @@ public struct AuditCommand: AsyncParsableCommand {
         let loaded: ConfigLoader.Loaded
         do { loaded = try ConfigLoader.load(path: path) } catch {
             FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
-            throw ExitCode(2)
+            throw ExitCode((error as? ProxyError)?.code ?? .invalidConfig)
         }
         let docker = AuditCommand.dockerExecutable()
         let auditor = ConfigAuditor(home: home, imageUser: { image in docker.flatMap { AuditCommand.imageUser(image, docker: $0) } })
@@ -41,7 +41,7 @@ public struct AuditCommand: AsyncParsableCommand {
         } else {
             print(AuditCommand.render(report, path: path, serverCount: loaded.config.servers.count))
         }
-        if report.hasHigh { throw ExitCode(1) }
+        if report.hasHigh { throw ExitCode.findings }
     }
 
     /// The report as text for a terminal.

@@ -61,7 +61,7 @@ public struct ContainersCommand: AsyncParsableCommand {
             let report = await ContainerLifecycle.cleanupOrphans(
                 instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true,
                 log: { _ in })
-            if let problem = report.problem { throw ValidationError(problem) }
+            if let problem = report.problem { throw ProxyError(.unavailable, problem) }
             if json {
                 let list: [JSONValue] = report.decisions.map { d in
                     ["id": .string(d.id), "server": d.server.map { .string($0) } ?? .null,
@@ -101,7 +101,7 @@ public struct ContainersCommand: AsyncParsableCommand {
             let report = await ContainerLifecycle.cleanupOrphans(
                 instanceID: instance, environment: ProcessInfo.processInfo.environment, dryRun: dryRun,
                 log: { print($0) })
-            if let problem = report.problem { throw ValidationError(problem) }
+            if let problem = report.problem { throw ProxyError(.unavailable, problem) }
             if report.decisions.isEmpty { print("no mcpproxy-managed containers") }
             else if !dryRun { print("removed \(report.removed.count) container(s)") }
         }
