@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MCPSecurity
 import NIOConcurrencyHelpers
 import ProxyCore
 import Upstream
@@ -621,7 +622,7 @@ public final class MCPHandler: Sendable {
         params.append(UInt8(ascii: "}"))
         let timeout = settings.withLockedValue { $0.callTimeout }
         let started = DispatchTime.now().uptimeNanoseconds
-        var outcome = "failed"
+        var outcome = ActivityOutcome.failed
         var metricOutcome = CallOutcome.error
         defer {
             let elapsed = DispatchTime.now().uptimeNanoseconds - started
@@ -636,18 +637,18 @@ public final class MCPHandler: Sendable {
                 try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
             }
             if let e = reply.rpcError {
-                outcome = "error"
+                outcome = .error
                 return JSONRPC.error(id: id, e)
             }
-            guard let r = reply.envelope.result else { outcome = "error"; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
-            outcome = "ok"
+            guard let r = reply.envelope.result else { outcome = .error; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
+            outcome = .ok
             return reply.bytes.withUnsafeBufferPointer { p in
                 metricOutcome = Self.isErrorResult(p, r) ? .error : .ok
                 return JSONRPC.result(id: id, rawResult: UnsafeBufferPointer(rebasing: p[r]))
             }
         } catch {
-            if (error as? ProxyError)?.code == .timeout { outcome = "timeout"; metricOutcome = .timeout }
-            if error is CancellationError { outcome = "cancelled" }
+            if (error as? ProxyError)?.code == .timeout { outcome = .timeout; metricOutcome = .timeout }
+            if error is CancellationError { outcome = .cancelled }
             throw error
         }
     }

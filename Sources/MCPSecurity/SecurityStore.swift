@@ -39,8 +39,7 @@ public struct ActivityRecord: Sendable, Codable, Equatable {
     public var server: String
     public var tool: String
     public var durationMs: Double
-    /// `ok`, `error`, `refused`, `timeout`, ... (the gateway's words).
-    public var outcome: String
+    public var outcome: ActivityOutcome
     public var requestID: String
     public var argumentsBytes: Int?
     public var argumentsSHA256: String?
@@ -416,7 +415,7 @@ public final class SecurityStore: Sendable {
                 """)
             var pruneAt: Int64? = nil
             for r in records {
-                try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome, r.requestID, r.argumentsBytes,
+                try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome.rawValue, r.requestID, r.argumentsBytes,
                                                   r.argumentsSHA256, r.arguments, r.caller])
                 let id = db.lastInsertedRowID
                 if id % 1000 == 0 { pruneAt = id }
@@ -438,7 +437,7 @@ public final class SecurityStore: Sendable {
             }
             return rows.map {
                 ActivityRecord(id: $0["id"], at: $0["at"], server: $0["server"], tool: $0["tool"], durationMs: $0["duration_ms"],
-                               outcome: $0["outcome"], requestID: $0["request_id"], argumentsBytes: $0["args_bytes"],
+                               outcome: ActivityOutcome(stored: $0["outcome"]), requestID: $0["request_id"], argumentsBytes: $0["args_bytes"],
                                argumentsSHA256: $0["args_sha256"], arguments: $0["args"], caller: $0["caller"])
             }
         }
