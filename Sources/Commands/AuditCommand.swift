@@ -28,7 +28,7 @@ public struct AuditCommand: AsyncParsableCommand {
         let loaded: ConfigLoader.Loaded
         do { loaded = try ConfigLoader.load(path: path) } catch {
             FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
-            throw ExitCode(2)
+            throw ExitCode((error as? ProxyError)?.code ?? .invalidConfig)
         }
         let engine = ContainerEngines.named(loaded.config.dockerIsolation.engine) ?? .docker
         let auditor = ConfigAuditor(home: home, imageUser: { image in AuditCommand.imageUser(image, engine: engine) })
@@ -42,7 +42,7 @@ public struct AuditCommand: AsyncParsableCommand {
         } else {
             print(AuditCommand.render(report, path: path, serverCount: loaded.config.servers.count))
         }
-        if report.hasHigh { throw ExitCode(1) }
+        if report.hasHigh { throw ExitCode.findings }
     }
 
     /// The report as text for a terminal.

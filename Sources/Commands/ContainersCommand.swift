@@ -37,7 +37,7 @@ public struct ContainersCommand: AsyncParsableCommand {
                 let report = await ContainerLifecycle.cleanupOrphans(
                     instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true, engine: e,
                     log: { _ in })
-                if let problem = report.problem { throw ValidationError(problem) }
+                if let problem = report.problem { throw ProxyError(.unavailable, problem) }
                 rows += report.decisions.map { (e.name, $0) }
             }
             if json {
@@ -86,7 +86,7 @@ public struct ContainersCommand: AsyncParsableCommand {
                 let report = await ContainerLifecycle.cleanupOrphans(
                     instanceID: instance, environment: ProcessInfo.processInfo.environment, dryRun: dryRun, engine: e,
                     log: { print($0) })
-                if let problem = report.problem { throw ValidationError(problem) }
+                if let problem = report.problem { throw ProxyError(.unavailable, problem) }
                 seen += report.decisions.count
                 removed += report.removed.count
             }

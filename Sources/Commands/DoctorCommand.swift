@@ -16,14 +16,14 @@ struct DoctorCommand: AsyncParsableCommand {
         let loaded: ConfigLoader.Loaded
         do { loaded = try ConfigLoader.load(path: paths.resolvedConfig) } catch let e as ProxyError {
             print("config: \(e.description)")
-            throw ExitCode(2)
+            throw ExitCode(e.code)
         }
         let config = loaded.config
         var servers = config.servers
         if let server {
             guard let s = config.server(named: server) else {
                 print("no server named \"\(server)\" in \(paths.resolvedConfig)")
-                throw ExitCode(1)
+                throw ExitCode(.notFound)
             }
             servers = [s]
         }
@@ -82,7 +82,7 @@ struct DoctorCommand: AsyncParsableCommand {
                 if let u = o["url"]?.stringValue { print("  url: \(u)") }
             }
         }
-        if failed { throw ExitCode(1) }
+        if failed { throw ExitCode.findings }
     }
 
     /// The executable `command` names, as a shell would find it (a path, or a PATH lookup).

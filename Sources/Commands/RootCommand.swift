@@ -74,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let e as ProxyError {
             ConsoleSink.standardError.write("mcpproxy: \(e.description)")
             ConsoleSink.standardError.flush(timeout: 2)
-            throw ExitCode(2)
+            throw ExitCode(e.code)
         }
     }
 }

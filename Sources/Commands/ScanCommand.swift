@@ -12,15 +12,15 @@ struct ScanCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let proxy = RunningProxy.locate(paths: paths) else {
-            throw ValidationError("cannot find the proxy's address and API key (config \(paths.resolvedConfig), data dir \(paths.resolvedDataDir))")
+            throw ProxyError(.unavailable, "cannot find the proxy's address and API key (config \(paths.resolvedConfig), data dir \(paths.resolvedDataDir))")
         }
         guard let (status, body) = await proxy.call(.GET, "/api/v1/servers/\(name)/security") else {
             print("mcpproxy is not answering at \(proxy.base); start it with `mcpproxy serve` (scans run when a server connects)")
-            throw ExitCode(2)
+            throw ExitCode(.unavailable)
         }
         guard status == 200 else {
             print("error: \(RunningProxy.message(body))")
-            throw ExitCode(2)
+            throw ExitCode(RunningProxy.failure(status: status, body: body).code)
         }
         if json { print(body.serialized()); return }
         let quarantined = body["quarantined"]?.boolValue ?? false
@@ -28,7 +28,7 @@ struct ScanCommand: AsyncParsableCommand {
         if let scan = body["scan"], scan != .null,
            let report = try? JSONDecoder().decode(ScanReport.self, from: scan.data) {
             print(report.renderText())
-            if report.findings.contains(where: { $0.severity == .hard }) { throw ExitCode(1) }
+            if report.findings.contains(where: { $0.severity == .hard }) { throw ExitCode.findings }
         } else {
             print("no scan yet: the server has not connected")
         }

@@ -22,17 +22,17 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let proxy = RunningProxy.locate(paths: paths) else {
-            throw ValidationError("cannot find the proxy's address and API key (config \(paths.resolvedConfig), data dir \(paths.resolvedDataDir))")
+            throw ProxyError(.unavailable, "cannot find the proxy's address and API key (config \(paths.resolvedConfig), data dir \(paths.resolvedDataDir))")
         }
         func read() async throws -> (JSONValue, JSONValue, Date) {
             guard let (code, servers) = await proxy.call(.GET, "/api/v1/servers"),
                   let (_, about) = await proxy.call(.GET, "/api/v1/status") else {
                 print("mcpproxy is not answering at \(proxy.base); start it with `mcpproxy serve`")
-                throw ExitCode(2)
+                throw ExitCode(.unavailable)
             }
             guard code == 200 else {
                 print("error: \(RunningProxy.message(servers))")
-                throw ExitCode(2)
+                throw ExitCode(RunningProxy.failure(status: code, body: servers).code)
             }
             return (servers, about, Date())
         }

@@ -75,7 +75,7 @@ struct TokenCommand: AsyncParsableCommand {
             let store = try SecurityStore.open(dataDir: paths.resolvedDataDir)
             guard try store.revokeToken(named: name) else {
                 FileHandle.standardError.write(Data("error: no active token named \"\(name)\"\n".utf8))
-                throw ExitCode(1)
+                throw ExitCode(.notFound)
             }
             print("revoked \(name)")
         }

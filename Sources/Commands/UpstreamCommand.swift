@@ -103,14 +103,14 @@ struct UpstreamCommand: AsyncParsableCommand {
             if let proxy = RunningProxy.locate(paths: paths) {
                 let path = tool.map { "/api/v1/servers/\(name)/tools/\($0)/approve" } ?? "/api/v1/servers/\(name)/unquarantine"
                 if let (status, body) = await proxy.call(.POST, path + suffix) {
-                    guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(1) }
+                    guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(RunningProxy.failure(status: status, body: body).code) }
                     print(tool.map { "approved tool \($0) of \(name)" } ?? "approved \(name)")
                     return
                 }
             }
             guard tool == nil else {
                 print("error: approving one tool needs the running proxy (it holds the tool's new definition); start `mcpproxy serve`")
-                throw ExitCode(1)
+                throw ExitCode(.unavailable)
             }
             try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in
                 var e = e ?? [:]; e["quarantined"] = false; return e
@@ -125,7 +125,7 @@ struct UpstreamCommand: AsyncParsableCommand {
         @Argument var name: String
         func run() async throws {
             if let proxy = RunningProxy.locate(paths: paths), let (status, body) = await proxy.call(.POST, "/api/v1/servers/\(name)/quarantine") {
-                guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(1) }
+                guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(RunningProxy.failure(status: status, body: body).code) }
                 print("quarantined \(name)")
                 return
             }

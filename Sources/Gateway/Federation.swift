@@ -170,12 +170,7 @@ extension MCPHandler {
         let reply = try await asCaller(of: server.name) {
             try await server.request(method: method, params: body, timeout: timeout, progress: progress?.forward)
         }
-        if let e = reply.errorBytes {
-            var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
-            out += e
-            out.append(UInt8(ascii: "}"))
-            return out
-        }
+        if let e = reply.rpcError { return JSONRPC.error(id: id, e) }
         guard let result = reply.resultValue() else { throw ProxyError(.upstreamFailed, "the upstream sent a response without a result") }
         return JSONRPC.result(id: id, json: map(result).serialized())
     }
@@ -299,7 +294,8 @@ extension MCPHandler {
                     s[key]?.removeValue(forKey: session.id)
                     if s[key]?.isEmpty == true { s.removeValue(forKey: key) }
                 }
-                throw ProxyError(.upstreamFailed, "the upstream refused the subscription: \(reply?.errorSummary() ?? "no answer")")
+                let err = reply?.rpcError
+                throw ProxyError(.upstreamFailed, "the upstream refused the subscription: \(err.map { "\($0)" } ?? "no answer")", detail: nil, cause: err)
             }
         }
         return JSONRPC.result(id: id, json: "{}")

@@ -130,7 +130,7 @@ public struct HTTPGateway: Sendable {
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
             guard door.hostAllowed(request.head.authority) else {
                 log.warning("refused a request for Host \(request.head.authority.map { FrontDoor.quotable(String($0.prefix(100))) } ?? "(none)")")
-                return HTTPGateway.json(.forbidden, HTTPGateway.jsonRPCError(ProxyError(.refused, "Host \(request.head.authority.map { "\"\(FrontDoor.quotable(String($0.prefix(100))))\"" } ?? "(missing)") is not this gateway's; add it to allowed_hosts if it is")))
+                return ProxyError(.refused, "Host \(request.head.authority.map { "\"\(FrontDoor.quotable(String($0.prefix(100))))\"" } ?? "(missing)") is not this gateway's; add it to allowed_hosts if it is").jsonRPCResponse()
             }
             return try await next(request, context)
         }
@@ -179,10 +179,10 @@ public struct HTTPGateway: Sendable {
             case .failure(let r): return r.response
             }
             guard let id = request.headers[Self.sessionHeader] else {
-                return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header")))
+                return ProxyError(.invalidRequest, "missing Mcp-Session-Id header").jsonRPCResponse()
             }
             return self.sessions.remove(id, for: identity) ? Response(status: .noContent)
-                : Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown session")))
+                : ProxyError(.unknownSession, "unknown session").jsonRPCResponse()
         }
         // Prometheus scrapes with the admin key, like the REST API (401 without one, 403 for
         // an agent token or a JWT); `metrics_listen` serves the same text without a key.
@@ -233,14 +233,14 @@ public struct HTTPGateway: Sendable {
             handler.manager.metrics.authFailure(.mcp, .insufficientScope)
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = door.challenge(error: "insufficient_scope", description: why, scope: IntentScope.read)
-            return .failure(Refusal(response: Self.json(.forbidden, Self.jsonRPCError(ProxyError(.refused, "insufficient scope: \(why)")), headers: headers)))
+            return .failure(Refusal(response: ProxyError(.refused, "insufficient scope: \(why)").jsonRPCResponse(headers: headers)))
         }
     }
 
     func unauthorized(_ message: String, error: String?, description: String? = nil) -> Response {
         var headers = HTTPFields()
         headers[.wwwAuthenticate] = door.challenge(error: error, description: description)
-        return Self.json(.unauthorized, Self.jsonRPCError(ProxyError(.unauthorized, message)), headers: headers)
+        return ProxyError(.unauthorized, message).jsonRPCResponse(headers: headers)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String, headers extra: HTTPFields = [:]) -> Response {
@@ -253,10 +253,6 @@ public struct HTTPGateway: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    static func jsonRPCError(_ e: ProxyError) -> [UInt8] {
-        JSONRPC.error(id: nil, e)
-    }
-
     /// Browsers send Origin; a page on another site must not drive a local proxy (DNS rebinding).
     func originCheck(_ request: Request) -> Response? {
         guard let origin = request.headers[.origin] else { return nil }
@@ -264,7 +260,7 @@ public struct HTTPGateway: Sendable {
            ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) { return nil }
         if allowedOrigins.withLockedValue({ $0.contains(origin) }) { return nil }
         log.warning("refused a request from origin \(origin)")
-        return Self.json(.forbidden, Self.jsonRPCError(ProxyError(.refused, "origin \(origin) is not allowed (add it to allowed_origins)")))
+        return ProxyError(.refused, "origin \(origin) is not allowed (add it to allowed_origins)").jsonRPCResponse()
     }
 
     func post(_ request: Request) async -> Response {
@@ -277,14 +273,14 @@ public struct HTTPGateway: Sendable {
         let limit = maxBody.withLockedValue { $0 }
         if let len = request.headers[.contentLength].flatMap({ Int($0) }), len > limit {
             if len <= limit + Self.drainAllowance { _ = await Self.collectBody(request.body, limit: limit) }
-            return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body of \(len) bytes exceeds the limit of \(limit) bytes")))
+            return ProxyError(.payloadTooLarge, "request body of \(len) bytes exceeds the limit of \(limit) bytes").jsonRPCResponse()
         }
         guard let buffer = await Self.collectBody(request.body, limit: limit) else {
-            return Self.json(.contentTooLarge, Self.jsonRPCError(ProxyError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes")))
+            return ProxyError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes").jsonRPCResponse()
         }
         let body = Array(buffer.readableBytesView)
         if let v = request.headers[Self.versionHeader], !MCPHandler.supportedVersions.contains(v) {
-            return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))")))
+            return ProxyError(.invalidRequest, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))").jsonRPCResponse()
         }
         let accept = request.headers[.accept] ?? ""
         let wantsSSE = accept.contains("text/event-stream") && !accept.contains("application/json")
@@ -300,11 +296,11 @@ public struct HTTPGateway: Sendable {
         } else {
             guard let id = request.headers[Self.sessionHeader] else {
                 let valid = body.withUnsafeBufferPointer { JSONSpan.isValid($0, 0..<$0.count) }
-                if !valid { return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.parseError, "parse error: the body is not valid JSON"))) }
-                return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header: send initialize first")))
+                if !valid { return ProxyError(.parseError, "parse error: the body is not valid JSON").jsonRPCResponse() }
+                return ProxyError(.invalidRequest, "missing Mcp-Session-Id header: send initialize first").jsonRPCResponse()
             }
             guard let s = sessions.get(id, for: identity) else {
-                return Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown or expired session; initialize again")))
+                return ProxyError(.unknownSession, "unknown or expired session; initialize again").jsonRPCResponse()
             }
             s.lastSeen = Date()
             s.identity = identity
@@ -387,13 +383,13 @@ public struct HTTPGateway: Sendable {
         guard (request.headers[.accept] ?? "").contains("text/event-stream") else {
             var headers = HTTPFields()
             headers[.allow] = "POST, DELETE"
-            return Self.json(.notAcceptable, Self.jsonRPCError(ProxyError(.invalidRequest, "GET /mcp needs Accept: text/event-stream")), headers: headers)
+            return ProxyError(.notAcceptable, "GET /mcp needs Accept: text/event-stream").jsonRPCResponse(headers: headers)
         }
         guard let id = request.headers[Self.sessionHeader] else {
-            return Self.json(.badRequest, Self.jsonRPCError(ProxyError(.invalidRequest, "missing Mcp-Session-Id header")))
+            return ProxyError(.invalidRequest, "missing Mcp-Session-Id header").jsonRPCResponse()
         }
         guard let session = sessions.get(id, for: identity) else {
-            return Self.json(.notFound, Self.jsonRPCError(ProxyError(.unknownSession, "unknown or expired session; initialize again")))
+            return ProxyError(.unknownSession, "unknown or expired session; initialize again").jsonRPCResponse()
         }
         let stream = session.openStream()
         var headers = HTTPFields()

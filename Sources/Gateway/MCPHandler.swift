@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MCPSecurity
 import NIOConcurrencyHelpers
 import ProxyCore
 import Upstream
@@ -82,12 +83,9 @@ public final class MCPHandler: Sendable {
             guard let reply = RawMessage(bytes: answer) else {
                 return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) was not JSON-RPC"))
             }
-            var back = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + (upstreamID ?? Array("null".utf8))
-            if let e = reply.errorBytes { back += Array(#","error":"#.utf8) + Array(e) }
-            else if let r = reply.resultBytes { back += Array(#","result":"#.utf8) + Array(r) }
-            else { return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) had no result")) }
-            back.append(UInt8(ascii: "}"))
-            return back
+            if let e = reply.rpcError { return JSONRPC.error(id: upstreamID, e) }
+            guard let r = reply.resultBytes else { return refuse(ProxyError(.upstreamFailed, "the client's answer to \(method) had no result")) }
+            return r.withUnsafeBufferPointer { JSONRPC.result(id: upstreamID ?? Array("null".utf8), rawResult: $0) }
         } catch let e as ProxyError {
             return refuse(e)
         } catch {
@@ -648,7 +646,7 @@ public final class MCPHandler: Sendable {
         params.append(UInt8(ascii: "}"))
         let timeout = settings.withLockedValue { $0.callTimeout }
         let started = DispatchTime.now().uptimeNanoseconds
-        var outcome = "failed"
+        var outcome = ActivityOutcome.failed
         var metricOutcome = CallOutcome.error
         defer {
             let elapsed = DispatchTime.now().uptimeNanoseconds - started
@@ -662,22 +660,19 @@ public final class MCPHandler: Sendable {
             let reply = try await asCaller(of: ct.server) {
                 try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
             }
-            if let e = reply.errorBytes {
-                outcome = "error"
-                var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","error":"#.utf8)
-                out += e
-                out.append(UInt8(ascii: "}"))
-                return out
+            if let e = reply.rpcError {
+                outcome = .error
+                return JSONRPC.error(id: id, e)
             }
-            guard let r = reply.envelope.result else { outcome = "error"; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
-            outcome = "ok"
+            guard let r = reply.envelope.result else { outcome = .error; throw ProxyError(.upstreamFailed, "upstream server \"\(ct.server)\" sent a response without a result") }
+            outcome = .ok
             return reply.bytes.withUnsafeBufferPointer { p in
                 metricOutcome = Self.isErrorResult(p, r) ? .error : .ok
                 return JSONRPC.result(id: id, rawResult: UnsafeBufferPointer(rebasing: p[r]))
             }
         } catch {
-            if (error as? ProxyError)?.code == .timeout { outcome = "timeout"; metricOutcome = .timeout }
-            if error is CancellationError { outcome = "cancelled" }
+            if (error as? ProxyError)?.code == .timeout { outcome = .timeout; metricOutcome = .timeout }
+            if error is CancellationError { outcome = .cancelled }
             throw error
         }
     }

@@ -313,7 +313,7 @@ public final class ProxyRuntime: Sendable {
             tls.minimumTLSVersion = .tlsv12
             return tls
         } catch {
-            throw ProxyError(.invalidConfig, "cannot load the TLS certificate \(certPath) or key \(keyPath): check that both are PEM files readable by mcpproxy", cause: "\(error)")
+            throw ProxyError(.invalidConfig, "cannot load the TLS certificate \(certPath) or key \(keyPath): check that both are PEM files readable by mcpproxy", cause: error)
         }
     }
 
@@ -326,9 +326,9 @@ public final class ProxyRuntime: Sendable {
                 .bind(host: host, port: port).get()
             try await channel.close().get()
         } catch {
-            let text = "\(error)"
-            let why = text.contains("in use") ? "address already in use (is another mcpproxy running?)" : text
-            throw ProxyError(.unavailable, "cannot listen on \(listen): \(why)")
+            let inUse = (error as? IOError)?.errnoCode == EADDRINUSE
+            let why = inUse ? "address already in use (is another mcpproxy running?)" : "\(error)"
+            throw ProxyError(.unavailable, "cannot listen on \(listen): \(why)", detail: nil, cause: error)
         }
     }
 

@@ -40,10 +40,7 @@ public struct RESTAPI: Sendable {
     }
 
     /// A JSON error body `{"error":{"code","message"}}` with the code's HTTP status.
-    public static func error(_ e: ProxyError) -> Response {
-        let body = JSONValue.object(["error": ["code": .string(e.code.description), "message": .string(e.description)]])
-        return HTTPGateway.json(HTTPResponse.Status(code: e.code.httpStatus), body.serialized())
-    }
+    public static func error(_ e: ProxyError) -> Response { e.restResponse() }
 
     public static func ok(_ v: JSONValue) -> Response { HTTPGateway.json(.ok, v.serialized()) }
 
@@ -133,7 +130,7 @@ public struct RESTAPI: Sendable {
         api.post("/tokens") { request, _ in
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: 64 << 10) } catch {
-                return Self.error(ProxyError(.invalidArgument, "cannot read the request body", cause: "\(error)"))
+                return Self.error(ProxyError(.invalidArgument, "cannot read the request body", cause: error))
             }
             guard let v = try? JSONValue.parse(Data(body.readableBytesView)), case .object = v else {
                 return Self.error(ProxyError(.invalidArgument, "expected a JSON object {name, servers?, intent?, expires?, manage_servers?}"))

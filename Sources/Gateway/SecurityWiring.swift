@@ -21,7 +21,7 @@ public final class SecurityToolGate: ToolGate, Sendable {
         return GateVerdict(visible: Set(v.visibleToolNames), refusals: v.refusals, findings: findings)
     }
 
-    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String,
                            arguments: [UInt8]?, caller: String) {
         let record = SecurityGate.CallRecord(at: Date().timeIntervalSince1970, server: server, tool: tool, durationMs: durationMs,
                                              outcome: outcome, requestID: requestID, arguments: arguments, caller: caller)
@@ -90,7 +90,7 @@ public struct SecurityRESTExtension: RESTExtension {
     /// An `Encodable` value as JSON.
     static func json<T: Encodable>(_ value: T) throws -> JSONValue {
         do { return try JSONValue.parse(try JSONEncoder().encode(value)) } catch {
-            throw ProxyError(.internalError, "cannot encode the response", cause: "\(error)")
+            throw ProxyError(.internalError, "cannot encode the response", cause: error)
         }
     }
 

@@ -27,7 +27,7 @@ public protocol ToolGate: Sendable {
     func evaluate(server: ServerConfig, tools: [ToolDefinition], mode: IsolationMode,
                   otherServers: [String: [String]]) async -> GateVerdict
     /// Records a finished call. Synchronous and cheap: called on the hot path.
-    func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+    func recordCall(server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String,
                     arguments: [UInt8]?, caller: String)
     /// Called when a server leaves the config, so a later server of that name starts afresh.
     func forget(server: String) async
@@ -49,7 +49,7 @@ public struct OpenGate: ToolGate {
                          otherServers: [String: [String]]) async -> GateVerdict {
         GateVerdict(visible: Set(tools.map(\.name)))
     }
-    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String,
                            arguments: [UInt8]?, caller: String) {}
 }
 

@@ -40,7 +40,7 @@ public enum ScannerPluginPlanner {
     public static func parseOutput(_ data: Data, plugin: String) throws -> [Finding] {
         let root: JSONValue
         do { root = try JSONValue.parse(data) } catch {
-            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" wrote output that is not JSON", cause: "\(error)")
+            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" wrote output that is not JSON", cause: error)
         }
         guard let list = root["findings"]?.arrayValue else {
             throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin)\" output has no \"findings\" array")
@@ -85,7 +85,7 @@ public struct DockerScannerRunner: ScannerPluginRunning {
         }
         if r.status != 0 {
             let tail = String(r.stderr.suffix(400)).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin.name)\" exited with status \(r.status)", cause: tail)
+            throw ProxyError(.upstreamFailed, "scanner plugin \"\(plugin.name)\" exited with status \(r.status)", detail: tail)
         }
         return Data(r.stdout.utf8)
     }

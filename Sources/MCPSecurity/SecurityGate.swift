@@ -312,7 +312,7 @@ public actor SecurityGate {
         }
         let v = entry.verdict
         if let e = v.storeError {
-            return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", cause: e))
+            return .failure(ProxyError(.unavailable, "server \"\(server)\": the security database failed, so its tools are held", detail: e))
         }
         if v.quarantined { return .failure(ProxyError(.refused, SecurityGate.quarantineMessage(server, reason: v.quarantineReason))) }
         guard let status = v.tools[tool] else {
@@ -455,7 +455,7 @@ public actor SecurityGate {
     /// only, unless `logArguments` (the `log_call_arguments` config key). Failures are not
     /// thrown (the activity log must not break calls): the store's write health counts them, and
     /// the console gets one line when writes start failing and one when they recover.
-    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String,
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: ActivityOutcome,
                            requestID: String, argumentsBytes: Data?, logArguments: Bool) {
         let record = ActivityRecord(
             id: nil, at: Date().timeIntervalSince1970, server: server, tool: tool, durationMs: durationMs, outcome: outcome,
@@ -469,11 +469,11 @@ public actor SecurityGate {
 
     /// One finished call, for `recordCalls`.
     public struct CallRecord: Sendable {
-        public var at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String
+        public var at: Double, server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String
         public var arguments: [UInt8]?
         /// Who made the call (`Identity.label`).
         public var caller: String?
-        public init(at: Double, server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+        public init(at: Double, server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String,
                     arguments: [UInt8]?, caller: String? = nil) {
             self.at = at; self.server = server; self.tool = tool; self.durationMs = durationMs
             self.outcome = outcome; self.requestID = requestID; self.arguments = arguments; self.caller = caller
@@ -495,7 +495,7 @@ public actor SecurityGate {
     }
 
     /// `recordCall` with the arguments' raw bytes and the `logCallArguments` given at init.
-    public func recordCall(server: String, tool: String, durationMs: Double, outcome: String, requestID: String,
+    public func recordCall(server: String, tool: String, durationMs: Double, outcome: ActivityOutcome, requestID: String,
                            arguments: [UInt8]?) {
         recordCall(server: server, tool: tool, durationMs: durationMs, outcome: outcome, requestID: requestID,
                    argumentsBytes: arguments.map { Data($0) }, logArguments: logCallArguments)
@@ -505,7 +505,7 @@ public actor SecurityGate {
     public func activity(server: String? = nil, limit: Int = 100) -> Result<[ActivityRecord], ProxyError> {
         do { return .success(try store.activity(server: server, limit: limit)) } catch let e as ProxyError {
             return .failure(e)
-        } catch { return .failure(ProxyError(.internalError, "activity log read failed", cause: "\(error)")) }
+        } catch { return .failure(ProxyError(.internalError, "activity log read failed", cause: error)) }
     }
 
     /// Forgets a server that was removed from the config.

@@ -39,8 +39,7 @@ public struct ActivityRecord: Sendable, Codable, Equatable {
     public var server: String
     public var tool: String
     public var durationMs: Double
-    /// `ok`, `error`, `refused`, `timeout`, ... (the gateway's words).
-    public var outcome: String
+    public var outcome: ActivityOutcome
     public var requestID: String
     public var argumentsBytes: Int?
     public var argumentsSHA256: String?
@@ -78,7 +77,7 @@ public final class SecurityStore: Sendable {
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
             throw ProxyError(.unavailable, "\(dataDir): cannot create the data directory; check its permissions or choose another with --data-dir",
-                             cause: "\(error)")
+                             cause: error)
         }
         return try open(path: (dataDir as NSString).appendingPathComponent(fileName))
     }
@@ -130,7 +129,7 @@ public final class SecurityStore: Sendable {
         ProxyError(.unavailable,
                    "\(path): the security database is not a valid SQLite database or is corrupt; mcpproxy left it untouched. "
                    + "Restore it from a backup, or move it aside to start with empty security state (every server is then quarantined again)",
-                   cause: detail)
+                   detail: detail)
     }
 
     static func describe(_ error: Error, path: String, doing: String) -> ProxyError {
@@ -141,16 +140,16 @@ public final class SecurityStore: Sendable {
             case .SQLITE_BUSY, .SQLITE_LOCKED:
                 return ProxyError(.unavailable,
                                   "\(path): the security database is locked by another process (another mcpproxy with the same data directory?); stop it or use another --data-dir",
-                                  cause: e.message)
+                                  detail: e.message, cause: e)
             case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_IOERR, .SQLITE_FULL:
                 return ProxyError(.unavailable,
                                   "\(path): cannot \(doing) the security database (\(e.resultCode)); check the file's permissions and free disk space",
-                                  cause: e.message)
+                                  detail: e.message, cause: e)
             default:
-                return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: "\(e)")
+                return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: e)
             }
         }
-        return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: "\(error)")
+        return ProxyError(.internalError, "\(path): security database error while trying to \(doing)", cause: error)
     }
 
     private static var migrator: DatabaseMigrator {
@@ -255,7 +254,7 @@ public final class SecurityStore: Sendable {
             if let error {
                 box.health.failing = true
                 box.health.failedWrites += 1
-                box.health.lastError = error.cause.map { "\(Self.reason(error.message)) (\($0))" } ?? Self.reason(error.message)
+                box.health.lastError = error.detail.map { "\(Self.reason(error.message)) (\($0))" } ?? Self.reason(error.message)
                 if !was { box.health.failingSince = Date() }
             } else {
                 box.health.failing = false
@@ -395,7 +394,7 @@ public final class SecurityStore: Sendable {
         guard let text else { return nil }
         do { return try JSONDecoder().decode(ScanReport.self, from: Data(text.utf8)) } catch {
             throw ProxyError(.internalError, "\(path): the stored scan result of server \"\(server)\" cannot be read; rescan it",
-                             cause: "\(error)")
+                             cause: error)
         }
     }
 
@@ -416,7 +415,7 @@ public final class SecurityStore: Sendable {
                 """)
             var pruneAt: Int64? = nil
             for r in records {
-                try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome, r.requestID, r.argumentsBytes,
+                try statement.execute(arguments: [r.at, r.server, r.tool, r.durationMs, r.outcome.rawValue, r.requestID, r.argumentsBytes,
                                                   r.argumentsSHA256, r.arguments, r.caller])
                 let id = db.lastInsertedRowID
                 if id % 1000 == 0 { pruneAt = id }
@@ -438,7 +437,7 @@ public final class SecurityStore: Sendable {
             }
             return rows.map {
                 ActivityRecord(id: $0["id"], at: $0["at"], server: $0["server"], tool: $0["tool"], durationMs: $0["duration_ms"],
-                               outcome: $0["outcome"], requestID: $0["request_id"], argumentsBytes: $0["args_bytes"],
+                               outcome: ActivityOutcome(stored: $0["outcome"]), requestID: $0["request_id"], argumentsBytes: $0["args_bytes"],
                                argumentsSHA256: $0["args_sha256"], arguments: $0["args"], caller: $0["caller"])
             }
         }

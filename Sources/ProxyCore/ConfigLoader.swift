@@ -6,6 +6,8 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var severity: Severity
     public var path: String
     public var message: String
+    /// For an unknown key: the known key it is probably a typo of.
+    public var suggestion: String? = nil
     public var description: String { "\(path): \(message)" }
 }
 
@@ -45,7 +47,7 @@ public enum ConfigLoader {
         let errors = walker.diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
             // Typo hints go with the errors: "needs a command" next to "comand: did you mean".
-            let hints = walker.diagnostics.filter { $0.severity == .warning && $0.message.contains("did you mean") }
+            let hints = walker.diagnostics.filter { $0.severity == .warning && $0.suggestion != nil }
             let lines = (errors + hints).map { "  \($0.path): \($0.message)" }.joined(separator: "\n")
             throw ProxyError(.invalidConfig, "\(file): invalid config:\n\(lines)")
         }
@@ -122,11 +124,11 @@ public enum ConfigLoader {
 struct Walker {
     var diagnostics: [ConfigDiagnostic] = []
 
-    mutating func error(_ path: String, _ message: String) {
-        diagnostics.append(.init(severity: .error, path: path, message: message))
+    mutating func error(_ path: String, _ message: String, suggestion: String? = nil) {
+        diagnostics.append(.init(severity: .error, path: path, message: message, suggestion: suggestion))
     }
-    mutating func warn(_ path: String, _ message: String) {
-        diagnostics.append(.init(severity: .warning, path: path, message: message))
+    mutating func warn(_ path: String, _ message: String, suggestion: String? = nil) {
+        diagnostics.append(.init(severity: .warning, path: path, message: message, suggestion: suggestion))
     }
 
     mutating func object(_ v: Any, _ path: String) -> [String: Any]? {
@@ -213,9 +215,9 @@ struct Walker {
             if let guess = ConfigLoader.didYouMean(k, among: known) {
                 let p = path.isEmpty ? k : "\(path).\(k)"
                 if ConfigLoader.confinementSections.contains(guess) || ConfigLoader.isConfinementPath(path) {
-                    error(p, "unknown key; did you mean \"\(guess)\"? (a misspelled isolation setting would leave servers less confined than written)")
+                    error(p, "unknown key; did you mean \"\(guess)\"? (a misspelled isolation setting would leave servers less confined than written)", suggestion: guess)
                 } else {
-                    warn(p, "unknown key (ignored); did you mean \"\(guess)\"?")
+                    warn(p, "unknown key (ignored); did you mean \"\(guess)\"?", suggestion: guess)
                 }
             } else {
                 warn(path.isEmpty ? k : "\(path).\(k)", "unknown key (ignored)")

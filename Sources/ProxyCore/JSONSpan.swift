@@ -207,7 +207,7 @@ public struct JSONRPCEnvelope: Sendable, Equatable {
     public var result: Range<Int>?
     public var error: Range<Int>?
 
-    /// Why a message could not be parsed; maps to -32700 / -32600.
+    /// Why a message could not be parsed; maps to `ProxyError.Code.parseError` / `.invalidRequest`.
     public enum Failure: Error, Equatable { case parse, invalid(String) }
 
     /// Parses one message (not a batch). Throws `.parse` for malformed JSON, `.invalid` for JSON
@@ -279,19 +279,24 @@ public enum JSONRPC {
         Array(#"{"jsonrpc":"2.0","id":"#.utf8) + id + Array(#","result":"#.utf8) + Array(json.utf8) + [UInt8(ascii: "}")]
     }
 
-    /// An error response; `id` nil gives `"id":null`.
-    public static func error(id: [UInt8]?, code: Int, message: String, data: JSONValue? = nil) -> [UInt8] {
-        var s = #"{"jsonrpc":"2.0","id":"#
-        s += id.map { String(decoding: $0, as: UTF8.self) } ?? "null"
-        s += #","error":{"code":\#(code),"message":"#
-        JSONValue.writeString(message, into: &s)
-        if let data { s += ",\"data\":" + data.serialized() }
-        s += "}}"
-        return Array(s.utf8)
+    /// The error response for `e`: its code from the table, its description as the message.
+    /// `id` nil gives `"id":null`. Every error the proxy writes itself goes through here.
+    public static func error(id: [UInt8]?, _ e: ProxyError) -> [UInt8] {
+        error(id: id, e.jsonRPCErrorObject)
     }
 
-    public static func error(id: [UInt8]?, _ e: ProxyError) -> [UInt8] {
-        error(id: id, code: e.code.jsonRPCCode, message: e.description)
+    /// An error response carrying `object`: a received one (an upstream's answer, a client's) is
+    /// written with its exact bytes.
+    public static func error(id: [UInt8]?, _ object: JSONRPCErrorObject) -> [UInt8] {
+        let e = object.bytes
+        var out: [UInt8] = []
+        out.reserveCapacity(e.count + (id?.count ?? 4) + 32)
+        out.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
+        out.append(contentsOf: id ?? Array("null".utf8))
+        out.append(contentsOf: #","error":"#.utf8)
+        out.append(contentsOf: e)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     /// A request with an integer id and raw params.

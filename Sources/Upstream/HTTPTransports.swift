@@ -95,7 +95,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         if let sid = response.headers.first(name: "Mcp-Session-Id") { lock.withLock { sessionID = sid } }
         guard (200..<300).contains(response.status.code) else {
             let body = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
-            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))", cause: body.isEmpty ? nil : String(body.prefix(300)))
+            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))", detail: body.isEmpty ? nil : String(body.prefix(300)))
         }
         if response.status.code == 202 { return }
         let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""

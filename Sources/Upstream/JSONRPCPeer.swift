@@ -51,7 +51,7 @@ public final class JSONRPCPeer: @unchecked Sendable {
     /// Called for notifications from the server (on a NIO thread; keep it short).
     public var onNotification: (@Sendable (String, RawMessage) -> Void)?
     /// Answers the server's requests other than ping (sampling, elicitation, roots): returns the
-    /// whole reply message, with the server's id. Without it they are answered -32601.
+    /// whole reply message, with the server's id. Without it they are answered `methodNotFound`.
     public var onRequest: (@Sendable (RawMessage) async -> [UInt8])?
     /// Called when the run of requests that timed out in a row changes: with its length and the
     /// last timeout's message after a timeout, with 0 and nil when an answer ends the run.
@@ -99,7 +99,7 @@ public final class JSONRPCPeer: @unchecked Sendable {
                 }
                 if let failure { cont.resume(throwing: failure); return }
                 transport.sendDetached(message) { error in
-                    self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: "\(error)")))
+                    self.resolve(id: id, with: .failure(ProxyError(.upstreamFailed, "sending to upstream server \"\(self.serverName)\" failed", cause: error)))
                 }
             }
         } onCancel: {
@@ -193,7 +193,7 @@ public final class JSONRPCPeer: @unchecked Sendable {
             }
             let reply: [UInt8] = message.envelope.method == "ping"
                 ? JSONRPC.result(id: id, json: "{}")
-                : JSONRPC.error(id: id, code: -32601, message: "mcpproxy does not support \(message.envelope.method ?? "") from upstream servers")
+                : JSONRPC.error(id: id, ProxyError(.methodNotFound, "mcpproxy does not support \(message.envelope.method ?? "") from upstream servers"))
             Task { try? await transport.send(reply) }
         }
     }

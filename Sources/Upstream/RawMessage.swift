@@ -40,11 +40,10 @@ public struct RawMessage: Sendable {
         return try? JSONValue.parse(Data(r))
     }
 
-    /// A readable summary of an error response.
-    public func errorSummary() -> String? {
-        guard let e = errorBytes, let v = try? JSONValue.parse(Data(e)) else { return nil }
-        let code = v["code"]?.intValue.map(String.init) ?? "?"
-        return "\(v["message"]?.stringValue ?? "error") (code \(code))"
+    /// The error of an error response, parsed (code, message) with its exact bytes kept for
+    /// forwarding; nil for other messages.
+    public var rpcError: JSONRPCErrorObject? {
+        errorBytes.map { JSONRPCErrorObject(raw: Array($0)) }
     }
 }
 

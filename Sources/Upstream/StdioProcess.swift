@@ -96,7 +96,7 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
                 .get()
         } catch {
             kill(pid, SIGKILL)
-            throw ProxyError(.upstreamFailed, "cannot attach to the pipes of \"\(plan.executable)\"", cause: "\(error)")
+            throw ProxyError(.upstreamFailed, "cannot attach to the pipes of \"\(plan.executable)\"", cause: error)
         }
         let stderrChannel = try? await NIOPipeBootstrap(group: loop)
             .channelInitializer { ch in

@@ -44,7 +44,7 @@ public final class ServerRequestRouter: Sendable {
     }
     public func route(server: String, _ request: RawMessage) async -> [UInt8] {
         guard let f = handler.withLockedValue({ $0 }) else {
-            return JSONRPC.error(id: request.envelope.id, code: -32601, message: "mcpproxy does not forward \(request.envelope.method ?? "") here")
+            return JSONRPC.error(id: request.envelope.id, ProxyError(.methodNotFound, "mcpproxy does not forward \(request.envelope.method ?? "") here"))
         }
         return await f(server, request)
     }
@@ -461,7 +461,7 @@ public actor UpstreamServer {
         } catch let e as ProxyError where e.code == .timeout {
             throw ProxyError(.timeout, "server \"\(name)\" did not complete initialize within \(JSONRPCPeer.format(startupTimeout))\(stderrTail.isEmpty ? "" : "; last stderr: \(stderrTail.suffix(3).joined(separator: " | "))")")
         }
-        if let err = initReply.errorSummary() { throw ProxyError(.upstreamFailed, "server \"\(name)\" rejected initialize: \(err)") }
+        if let err = initReply.rpcError { throw ProxyError(.upstreamFailed, "server \"\(name)\" rejected initialize: \(err)", detail: nil, cause: err) }
         let result = initReply.resultValue()
         serverInfo = result?["serverInfo"]
         capabilities = result?["capabilities"]
@@ -494,9 +494,9 @@ public actor UpstreamServer {
         for _ in 0..<1000 {
             let params = cursor.map { Array("{\"cursor\":\(JSONValue.quoted($0))}".utf8) } ?? Array("{}".utf8)
             let reply = try await peer.request(method: "tools/list", params: params, timeout: timeout)
-            if let err = reply.errorSummary() {
-                if reply.envelope.error != nil, err.contains("-32601") { return [] }  // no tools capability
-                throw ProxyError(.upstreamFailed, "server \"\(name)\" failed tools/list: \(err)")
+            if let err = reply.rpcError {
+                if err.isMethodNotFound { return [] }  // no tools capability
+                throw ProxyError(.upstreamFailed, "server \"\(name)\" failed tools/list: \(err)", detail: nil, cause: err)
             }
             guard let result = reply.resultValue() else { throw ProxyError(.upstreamFailed, "server \"\(name)\" sent an unreadable tools/list result") }
             // Each tool's exact bytes are kept beside its parsed form (direct mode lists them).

@@ -17,6 +17,6 @@ struct MCPProxyMain {
         LoggingSystem.bootstrap { ConsoleLogHandler(label: $0) }
         // Lines still queued for stderr get a moment to go out when the process exits.
         atexit { ConsoleSink.standardError.flush(timeout: 1) }
-        await RootCommand.main(nil)
+        await RootCommand.runMain()
     }
 }

@@ -187,8 +187,8 @@ struct SecurityGateTests {
         let dir = TempDir()
         let g = try gate(dir)
         let args = Data(#"{"text":"secret"}"#.utf8)
-        await g.recordCall(server: "fx", tool: "echo", durationMs: 1.5, outcome: "ok", requestID: "1", argumentsBytes: args, logArguments: false)
-        await g.recordCall(server: "fx", tool: "echo", durationMs: 2, outcome: "error", requestID: "2", argumentsBytes: args, logArguments: true)
+        await g.recordCall(server: "fx", tool: "echo", durationMs: 1.5, outcome: .ok, requestID: "1", argumentsBytes: args, logArguments: false)
+        await g.recordCall(server: "fx", tool: "echo", durationMs: 2, outcome: .error, requestID: "2", argumentsBytes: args, logArguments: true)
         let log = try await g.activity(server: "fx").get()
         #expect(log.map(\.requestID) == ["2", "1"])
         #expect(log[1].arguments == nil)
@@ -225,7 +225,7 @@ struct SecurityGateRefusalTests {
         let c = await g.evaluate(server: "fx", configQuarantined: false, tools: [changed], isolationMode: .none, otherServers: [:])
         #expect(c.refusals.keys.sorted() == ["echo"])
         #expect(c.refusals["echo"]?.contains("changed since it was approved") == true)
-        await g.recordCall(server: "fx", tool: "echo", durationMs: 1, outcome: "ok", requestID: "7", arguments: Array("{}".utf8))
+        await g.recordCall(server: "fx", tool: "echo", durationMs: 1, outcome: .ok, requestID: "7", arguments: Array("{}".utf8))
         #expect(try await g.activity(server: "fx").get().first?.arguments == "{}")
     }
 }

@@ -26,7 +26,7 @@ struct SecurityStoreTests {
             try store.pin(server: "a", tools: [tool])
             try store.replaceObserved(server: "a", tools: [tool])
             try store.saveScan(ToolScanner().scan(server: "a", tools: [tool], otherServers: [:]))
-            try store.appendActivity(ActivityRecord(id: nil, at: 1, server: "a", tool: "echo", durationMs: 2.5, outcome: "ok",
+            try store.appendActivity(ActivityRecord(id: nil, at: 1, server: "a", tool: "echo", durationMs: 2.5, outcome: .ok,
                                                     requestID: "r1", argumentsBytes: 10, argumentsSHA256: "ab", arguments: nil))
         }
         let store = try SecurityStore.open(dataDir: dir.path)
@@ -41,6 +41,23 @@ struct SecurityStoreTests {
         #expect(log.first?.arguments == nil)
         let attrs = try FileManager.default.attributesOfItem(atPath: store.path)
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test("call outcomes are stored and shown as the same words as before the enum")
+    func outcomesKeepTheirWords() throws {
+        #expect(ActivityOutcome.allCases.map(\.rawValue) == ["ok", "error", "timeout", "cancelled", "failed"])
+        let dir = TempDir()
+        let store = try SecurityStore.open(dataDir: dir.path)
+        for (i, o) in ActivityOutcome.allCases.enumerated() {
+            try store.appendActivity(ActivityRecord(id: nil, at: Double(i), server: "a", tool: "t", durationMs: 1, outcome: o,
+                                                    requestID: "\(i)", argumentsBytes: nil, argumentsSHA256: nil, arguments: nil))
+        }
+        let log = try store.activity()
+        #expect(log.map(\.outcome) == ActivityOutcome.allCases.reversed())
+        // The REST API shows the stored word.
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(log[0])) as? [String: Any]
+        #expect(json?["outcome"] as? String == "failed")
+        #expect(ActivityOutcome(stored: "timeout") == .timeout && ActivityOutcome(stored: "edited by hand") == .failed)
     }
 
     @Test("a file that is not SQLite is reported and left untouched")
@@ -63,7 +80,7 @@ struct SecurityStoreTests {
         do {
             let store = try SecurityStore.open(path: path)
             for i in 0..<200 {
-                try store.appendActivity(ActivityRecord(id: nil, at: Double(i), server: "s", tool: "t\(i)", durationMs: 1, outcome: "ok",
+                try store.appendActivity(ActivityRecord(id: nil, at: Double(i), server: "s", tool: "t\(i)", durationMs: 1, outcome: .ok,
                                                         requestID: String(repeating: "x", count: 200), argumentsBytes: nil,
                                                         argumentsSHA256: nil, arguments: nil))
             }

@@ -67,7 +67,7 @@ public struct WebConsole: Sendable {
         return Response(status: .seeOther, headers: h)
     }
 
-    static func status(of e: ProxyError) -> HTTPResponse.Status { HTTPResponse.Status(code: e.code.httpStatus) }
+    static func status(of e: ProxyError) -> HTTPResponse.Status { e.status }
 
     // MARK: routes
 
