@@ -224,6 +224,12 @@ public actor UpstreamServer {
     /// The launch plan of the last start (stdio servers).
     public func currentPlan() -> LaunchPlan? { plan }
 
+    /// Where this server's resource use can be read while it runs (its backend decides).
+    public func resources() async -> ResourceSource {
+        guard let plan, state == .ready || state == .unresponsive else { return .unknown }
+        return await backend(plan).resources(plan, handle: containerID, pid: process?.pid)
+    }
+
     private func setState(_ s: ServerState) {
         let changed = live.withLockedValue { l -> Bool in
             defer {

@@ -8,7 +8,8 @@ import json
 import threading
 import time
 
-from e2e_support import fixture_server, make_config, result_text
+from container_backends import IMAGE, container_backend  # noqa: F401 (the fixture)
+from e2e_support import fixture_server, make_config, result_text, wait_until
 from test_metrics import _reachable_fixture
 
 
@@ -77,3 +78,21 @@ def test_status_without_a_running_proxy_says_so(proxy):
     assert "not answering" in r.stdout + r.stderr, r
     bad = p.cli("status", "--interval", "0")
     assert bad.returncode != 0 and "--interval" in bad.stderr, bad
+
+
+def test_container_servers_are_measured_from_their_cgroup(proxy, container_backend):
+    """Mode docker on every engine and runtime: memory and pids come from the container's own
+    cgroup (looked up once through the engine's inspect), not from the engine's client process."""
+    server = {"name": "box", "command": "/fixture", "args": ["--name", "box"], "quarantined": False,
+              "isolation": {"mode": "docker", "image": IMAGE, "network_mode": "none"}}
+    p = proxy(make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **container_backend.settings()}),
+              wait=False)
+    wait_until(lambda: (p.server("box") or {}).get("state") == "ready", 120, 0.3, "box ready")
+    stats = p.server("box")["stats"]
+    assert stats.get("memory_bytes", 0) > 0, stats
+    assert stats.get("pids", 0) >= 1, stats
+    assert "cpu_seconds" in stats, stats
+    r = p.cli("status", "--json", "--interval", "0.5")
+    assert r.returncode == 0, r
+    row = json.loads(r.stdout)["servers"][0]
+    assert row["isolation"] == "docker" and row["memory_bytes"] > 0, row

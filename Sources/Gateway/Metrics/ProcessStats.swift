@@ -24,7 +24,7 @@ public struct ProcessSample: Sendable, Equatable {
 ///   tree; otherwise the CPU time of the cgroup's live processes from `/proc/PID/stat`.
 /// - isolation none: the server's own process (`/proc/PID/stat`: resident set and CPU time; its
 ///   children are not included).
-/// - docker: not read (the process the proxy holds is the `docker run` client).
+/// - docker: the container's cgroup (see `ContainerBackend.resources`), read as for sandbox.
 public enum ProcessStats {
     /// The stats of a cgroup given as its directories (one for v2, one per controller for v1).
     public static func cgroup(_ dirs: [String]) -> ProcessSample {

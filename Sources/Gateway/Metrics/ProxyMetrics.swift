@@ -273,15 +273,11 @@ public final class ProxyMetrics: Sendable {
     /// What the kernel says about a running server's processes (empty when it is not running).
     public static func processSample(_ s: UpstreamServer, _ snap: ServerSnapshot) async -> ProcessSample {
         guard snap.state == .ready || snap.state == .unresponsive else { return ProcessSample() }
-        switch snap.isolation.mode {
-        case .sandbox:
-            if let dirs = await s.currentPlan()?.cgroupDirectories, !dirs.isEmpty { return ProcessStats.cgroup(dirs) }
-        case .none:
-            if let pid = snap.pid { return ProcessStats.process(pid: pid) }
-        case .docker:
-            break  // the pid is the `docker run` client; container stats are not read here
+        switch await s.resources() {
+        case .cgroup(let dirs): return ProcessStats.cgroup(dirs)
+        case .process(let pid): return ProcessStats.process(pid: pid)
+        case .unknown: return ProcessSample()
         }
-        return ProcessSample()
     }
 
     /// Calls per configured server since the proxy started, by outcome (for `mcpproxy status`).

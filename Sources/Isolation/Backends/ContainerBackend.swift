@@ -6,6 +6,7 @@ import ProxyCore
 /// `isolation.oci_runtime` (runc or gVisor's runsc). The spawned process is the engine client
 /// (`docker run -i`); the container's own lifecycle is `ContainerLifecycle`'s, per engine.
 public struct ContainerBackend: IsolationBackend {
+    private let cgroups = ContainerCgroupCache()
     public init() {}
     public var mode: IsolationMode { .docker }
 
@@ -23,6 +24,12 @@ public struct ContainerBackend: IsolationBackend {
 
     public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws -> LaunchPlan {
         try await ContainerLifecycle.prepare(plan, log: log)
+    }
+
+    /// The container's own cgroup (the process the proxy holds is only the engine's client).
+    public func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource {
+        guard let handle, let dirs = await cgroups.directories(container: handle, plan: plan) else { return .unknown }
+        return .cgroup(dirs)
     }
 
     public func started(_ plan: LaunchPlan, timeout: Double) async -> String? {

@@ -63,6 +63,10 @@ public protocol IsolationBackend: Sendable {
     /// Why a container-based scanner plugin cannot run for a server of this backend, or nil when
     /// it can.
     func scannerPluginSkipReason(_ plugin: ScannerPluginConfig) -> String?
+
+    /// Where the running server's resource use can be read (`pid`: the process the proxy
+    /// spawned; `handle`: what `started` returned).
+    func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource
 }
 
 extension IsolationBackend {
@@ -85,6 +89,9 @@ extension IsolationBackend {
     public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
                                log: @escaping @Sendable (String) -> Void) async -> Int { 0 }
     public func enforcement(_ plan: LaunchPlan) -> [String: String] { plan.enforcement }
+    public func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource {
+        pid.map { .process($0) } ?? .unknown
+    }
     public func scannerPluginSkipReason(_ plugin: ScannerPluginConfig) -> String? {
         "isolation mode \(mode.rawValue) runs no Docker, so the Docker-based scanner \"\(plugin.name)\" was skipped and the scan is incomplete; "
             + "use isolation mode docker on a host with a working Docker engine to run it (see MCPX_DOCKER_SNAP_APPARMOR for snap-docker hosts)"

@@ -9,6 +9,11 @@ public struct SandboxBackend: IsolationBackend {
     public init() {}
     public var mode: IsolationMode { .sandbox }
 
+    /// The launch's own cgroup (the launcher makes one per launch), else the process.
+    public func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource {
+        plan.cgroupDirectories.isEmpty ? (pid.map { .process($0) } ?? .unknown) : .cgroup(plan.cgroupDirectories)
+    }
+
     public func plan(server: ServerConfig, command: String, config: ProxyConfig, decision: IsolationDecision,
                      context: LaunchContext) throws -> LaunchPlan {
         try SandboxPlanner.plan(server: server, command: command, config: config, decision: decision, context: context)
