@@ -44,10 +44,16 @@ struct DoctorCommand: AsyncParsableCommand {
                 do {
                     let plan = try Launcher.plan(server: s, config: config, context: ctx)
                     o["launch"] = RESTAPI.planJSON(plan)
-                    // Outside docker the command runs on this host: it must be there.
-                    if decision.mode != .docker, s.enabled, let cmd = s.command, Self.resolve(cmd) == nil {
-                        o["error"] = .string("command \"\(cmd)\" not found\(cmd.contains("/") ? "" : " on PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? ""))"): install it or give its full path; the server cannot start")
-                        failed = true
+                    // Where the server will run (this host, or inside its image), the command must be there.
+                    if s.enabled, let cmd = s.command {
+                        switch await IsolationBackends.standard.backend(for: plan.mode)
+                            .checkCommand(plan, command: cmd, hostEnvironment: ProcessInfo.processInfo.environment) {
+                        case .found(let at): o["command_found"] = .string(at)
+                        case .missing(let why):
+                            o["error"] = .string(why)
+                            failed = true
+                        case .unknown(let note): o["command_check"] = .string(note)
+                        }
                     }
                 } catch let e as ProxyError {
                     o["error"] = .string(e.description)
@@ -68,6 +74,8 @@ struct DoctorCommand: AsyncParsableCommand {
                 print("\n\(o["name"]?.stringValue ?? "?")  [\(o["protocol"]?.stringValue ?? "")]")
                 print("  isolation: \(o["isolation"]?["mode"]?.stringValue ?? "") (\(o["isolation"]?["reason"]?.stringValue ?? ""))")
                 if let e = o["error"]?.stringValue { print("  ERROR: \(e)") }
+                if let at = o["command_found"]?.stringValue { print("  command: \(at)") }
+                if let note = o["command_check"]?.stringValue { print("  command: not checked: \(note)") }
                 if let l = o["launch"] {
                     if let args = l["docker_run_args"]?.arrayValue {
                         print("  docker_run_args: \(JSONValue.array(args).serialized())")
@@ -85,23 +93,4 @@ struct DoctorCommand: AsyncParsableCommand {
         if failed { throw ExitCode.findings }
     }
 
-    /// The executable `command` names, as a shell would find it (a path, or a PATH lookup).
-    static func resolve(_ command: String) -> String? {
-        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(command)"
-            var st = stat()
-            if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
-}
-
-enum ProxyRuntimeLauncherPath {
-    static func find() -> String? {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let c = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mcpproxy-sandbox")
-        return FileManager.default.isExecutableFile(atPath: c) ? c : nil
-    }
 }

@@ -184,3 +184,27 @@ def test_sigkill_then_restart_leaves_no_orphan(proxies, container_backend):
         assert len(managed_containers(server="otherfix")) == 1
     finally:
         cb.cli("rm", "-f", survivor, check=False)
+
+
+def test_doctor_looks_for_the_command_inside_the_image(proxy, container_backend):
+    """`doctor` checks a docker server's command in its image (the image's PATH for a bare
+    name) without starting it, on every engine; an image not on the host is a note, not a
+    failure; nothing is left behind."""
+    servers = [fixture_server("present"),
+               {**fixture_server("missing"), "command": "/usr/bin/no-such-server"},
+               {**fixture_server("bare"), "command": "no-such-server"},
+               {**fixture_server("absent"), "isolation": {"mode": "docker", "image": "mcpx-never-built:none",
+                                                          "network_mode": "none"}}]
+    p = proxy.create(make_config(servers, docker_isolation={"mode": "docker", **container_backend.settings()}))
+    before = set(container_backend.cli("ps", "-a", "-q", "--no-trunc").stdout.split())
+    r = p.cli("doctor", "--json")
+    assert r.returncode == 1, r  # a server that cannot start is a finding
+    report = {s["name"]: s for s in json.loads(r.stdout)["servers"]}
+    assert report["present"].get("command_found") == "/fixture" and "error" not in report["present"], report["present"]
+    assert "is not in image" in report["missing"]["error"] and IMAGE in report["missing"]["error"]
+    assert "looked in its PATH" in report["bare"]["error"], report["bare"]
+    assert "not on this host yet" in report["absent"]["command_check"] and "error" not in report["absent"]
+    after = set(container_backend.cli("ps", "-a", "-q", "--no-trunc").stdout.split())
+    assert after <= before, "doctor left a container behind"
+    text = p.cli("doctor", "present")
+    assert text.returncode == 0 and "command: /fixture" in text.stdout, text

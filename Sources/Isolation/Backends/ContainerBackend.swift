@@ -32,6 +32,11 @@ public struct ContainerBackend: IsolationBackend {
         return .cgroup(dirs)
     }
 
+    /// In the image, not on this host.
+    public func checkCommand(_ plan: LaunchPlan, command: String, hostEnvironment: [String: String]) async -> CommandCheck {
+        await ContainerLifecycle.checkCommand(plan)
+    }
+
     public func started(_ plan: LaunchPlan, timeout: Double) async -> String? {
         await ContainerLifecycle.containerID(plan, timeout: timeout)
     }

@@ -67,6 +67,9 @@ public protocol IsolationBackend: Sendable {
     /// Where the running server's resource use can be read (`pid`: the process the proxy
     /// spawned; `handle`: what `started` returned).
     func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource
+
+    /// `doctor`: whether `command` resolves where the planned server will run, starting nothing.
+    func checkCommand(_ plan: LaunchPlan, command: String, hostEnvironment: [String: String]) async -> CommandCheck
 }
 
 extension IsolationBackend {
@@ -91,6 +94,9 @@ extension IsolationBackend {
     public func enforcement(_ plan: LaunchPlan) -> [String: String] { plan.enforcement }
     public func resources(_ plan: LaunchPlan, handle: String?, pid: Int32?) async -> ResourceSource {
         pid.map { .process($0) } ?? .unknown
+    }
+    public func checkCommand(_ plan: LaunchPlan, command: String, hostEnvironment: [String: String]) async -> CommandCheck {
+        HostCommand.check(command, environment: hostEnvironment)
     }
     public func scannerPluginSkipReason(_ plugin: ScannerPluginConfig) -> String? {
         "isolation mode \(mode.rawValue) runs no Docker, so the Docker-based scanner \"\(plugin.name)\" was skipped and the scan is incomplete; "
