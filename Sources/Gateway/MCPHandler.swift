@@ -594,7 +594,7 @@ public final class MCPHandler: Sendable {
                direct: Bool) async throws -> [UInt8] {
         var catalog = manager.catalog
         if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < StartupWait.window,
-           let server = FederatedName.split(qualified)?.server, catalog.serverNames.contains(server) {
+           let server = FederatedName.split(qualified)?.server, manager.isConfigured(server) {
             // Right after start, the call's server may still be coming up: wait for it (only it).
             await manager.waitForStartup(timeout: StartupWait.call, only: [server])
             catalog = manager.catalog

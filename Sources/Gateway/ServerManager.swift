@@ -93,6 +93,10 @@ public actor ServerManager {
     private let gate: ToolGate
     private let log: Logger
     private nonisolated let catalogBox = NIOLockedValueBox(Catalog())
+    /// Names of the configured servers, readable without a hop (a request can arrive before
+    /// `startAll` built the first catalog: in stdio mode it often does).
+    private nonisolated let configuredBox = NIOLockedValueBox<Set<String>>([])
+    public nonisolated func isConfigured(_ server: String) -> Bool { configuredBox.withLockedValue { $0.contains(server) } }
     private var verdicts: [String: GateVerdict] = [:]
     /// Called after the catalog changes (sessions are told tools/list_changed).
     private nonisolated let listeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
@@ -107,6 +111,7 @@ public actor ServerManager {
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
         self.metrics = metrics
         self.config = config
+        configuredBox.withLockedValue { $0 = Set(config.servers.map(\.name)) }
         self.configPath = configPath
         self.env = environment
         self.gate = gate
@@ -253,6 +258,7 @@ public actor ServerManager {
     private func applyNow(_ newConfig: ProxyConfig) async {
         let old = config
         config = newConfig
+        configuredBox.withLockedValue { $0 = Set(newConfig.servers.map(\.name)) }
         dropPendingShadowedByConfig()
         let newNames = Set(newConfig.servers.map(\.name))
         for (name, server) in servers where !newNames.contains(name) {
@@ -297,6 +303,11 @@ public actor ServerManager {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let c = catalog
+            // A named server that is configured but not in the catalog yet has not started.
+            if let only, only.contains(where: { c.servers[$0] == nil && isConfigured($0) }) {
+                try? await Task.sleep(nanoseconds: 10_000_000)
+                continue
+            }
             let unsettled = c.servers.contains { name, server in
                 if let only, !only.contains(name) { return false }
                 switch server.state {
