@@ -111,7 +111,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        ], resources: [.copy("Relevance")]),
         .testTarget(name: "UpstreamTests", dependencies: [
             "Upstream", "ProxyCore",
             .product(name: "NIOPosix", package: "swift-nio"),

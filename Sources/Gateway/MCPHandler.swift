@@ -505,7 +505,10 @@ public final class MCPHandler: Sendable {
         let limit = min(50, max(1, args["limit"]?.intValue ?? 10))
         // Right after start, give servers a moment, then answer from what is ready and name the
         // rest (`starting`): with hundreds of servers, waiting for all would block the agent.
-        if Date().timeIntervalSince(startedAt) < 120 { await manager.waitForStartup(timeout: 3) }
+        if Date().timeIntervalSince(startedAt) < StartupWait.window {
+            let starting = manager.startingServers().filter { identity.mayUse(server: $0) }
+            if !starting.isEmpty { await manager.waitForStartup(timeout: StartupWait.search, only: Set(starting)) }
+        }
         let catalog = manager.catalog
         let hits = identity.isUnrestricted
             ? catalog.index.search(query, limit: limit)
@@ -612,9 +615,10 @@ public final class MCPHandler: Sendable {
     func route(id: [UInt8], qualified: String, rawArgs: [UInt8], intent: CallIntent, identity: Identity,
                direct: Bool) async throws -> [UInt8] {
         var catalog = manager.catalog
-        if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < 120 {
-            // Right after start, servers may still be coming up: wait for them once.
-            await manager.waitForStartup(timeout: 15)
+        if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < StartupWait.window,
+           let server = FederatedName.split(qualified)?.server, manager.isConfigured(server) {
+            // Right after start, the call's server may still be coming up: wait for it (only it).
+            await manager.waitForStartup(timeout: StartupWait.call, only: [server])
             catalog = manager.catalog
         }
         func unknown() -> Error {

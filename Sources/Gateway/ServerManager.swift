@@ -53,6 +53,20 @@ public struct OpenGate: ToolGate {
                            arguments: [UInt8]?, caller: String) {}
 }
 
+/// How long requests wait for upstream servers whose first start is still in progress (one
+/// place for these bounds; docs/commands.md, "Start-up"). Requests wait only within `window`
+/// seconds of the proxy's start; afterwards a server that is not ready is reported at once.
+public enum StartupWait {
+    /// Requests wait for starting servers only this long after the proxy started.
+    public static let window: Double = 120
+    /// `retrieve_tools` waits at most this long for the servers still starting (in the caller's
+    /// scope), then answers from what is ready and names the rest (`starting`).
+    public static let search: Double = 3
+    /// A routed call (`call_tool`, direct `server__tool`) whose server is still starting waits
+    /// for that server only, at most this long, then gets the server's state as its error.
+    public static let call: Double = 15
+}
+
 /// The routable view of all servers, swapped atomically when anything changes.
 public struct Catalog: Sendable {
     public var tools: [String: CatalogTool] = [:]          // by qualified name server:tool
@@ -81,6 +95,10 @@ public actor ServerManager {
     private let gate: ToolGate
     private let log: Logger
     private nonisolated let catalogBox = NIOLockedValueBox(Catalog())
+    /// Names of the configured servers, readable without a hop (a request can arrive before
+    /// `startAll` built the first catalog: in stdio mode it often does).
+    private nonisolated let configuredBox = NIOLockedValueBox<Set<String>>([])
+    public nonisolated func isConfigured(_ server: String) -> Bool { configuredBox.withLockedValue { $0.contains(server) } }
     private var verdicts: [String: GateVerdict] = [:]
     /// Called after the catalog changes (sessions are told tools/list_changed).
     private nonisolated let listeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
@@ -95,6 +113,7 @@ public actor ServerManager {
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
         self.metrics = metrics
         self.config = config
+        configuredBox.withLockedValue { $0 = Set(config.servers.map(\.name)) }
         self.configPath = configPath
         self.env = environment
         self.gate = gate
@@ -217,7 +236,7 @@ public actor ServerManager {
         c.index = ToolIndex(tools: list, reusing: catalogBox.withLockedValue { $0.index })
         // Clients are told only when what they can see changed (names, descriptions, schemas).
         var h = Hasher()
-        for t in list.sorted(by: { $0.qualifiedName < $1.qualifiedName }) { h.combine(t.qualifiedName); h.combine(t.tool.raw) }
+        for (name, t) in list.map({ ($0.qualifiedName, $0) }).sorted(by: { $0.0 < $1.0 }) { h.combine(name); h.combine(t.tool.raw) }
         c.signature = h.finalize()
         let changed = catalogBox.withLockedValue { old -> Bool in
             defer { old = c }
@@ -241,6 +260,7 @@ public actor ServerManager {
     private func applyNow(_ newConfig: ProxyConfig) async {
         let old = config
         config = newConfig
+        configuredBox.withLockedValue { $0 = Set(newConfig.servers.map(\.name)) }
         dropPendingShadowedByConfig()
         let newNames = Set(newConfig.servers.map(\.name))
         for (name, server) in servers where !newNames.contains(name) {
@@ -278,11 +298,20 @@ public actor ServerManager {
         }.keys.sorted()
     }
 
-    public nonisolated func waitForStartup(timeout: Double) async {
+    /// Waits (up to `timeout` seconds) until the servers named in `only` (every server when nil)
+    /// have settled their first start: ready with their tools through the gate, or failed,
+    /// disabled, or restarting (restarts are not waited for). Polls the catalog every 10 ms.
+    public nonisolated func waitForStartup(timeout: Double, only: Set<String>? = nil) async {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let c = catalog
+            // A named server that is configured but not in the catalog yet has not started.
+            if let only, only.contains(where: { c.servers[$0] == nil && isConfigured($0) }) {
+                try? await Task.sleep(nanoseconds: 10_000_000)
+                continue
+            }
             let unsettled = c.servers.contains { name, server in
+                if let only, !only.contains(name) { return false }
                 switch server.state {
                 case .starting, .stopped: return !server.firstStartOver  // restarts are not waited for
                 case .ready: return !c.evaluated.contains(name)  // tools not yet through the gate
@@ -290,7 +319,7 @@ public actor ServerManager {
                 }
             }
             if !unsettled { return }
-            try? await Task.sleep(nanoseconds: 50_000_000)
+            try? await Task.sleep(nanoseconds: 10_000_000)
         }
     }
 

@@ -13,13 +13,36 @@ public struct CatalogTool: Sendable {
 
 /// BM25 (Okapi, k1 = 1.2, b = 0.75) over each tool's name, server name, description and
 /// parameter names/descriptions. Names are weighted up by repeating their tokens.
+///
+/// An inverted index: each term's postings hold the documents that contain it with their BM25
+/// weight precomputed at build time, so a query costs the postings of its terms (not the whole
+/// catalogue) plus a top-k selection of the documents they touch (no sort of every hit).
+/// Memory is one posting (16 bytes) and one term count (8 bytes) per distinct term of a tool.
 public struct ToolIndex: Sendable {
     public struct Hit: Sendable {
         public var tool: CatalogTool
         public var score: Double
     }
-    private var docs: [(tool: CatalogTool, tf: [String: Int], length: Int)] = []
-    private var df: [String: Int] = [:]
+    /// A term of a document and how often it occurs there.
+    struct TermCount: Sendable {
+        var term: Int32
+        var count: Int32
+    }
+    /// One document of a term's postings, with the term's BM25 weight in it.
+    struct Posting: Sendable {
+        var doc: Int32
+        var weight: Float64
+    }
+    private var docs: [CatalogTool] = []
+    /// `docs[i].qualifiedName`, computed once (ties are broken by name).
+    private var names: [String] = []
+    /// Term counts and token count of each document (kept so a rebuild can reuse them).
+    private var docTerms: [[TermCount]] = []
+    private var docLengths: [Int32] = []
+    /// Term ids; carried over to indexes built by `reusing` so reused term counts stay valid.
+    private var vocabulary: [String: Int32] = [:]
+    /// Postings by term id.
+    private var postings: [[Posting]] = []
     private var avgLength: Double = 1
     let k1 = 1.2
     let b = 0.75
@@ -28,29 +51,66 @@ public struct ToolIndex: Sendable {
     /// tokenized again (the catalog is rebuilt whenever any server's tools change: with hundreds
     /// of servers, re-tokenizing every tool each time dominated start-up).
     public init(tools: [CatalogTool], reusing previous: ToolIndex? = nil) {
-        var old: [String: (tool: CatalogTool, tf: [String: Int], length: Int)] = [:]
-        if let previous {
+        var old: [String: Int] = [:]
+        // A vocabulary that grew far beyond the live terms (tools came and went) starts afresh.
+        if let previous, previous.vocabulary.count <= 2 * max(1024, previous.postings.lazy.filter { !$0.isEmpty }.count) {
+            vocabulary = previous.vocabulary
             old.reserveCapacity(previous.docs.count)
-            for d in previous.docs { old[d.tool.qualifiedName] = d }
+            for (i, n) in previous.names.enumerated() { old[n] = i }
         }
-        docs.reserveCapacity(tools.count)
-        for t in tools {
-            let tf: [String: Int], length: Int
-            if let o = old[t.qualifiedName], o.tool.tool.raw == t.tool.raw {
-                (tf, length) = (o.tf, o.length)
-            } else {
-                let tokens = Self.document(for: t)
-                var counts: [String: Int] = [:]
-                for tok in tokens { counts[tok, default: 0] += 1 }
-                (tf, length) = (counts, tokens.count)
+        docs = tools
+        names = tools.map(\.qualifiedName)
+        docTerms.reserveCapacity(tools.count)
+        docLengths.reserveCapacity(tools.count)
+        var counts: [Int32: Int32] = [:]
+        var vocabulary = self.vocabulary
+        for (i, t) in tools.enumerated() {
+            if let previous, let j = old[names[i]], previous.docs[j].tool.raw == t.tool.raw {
+                docTerms.append(previous.docTerms[j])
+                docLengths.append(previous.docLengths[j])
+                continue
             }
-            for tok in tf.keys { df[tok, default: 0] += 1 }
-            docs.append((t, tf, length))
+            counts.removeAll(keepingCapacity: true)
+            var length: Int32 = 0
+            Self.forEachToken(of: t) { tok in
+                let id: Int32
+                if let known = vocabulary[tok] { id = known } else {
+                    id = Int32(vocabulary.count)
+                    vocabulary[tok] = id
+                }
+                counts[id, default: 0] += 1
+                length += 1
+            }
+            docTerms.append(counts.map { TermCount(term: $0.key, count: $0.value) }.sorted { $0.term < $1.term })
+            docLengths.append(length)
         }
-        avgLength = docs.isEmpty ? 1 : Double(docs.map(\.length).reduce(0, +)) / Double(docs.count)
+        self.vocabulary = vocabulary
+        let n = Double(tools.count)
+        avgLength = tools.isEmpty ? 1 : Double(docLengths.reduce(0) { $0 + Int($1) }) / n
+        var df = [Int32](repeating: 0, count: vocabulary.count)
+        for terms in docTerms { for tc in terms { df[Int(tc.term)] += 1 } }
+        postings = df.map { d in
+            var p: [Posting] = []
+            p.reserveCapacity(Int(d))
+            return p
+        }
+        for (doc, terms) in docTerms.enumerated() {
+            let norm = k1 * (1 - b + b * Double(docLengths[doc]) / avgLength)
+            for tc in terms {
+                let d = Double(df[Int(tc.term)])
+                let idf = log(1 + (n - d + 0.5) / (d + 0.5))
+                let tf = Double(tc.count)
+                postings[Int(tc.term)].append(Posting(doc: Int32(doc), weight: idf * (tf * (k1 + 1)) / (tf + norm)))
+            }
+        }
     }
 
     public var count: Int { docs.count }
+
+    /// The tokens of a tool's document, in `document(for:)` order, without building the array.
+    static func forEachToken(of t: CatalogTool, _ body: (String) -> Void) {
+        for tok in document(for: t) { body(tok) }
+    }
 
     static func document(for t: CatalogTool) -> [String] {
         var tokens: [String] = []
@@ -136,23 +196,41 @@ public struct ToolIndex: Sendable {
     /// The best `limit` tools for `query`, best first; ties broken by name. `include` filters
     /// candidates before ranking (a caller's scope), so a filtered search still returns `limit`.
     public func search(_ query: String, limit: Int, where include: ((CatalogTool) -> Bool)? = nil) -> [Hit] {
-        let terms = Set(Self.tokenize(query))
-        guard !terms.isEmpty, !docs.isEmpty else { return [] }
-        let n = Double(docs.count)
-        var hits: [Hit] = []
-        for d in docs {
-            if let include, !include(d.tool) { continue }
-            var score = 0.0
-            for term in terms {
-                guard let f = d.tf[term] else { continue }
-                let idf = log(1 + (n - Double(df[term]!) + 0.5) / (Double(df[term]!) + 0.5))
-                let tf = Double(f)
-                score += idf * (tf * (k1 + 1)) / (tf + k1 * (1 - b + b * Double(d.length) / avgLength))
-            }
-            if score > 0 { hits.append(Hit(tool: d.tool, score: score)) }
+        var terms: [Int32] = []
+        for tok in Self.tokenize(query) {
+            if let id = vocabulary[tok], !postings[Int(id)].isEmpty, !terms.contains(id) { terms.append(id) }
         }
-        hits.sort { $0.score != $1.score ? $0.score > $1.score : $0.tool.qualifiedName < $1.tool.qualifiedName }
-        return Array(hits.prefix(max(0, limit)))
+        guard !terms.isEmpty, !docs.isEmpty, limit > 0 else { return [] }
+        // Accumulate the scores of the documents the query's postings touch (every weight is > 0).
+        var score = [Double](repeating: 0, count: docs.count)
+        var touched: [Int32] = []
+        for id in terms {
+            for p in postings[Int(id)] {
+                let d = Int(p.doc)
+                if score[d] == 0 { touched.append(p.doc) }
+                score[d] += p.weight
+            }
+        }
+        // Top-k: the best `limit` so far, best first; a candidate no better than the last is
+        // dropped with one comparison.
+        func better(_ a: Int, _ b: Int) -> Bool {
+            score[a] != score[b] ? score[a] > score[b] : names[a] < names[b]
+        }
+        var best: [Int] = []
+        best.reserveCapacity(min(limit, touched.count) + 1)
+        for t in touched {
+            let d = Int(t)
+            if best.count == limit, !better(d, best[best.count - 1]) { continue }
+            if let include, !include(docs[d]) { continue }
+            var lo = 0, hi = best.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if better(best[mid], d) { lo = mid + 1 } else { hi = mid }
+            }
+            best.insert(d, at: lo)
+            if best.count > limit { best.removeLast() }
+        }
+        return best.map { Hit(tool: docs[$0], score: score[$0]) }
     }
 
     /// Names closest to `name` (edit distance on the qualified name), for "did you mean" errors.

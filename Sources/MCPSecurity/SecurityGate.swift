@@ -192,15 +192,16 @@ public actor SecurityGate {
     /// servers at once), so REST status reads and other servers' verdicts do not queue behind it.
     /// With hundreds of servers starting, scanning on the actor kept `GET /api/v1/servers`
     /// waiting for every scan in the queue.
+    /// The tools' fingerprints are computed there too, once per evaluation.
     private static func scanOffActor(_ scanner: ToolScanner, server: String, tools: [ToolDefinition],
-                                     otherServers: [String: [String]]) async -> ScanReport {
-        scanner.scan(server: server, tools: tools, otherServers: otherServers)
+                                     otherServers: [String: [String]]) async -> (ScanReport, [ToolFingerprint.Prints]) {
+        (scanner.scan(server: server, tools: tools, otherServers: otherServers), ToolFingerprint.prints(tools))
     }
 
     /// The general form; `identity` nil skips the identity check.
     public func evaluate(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
                          isolationMode: IsolationMode, otherServers: [String: [String]]) async -> ServerVerdict {
-        var report = await Self.scanOffActor(scanner, server: server, tools: tools, otherServers: otherServers)
+        var (report, prints) = await Self.scanOffActor(scanner, server: server, tools: tools, otherServers: otherServers)
         for plugin in plugins {
             if let reason = ScannerPluginPlanner.skipReason(plugin, mode: isolationMode) {
                 log.warning("Docker-based scanner plugin skipped", metadata: ["server": "\(server)", "scanner": "\(plugin.name)",
@@ -219,7 +220,8 @@ public actor SecurityGate {
         // No await below this line: the state update is atomic with respect to other callers.
         let verdict: ServerVerdict
         do {
-            verdict = try update(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools, report: report)
+            verdict = try update(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools,
+                                 prints: prints, report: report)
         } catch {
             log.error("security database failed; server held in quarantine", metadata: ["server": "\(server)", "error": "\(error)"])
             verdict = ServerVerdict(server: server, quarantined: true,
@@ -242,9 +244,9 @@ public actor SecurityGate {
     }
 
     private func update(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
-                        report: ScanReport) throws -> ServerVerdict {
+                        prints: [ToolFingerprint.Prints], report: ScanReport) throws -> ServerVerdict {
         let stored = try store.server(server)
-        var pins = try store.pins(server: server)
+        var pins = try store.pinPrints(server: server)
         let quarantined: Bool
         var pinNow: Bool
         // The identity recorded at approval differs: a different program now answers to this
@@ -267,17 +269,18 @@ public actor SecurityGate {
             // Trust on first use, but never for tools the scanner blocks. An empty list (a server
             // still starting or restarting) keeps the pending pin for the first real list.
             let hard = Set(report.hardFindings.map(\.tool))
-            try store.pin(server: server, tools: tools.filter { !hard.contains($0.name) })
-            pins = try store.pins(server: server)
+            let pinned = zip(tools, prints).filter { !hard.contains($0.0.name) }
+            try store.pin(server: server, tools: pinned.map(\.0), prints: pinned.map(\.1))
+            pins = try store.pinPrints(server: server)
             pinNow = false
         }
         let adoptIdentity = identity != nil && stored?.identity == nil
         if stored?.quarantined != quarantined || stored?.pinOnNextSight != pinNow || adoptIdentity {
             try store.setServer(server, quarantined: quarantined, pinOnNextSight: pinNow, identity: adoptIdentity ? identity : nil)
         }
-        try store.replaceObserved(server: server, tools: tools)
+        try store.replaceObserved(server: server, tools: tools, prints: prints)
         try store.saveScan(report)
-        var v = SecurityGate.verdict(server: server, quarantined: quarantined, tools: tools, pins: pins, report: report)
+        var v = SecurityGate.verdict(server: server, quarantined: quarantined, tools: tools, pinned: pins, prints: prints, report: report)
         if identityChanged {
             v.quarantineReason = "its command, arguments, URL or image changed since it was approved"
             log.warning("server identity changed since approval; quarantined", metadata: ["server": "\(server)"])
@@ -288,11 +291,23 @@ public actor SecurityGate {
     /// The pure part: tool statuses and visibility from pins and the scan.
     static func verdict(server: String, quarantined: Bool, tools: [ToolDefinition], pins: [String: StoredTool],
                         report: ScanReport) -> ServerVerdict {
+        verdict(server: server, quarantined: quarantined, tools: tools, pinned: pins.mapValues { ($0.fingerprint, $0.annotationsHash) },
+                prints: nil, report: report)
+    }
+
+    /// `verdict` from the pins' fingerprints only; `prints` (when known) are the tools'
+    /// `ToolFingerprint.prints`, in order.
+    static func verdict(server: String, quarantined: Bool, tools: [ToolDefinition],
+                        pinned pins: [String: (fingerprint: String, annotationsHash: String)],
+                        prints: [ToolFingerprint.Prints]?, report: ScanReport) -> ServerVerdict {
         var statuses: [String: ToolStatus] = [:]
+        statuses.reserveCapacity(tools.count)
         let hard = Set(report.hardFindings.map(\.tool))
-        for t in tools {
+        for (i, t) in tools.enumerated() {
             if let pin = pins[t.name] {
-                let same = pin.fingerprint == ToolFingerprint.of(t) && pin.annotationsHash == ToolFingerprint.annotations(t)
+                let fingerprint = prints?[i].fingerprint ?? ToolFingerprint.of(t)
+                let annotations = prints?[i].annotations ?? ToolFingerprint.annotations(t)
+                let same = pin.fingerprint == fingerprint && pin.annotationsHash == annotations
                 statuses[t.name] = same ? .approved : (hard.contains(t.name) ? .blocked : .changed)
             } else {
                 statuses[t.name] = hard.contains(t.name) ? .blocked : .pending

@@ -346,31 +346,50 @@ public final class SecurityStore: Sendable {
         }
     }
 
-    /// Pins tool definitions as approved (replacing earlier pins of the same tools).
-    public func pin(server: String, tools: [ToolDefinition], forced: Bool = false) throws {
+    /// Pins tool definitions as approved (replacing earlier pins of the same tools). `prints`,
+    /// when given, are `ToolFingerprint.prints(tools)` (computed once by the caller). One
+    /// transaction and one prepared statement for the whole list.
+    public func pin(server: String, tools: [ToolDefinition], forced: Bool = false, prints: [ToolFingerprint.Prints]? = nil) throws {
         let now = Date().timeIntervalSince1970
+        let prints = prints ?? tools.map(ToolFingerprint.prints)
         try write("pin tools") { db in
-            for t in tools {
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO tool_pins (server, tool, fingerprint, annotations_hash, definition, at, forced)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [server, t.name, ToolFingerprint.of(t), ToolFingerprint.annotations(t),
-                                     ToolFingerprint.storedDefinition(t).serialized(), now, forced])
+            let insert = try db.makeStatement(sql: """
+                INSERT OR REPLACE INTO tool_pins (server, tool, fingerprint, annotations_hash, definition, at, forced)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            for (t, p) in zip(tools, prints) {
+                try insert.execute(arguments: [server, t.name, p.fingerprint, p.annotations, p.stored, now, forced])
             }
         }
     }
 
-    /// Replaces the set of tools last seen from a server.
-    public func replaceObserved(server: String, tools: [ToolDefinition]) throws {
+    /// The fingerprints of a server's pins, by tool name: what a verdict needs, without reading
+    /// and parsing every pinned definition.
+    public func pinPrints(server: String) throws -> [String: (fingerprint: String, annotationsHash: String)] {
+        try read("read tool_pins") { db in
+            var out: [String: (fingerprint: String, annotationsHash: String)] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT tool, fingerprint, annotations_hash FROM tool_pins WHERE server = ?",
+                                           arguments: [server])
+            while let row = try rows.next() {
+                let tool: String = row[0], fingerprint: String = row[1], annotations: String = row[2]
+                out[tool] = (fingerprint, annotations)
+            }
+            return out
+        }
+    }
+
+    /// Replaces the set of tools last seen from a server (`prints` as for `pin`).
+    public func replaceObserved(server: String, tools: [ToolDefinition], prints: [ToolFingerprint.Prints]? = nil) throws {
         let now = Date().timeIntervalSince1970
+        let prints = prints ?? tools.map(ToolFingerprint.prints)
         try write("record observed tools") { db in
             try db.execute(sql: "DELETE FROM tools_seen WHERE server = ?", arguments: [server])
-            for t in tools {
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO tools_seen (server, tool, fingerprint, annotations_hash, definition, at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [server, t.name, ToolFingerprint.of(t), ToolFingerprint.annotations(t),
-                                     ToolFingerprint.storedDefinition(t).serialized(), now])
+            let insert = try db.makeStatement(sql: """
+                INSERT OR REPLACE INTO tools_seen (server, tool, fingerprint, annotations_hash, definition, at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for (t, p) in zip(tools, prints) {
+                try insert.execute(arguments: [server, t.name, p.fingerprint, p.annotations, p.stored, now])
             }
         }
     }

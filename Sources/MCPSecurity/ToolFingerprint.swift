@@ -36,21 +36,66 @@ public enum ToolFingerprint {
         return .object(o)
     }
 
+    /// What pinning and the verdict need of one tool, computed once per evaluation (each was
+    /// computed two or three times per tool before: at pinning, at recording what was seen, and
+    /// in the verdict).
+    public struct Prints: Sendable, Equatable {
+        /// `of(tool)`.
+        public let fingerprint: String
+        /// `annotations(tool)`.
+        public let annotations: String
+        /// `storedDefinition(tool).serialized()`.
+        public let stored: String
+    }
+
+    public static func prints(_ tool: ToolDefinition) -> Prints {
+        let canon = canonical(tool)
+        var stored = canon.objectValue ?? [:]
+        stored["annotations"] = tool.annotations ?? .null
+        return Prints(fingerprint: sha256Hex(canon.serialized()), annotations: annotations(tool),
+                      stored: JSONValue.object(stored).serialized())
+    }
+
+    /// `prints` of every tool, in order; long lists are split over the cores.
+    public static func prints(_ tools: [ToolDefinition]) -> [Prints] {
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        guard tools.count >= 256, cores > 1 else { return tools.map(prints) }
+        let chunks = min(cores * 4, tools.count / 64)
+        let size = (tools.count + chunks - 1) / chunks
+        var parts = [[Prints]](repeating: [], count: chunks)
+        parts.withUnsafeMutableBufferPointer { out in
+            let out = UnsafeSendableBuffer(out)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                out.buffer[c] = tools[min(tools.count, c * size)..<min(tools.count, (c + 1) * size)].map(prints)
+            }
+        }
+        return parts.flatMap { $0 }
+    }
+
     /// Hex SHA-256 of a string's UTF-8 bytes.
-    public static func sha256Hex(_ s: String) -> String { sha256Hex(Data(s.utf8)) }
+    public static func sha256Hex(_ s: String) -> String {
+        var s = s
+        // Hash the string's own UTF-8 storage (no copy into a Data first).
+        return s.withUTF8 { hex(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+    }
 
     /// Hex SHA-256 of bytes.
-    public static func sha256Hex(_ data: Data) -> String {
-        // A table lookup, not String(format:): this runs for every logged call.
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in SHA256.hash(data: data) {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
+    public static func sha256Hex(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
+
+    /// A digest in lower-case hex. A table lookup written into the string's own storage, not
+    /// String(format:): this runs for every logged call and every tool of a catalogue.
+    static func hex(_ digest: SHA256.Digest) -> String {
+        String(unsafeUninitializedCapacity: 64) { out in
+            var i = 0
+            for b in digest {
+                out[i] = hexDigits[Int(b >> 4)]
+                out[i + 1] = hexDigits[Int(b & 0x0F)]
+                i += 2
+            }
+            return 64
         }
-        return String(decoding: out, as: UTF8.self)
     }
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// What makes a server the server that was approved: how it is started or reached.

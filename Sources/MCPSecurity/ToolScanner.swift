@@ -15,14 +15,70 @@ public struct ToolScanner: Sendable {
 
     /// Scans one server's tools. `otherServers` maps every other server to its tool names, for
     /// the shadowing rules.
+    ///
+    /// A field's findings depend only on its text, on whether it is a parameter's text, and on
+    /// `otherServers`; so each distinct text of the list is scanned once (catalogues repeat the
+    /// same parameter descriptions and schema strings in thousands of tools), the distinct texts
+    /// in parallel over the cores, and every tool then gets the findings of its fields in field
+    /// order: the same findings, in the same order, as `scan(tool:)` tool by tool
+    /// (ScannerDifferentialTests).
     public func scan(server: String, tools: [ToolDefinition], otherServers: [String: [String]]) -> ScanReport {
         var others: [(server: String, tool: String)] = []
         for (s, names) in otherServers.sorted(by: { $0.key < $1.key }) where s != server {
             for n in names.sorted() { others.append((s, n)) }
         }
-        var findings: [Finding] = []
+        // 1. Every tool's fields, as indexes into the distinct (text, parameter) pairs.
+        struct Key: Hashable {
+            var text: String
+            var parameter: Bool
+        }
+        var keys: [(key: Key, field: String)] = []
+        var keyIndex: [Key: Int] = [:]
+        var toolFields: [[(field: String, key: Int)]] = []
+        toolFields.reserveCapacity(tools.count)
         for tool in tools {
-            findings += scan(tool: tool, otherServerTools: others)
+            var list: [(field: String, key: Int)] = []
+            for (field, text) in ToolScanner.fields(of: tool) where !text.isEmpty {
+                let key = Key(text: text, parameter: ToolContext.isParameterText(field))
+                if let i = keyIndex[key] {
+                    list.append((field, i))
+                } else {
+                    keyIndex[key] = keys.count
+                    list.append((field, keys.count))
+                    keys.append((key, field))
+                }
+            }
+            toolFields.append(list)
+        }
+        keyIndex = [:]
+        let distinct = keys, otherTools = others
+        // 2. Each distinct text scanned once, alone (as the first field that had it), in parallel.
+        var byKey = [[Finding]](repeating: [], count: keys.count)
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunks = keys.count < 64 || cores == 1 ? 1 : min(cores * 8, keys.count / 8)
+        let size = (keys.count + chunks - 1) / max(1, chunks)
+        byKey.withUnsafeMutableBufferPointer { out in
+            let out = UnsafeSendableBuffer(out)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                for k in min(distinct.count, c * size)..<min(distinct.count, (c + 1) * size) {
+                    var ctx = ToolContext(tool: "", others: otherTools)
+                    ctx.scanField(distinct[k].field, distinct[k].key.text)
+                    out.buffer[k] = ctx.findings
+                }
+            }
+        }
+        // 3. Each tool: its fields' findings, then its parameter names, as `scan(tool:)` does.
+        var findings: [Finding] = []
+        for (tool, fields) in zip(tools, toolFields) {
+            var ctx = ToolContext(tool: tool.name, others: others)
+            for (field, k) in fields {
+                for var f in byKey[k] {
+                    f.tool = tool.name
+                    f.field = field
+                    ctx.findings.append(f)
+                }
+            }
+            findings += ToolScanner.finish(tool, &ctx)
         }
         return ScanReport(server: server, findings: findings)
     }
@@ -33,11 +89,16 @@ public struct ToolScanner: Sendable {
         for (field, text) in ToolScanner.fields(of: tool) {
             ctx.scanField(field, text)
         }
+        return ToolScanner.finish(tool, &ctx)
+    }
+
+    /// After the fields: the parameter-name rule, then one finding per rule, field and span, in
+    /// a stable order.
+    static func finish(_ tool: ToolDefinition, _ ctx: inout ToolContext) -> [Finding] {
         var names: [(String, String)] = []
         ToolScanner.propertyNames(tool.inputSchema, path: "inputSchema", into: &names)
         for (path, name) in names { ctx.scanParameterName(path, name) }
         ctx.finishTool()
-        // One finding per rule, field and span, in a stable order.
         var seen = Set<String>()
         return ctx.findings.filter {
             seen.insert("\($0.ruleID)|\($0.field)|\($0.span.start)|\($0.span.end)").inserted
@@ -69,6 +130,12 @@ public struct ToolScanner: Sendable {
         default: break
         }
     }
+}
+
+/// Lets `DispatchQueue.concurrentPerform` iterations write disjoint slots of one buffer.
+struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }
 
 /// Per-tool scanning state: rules that need several fields (a secret path in the description and

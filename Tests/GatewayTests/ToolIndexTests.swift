@@ -83,6 +83,61 @@ import ProxyCore
         }
     }
 
+    /// BM25 computed the plain way (every document scored, everything sorted): the inverted
+    /// index with precomputed weights and top-k selection must rank exactly like it.
+    static func bruteForce(_ tools: [CatalogTool], _ query: String, limit: Int,
+                           where include: ((CatalogTool) -> Bool)? = nil) -> [(String, Double)] {
+        let docs = tools.map { t -> (CatalogTool, [String: Int], Int) in
+            let toks = ToolIndex.document(for: t)
+            return (t, Dictionary(toks.map { ($0, 1) }, uniquingKeysWith: +), toks.count)
+        }
+        var df: [String: Int] = [:]
+        for d in docs { for k in d.1.keys { df[k, default: 0] += 1 } }
+        let n = Double(docs.count), avg = Double(docs.map(\.2).reduce(0, +)) / max(1, n)
+        var out: [(String, Double)] = []
+        for d in docs {
+            if let include, !include(d.0) { continue }
+            var s = 0.0
+            for term in Set(ToolIndex.tokenize(query)) {
+                guard let f = d.1[term].map(Double.init) else { continue }
+                let idf = log(1 + (n - Double(df[term]!) + 0.5) / (Double(df[term]!) + 0.5))
+                s += idf * (f * 2.2) / (f + 1.2 * (0.25 + 0.75 * Double(d.2) / avg))
+            }
+            if s > 0 { out.append((d.0.qualifiedName, s)) }
+        }
+        out.sort { abs($0.1 - $1.1) > 1e-9 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        return Array(out.prefix(limit))
+    }
+
+    @Test func invertedIndexRanksLikeBruteForceBM25() {
+        var rng = SystemRandomNumberGenerator()
+        let words = ["file", "read", "write", "repo", "commit", "time", "zone", "url", "fetch", "page", "issue", "pull",
+                     "request", "list", "delete", "user", "channel", "message", "query", "table"]
+        func text(_ k: Int) -> String { (0..<k).map { _ in words.randomElement(using: &rng)! }.joined(separator: " ") }
+        for round in 0..<20 {
+            let tools = (0..<Int.random(in: 1...120, using: &rng)).map { i in
+                tool("s\(i % 4)", "t\(i)_\(words.randomElement(using: &rng)!)", text(Int.random(in: 0...12, using: &rng)),
+                     params: [words.randomElement(using: &rng)!: text(Int.random(in: 0...5, using: &rng))])
+            }
+            let index = ToolIndex(tools: tools)
+            for _ in 0..<10 {
+                let q = text(Int.random(in: 1...4, using: &rng)), limit = Int.random(in: 1...15, using: &rng)
+                let include: ((CatalogTool) -> Bool)? = round % 2 == 0 ? nil : { $0.server != "s1" }
+                let got = index.search(q, limit: limit, where: include)
+                let want = Self.bruteForce(tools, q, limit: limit, where: include)
+                #expect(got.count == want.count, "\(q)")
+                for (g, w) in zip(got, want) {
+                    #expect(abs(g.score - w.1) < 1e-9, "\(q): \(g.tool.qualifiedName) \(g.score) vs \(w)")
+                }
+                // Names agree except where scores tie within rounding (summation order).
+                let gotNames = got.map(\.tool.qualifiedName), wantNames = want.map(\.0)
+                if gotNames != wantNames {
+                    #expect(zip(got, want).allSatisfy { abs($0.score - $1.1) < 1e-9 }, "\(q): \(gotNames) vs \(wantNames)")
+                }
+            }
+        }
+    }
+
     @Test func tokenizerSplitsCases() {
         #expect(ToolIndex.tokenize("getCurrentTime repo_path HTTPServer v2") == ["get", "current", "time", "repo", "path", "httpserver", "v2"])
         #expect(ToolIndex.tokenize("files") == ["file"])
