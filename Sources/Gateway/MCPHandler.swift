@@ -615,9 +615,11 @@ public final class MCPHandler: Sendable {
     func route(id: [UInt8], qualified: String, rawArgs: [UInt8], intent: CallIntent, identity: Identity,
                direct: Bool) async throws -> [UInt8] {
         var catalog = manager.catalog
-        if catalog.tools[qualified] == nil, Date().timeIntervalSince(startedAt) < StartupWait.window,
-           let server = FederatedName.split(qualified)?.server, manager.isConfigured(server) {
-            // Right after start, the call's server may still be coming up: wait for it (only it).
+        if catalog.tools[qualified] == nil, let server = FederatedName.split(qualified)?.server, manager.isConfigured(server),
+           Date().timeIntervalSince(startedAt) < StartupWait.window || !catalog.evaluated.contains(server)
+            || catalog.servers[server]?.state != .ready {
+            // The call's server may still be coming up (right after start, or restarted by a
+            // reload) or its tools may still be judged: wait for it (only it), bounded.
             await manager.waitForStartup(timeout: StartupWait.call, only: [server])
             catalog = manager.catalog
         }

@@ -313,7 +313,9 @@ public actor ServerManager {
             let unsettled = c.servers.contains { name, server in
                 if let only, !only.contains(name) { return false }
                 switch server.state {
-                case .starting, .stopped: return !server.firstStartOver  // restarts are not waited for
+                // Restarts are not waited for, except by a call for that very server (a reload
+                // replaces a server: the catalog may still hold the stopped one for a moment).
+                case .starting, .stopped: return only != nil || !server.firstStartOver
                 case .ready: return !c.evaluated.contains(name)  // tools not yet through the gate
                 default: return false
                 }
