@@ -95,3 +95,11 @@ struct SecretReferenceTests {
         }
     }
 }
+
+@Suite("Secret references in listed URLs")
+struct SecretReferenceRedactionTests {
+    @Test("a listed URL keeps its references readable and masks query values")
+    func redaction() {
+        #expect(URLRedaction.redact("https://h/${secret:p}/mcp?k=${secret:q}") == "https://h/${secret:p}/mcp?k=***")
+    }
+}
