@@ -284,3 +284,16 @@ def test_rotate_key_keeps_values_and_wrong_master_key_is_clear(proxy):
     r = subprocess.run([str(bin_dir() / "mcpproxy"), "secret", "set", "z", "value-in-argv", "--data-dir", str(p.data_dir)],
                        env=p.env, input="", capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
+
+
+def test_the_leak_search_finds_a_plain_value(proxy):
+    """The search above is not vacuous: a value written in the config as plain text (no reference)
+    is found (in the config file, at least)."""
+    value = _value("plain")
+    p = proxy(make_config([fixture_server("fx", env={"T": value})]), wait=["fx"])
+    try:
+        _assert_nowhere(p, value)
+    except AssertionError as e:
+        assert "mcp_config.json" in str(e), e
+    else:
+        raise AssertionError("the leak search missed a plain value in the config")
