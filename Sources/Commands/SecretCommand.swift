@@ -33,7 +33,9 @@ struct SecretCommand: AsyncParsableCommand {
             let store = try SecretStore(store: SecurityStore.open(dataDir: paths.resolvedDataDir), dataDir: paths.resolvedDataDir)
             let scope = workspace ?? SecretStore.globalScope
             let replaced = try store.set(name: name, scope: scope, value: value)
-            FileHandle.standardError.write(Data("secret \"\(name)\" \(replaced ? "replaced" : "stored") (\(scope)); reference it as \"${secret:\(name)}\"\n".utf8))
+            let use = scope == SecretStore.globalScope ? "reference it as \"${secret:\(name)}\""
+                : "workspace-scoped: references resolve global secrets until workspaces exist"
+            FileHandle.standardError.write(Data("secret \"\(name)\" \(replaced ? "replaced" : "stored") (\(scope)); \(use)\n".utf8))
         }
     }
 
