@@ -92,5 +92,12 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         if failed { throw ExitCode.findings }
     }
+}
 
+enum ProxyRuntimeLauncherPath {
+    static func find() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let c = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mcpproxy-sandbox")
+        return FileManager.default.isExecutableFile(atPath: c) ? c : nil
+    }
 }

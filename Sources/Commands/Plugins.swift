@@ -43,6 +43,14 @@ enum Plugins {
         plugins.gate = SecurityToolGate(gate: gate)
         plugins.restExtensions = [SecurityRESTExtension(gate: gate)]
         plugins.stateStore = store
+        // Secrets: `${secret:NAME}` references resolve from the encrypted store at launch; servers
+        // using a secret restart when it changes (CLI or REST).
+        let secrets = SecretStore(store: store, dataDir: dataDir)
+        SecretResolver.install(secrets)
+        plugins.beforeStart.append { runtime in
+            let manager = runtime.manager
+            Task { await SecretWatch.run(store: secrets, manager: manager, logger: securityLog) }
+        }
         return plugins
     }
 }

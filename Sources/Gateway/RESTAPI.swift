@@ -104,6 +104,7 @@ public struct RESTAPI: Sendable {
             return await Self.answer { try await self.remove(name) }
         }
         registerTokens(on: api, auth: auth)
+        registerSecrets(on: api)
         api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in Self.ok(self.toolsJSON(s)) } }
         api.get("/servers/:name/logs") { request, ctx in await self.withServer(ctx) { s in
             let tail = request.uri.queryParameters.get("tail")

@@ -203,6 +203,16 @@ public final class SecurityStore: Sendable {
                 ALTER TABLE activity ADD COLUMN caller TEXT;
                 """)
         }
+        m.registerMigration("v4: secrets") { db in
+            // Values are ChaCha20-Poly1305 ciphertexts (SecretStore); never plain text.
+            try db.execute(sql: """
+                CREATE TABLE secrets (
+                    scope TEXT NOT NULL, name TEXT NOT NULL,
+                    key_id TEXT NOT NULL, ciphertext BLOB NOT NULL,
+                    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                    PRIMARY KEY (scope, name));
+                """)
+        }
         return m
     }
 
@@ -211,6 +221,8 @@ public final class SecurityStore: Sendable {
             let result = try db.write(body)
             if healthBox.withLockedValue({ $0.health.failing }) { noteWrite(nil) }
             return result
+        } catch let e as ProxyError {
+            throw e  // thrown by the body on purpose (the transaction rolled back); not a write failure
         } catch {
             let e = SecurityStore.describe(error, path: path, doing: doing)
             noteWrite(e)

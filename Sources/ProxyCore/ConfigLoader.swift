@@ -390,10 +390,14 @@ struct Walker {
         if let x = o["env"], let m = stringMap(x, "\(path).env", scalars: true) {
             for k in m.keys where k.isEmpty || k.contains("=") { error("\(path).env", "invalid environment variable name \"\(k)\"") }
             s.env = m
+            secretReferences(m, "\(path).env")
         }
-        if let x = o["headers"], let m = stringMap(x, "\(path).headers") { s.headers = m }
+        if let x = o["headers"], let m = stringMap(x, "\(path).headers") { s.headers = m; secretReferences(m, "\(path).headers") }
         if let x = o["url"], let u = string(x, "\(path).url") {
-            if let url = URL(string: u), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil {
+            // A `${secret:NAME}` reference is checked as a plain word; its value never is.
+            secretReferences(["": u], "\(path).url")
+            let checked = SecretReference.placeholder(u)
+            if let url = URL(string: checked), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil {
                 s.url = u
             } else { error("\(path).url", "expected an http:// or https:// URL, found \"\(u)\"") }
         }
@@ -432,6 +436,15 @@ struct Walker {
         default: break
         }
         return s
+    }
+
+    /// Reports malformed `${secret:...}` references in string values (by key).
+    mutating func secretReferences(_ values: [String: String], _ path: String) {
+        for (k, v) in values.sorted(by: { $0.key < $1.key }) where v.contains(SecretReference.opener) {
+            do { _ = try SecretReference.parse(v) } catch let e as ProxyError {
+                error(k.isEmpty ? path : "\(path).\(k)", e.message)
+            } catch {}
+        }
     }
 
     mutating func isolation(_ v: Any, _ path: String) -> ServerIsolationConfig? {

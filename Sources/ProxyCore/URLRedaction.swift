@@ -16,6 +16,11 @@ public enum URLRedaction {
             c.queryItems = items.map { URLQueryItem(name: $0.name, value: $0.value == nil ? nil : mask) }
         }
         if c.fragment != nil { c.fragment = mask }
-        return c.string ?? mask
+        guard var out = c.string else { return mask }
+        // `${secret:NAME}` references stay readable (URLComponents percent-encodes the braces).
+        for name in Set(SecretReference.names(in: url)) {
+            out = out.replacingOccurrences(of: "$%7Bsecret:\(name)%7D", with: "${secret:\(name)}")
+        }
+        return out
     }
 }

@@ -11,6 +11,7 @@ import ProxyCore
 public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendable {
     private let client: HTTPClient
     private let url: String
+    private let displayURL: String
     private let headers: [String: String]
     private let deliver: @Sendable ([UInt8]) -> Void
     private let lock = NIOLock()
@@ -25,7 +26,9 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
 
     private let traces: TraceHooks
 
-    public init(client: HTTPClient, url: String, headers: [String: String], maxMessageBytes: Int,
+    /// `displayURL`: what messages show (the config's URL, with `${secret:...}` references
+    /// unresolved); `url` is what is connected to.
+    public init(client: HTTPClient, url: String, displayURL: String? = nil, headers: [String: String], maxMessageBytes: Int,
                 traces: TraceHooks = .off,
                 deliver: @escaping @Sendable ([UInt8]) -> Void,
                 onUnanswered: @escaping @Sendable ([UInt8]) -> Void = { _ in }) {
@@ -33,6 +36,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         self.onUnanswered = onUnanswered
         self.client = client
         self.url = url
+        self.displayURL = URLRedaction.redact(displayURL ?? url)
         self.headers = headers
         self.deliver = deliver
         self.maxMessageBytes = maxMessageBytes
@@ -95,7 +99,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
         if let sid = response.headers.first(name: "Mcp-Session-Id") { lock.withLock { sessionID = sid } }
         guard (200..<300).contains(response.status.code) else {
             let body = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
-            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))", detail: body.isEmpty ? nil : String(body.prefix(300)))
+            throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(displayURL)", detail: body.isEmpty ? nil : String(body.prefix(300)))
         }
         if response.status.code == 202 { return }
         let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
@@ -178,6 +182,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
 public final class SSETransport: UpstreamTransport, @unchecked Sendable {
     private let client: HTTPClient
     private let url: String
+    private let displayURL: String
     private let headers: [String: String]
     private let deliver: @Sendable ([UInt8]) -> Void
     private let onClosed: @Sendable (String) -> Void
@@ -186,11 +191,12 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
     private var streamTask: Task<Void, Never>?
     private let traces: TraceHooks
 
-    public init(client: HTTPClient, url: String, headers: [String: String], traces: TraceHooks = .off,
+    public init(client: HTTPClient, url: String, displayURL: String? = nil, headers: [String: String], traces: TraceHooks = .off,
                 deliver: @escaping @Sendable ([UInt8]) -> Void, onClosed: @escaping @Sendable (String) -> Void) {
         self.traces = traces
         self.client = client
         self.url = url
+        self.displayURL = URLRedaction.redact(displayURL ?? url)
         self.headers = headers
         self.deliver = deliver
         self.onClosed = onClosed
@@ -199,7 +205,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
     /// Connects the event stream and waits for the `endpoint` event.
     public func connect(timeout: Double) async throws {
         let ready = AsyncStream<Result<String, Error>>.makeStream()
-        let task = Task { [client, url, headers, deliver, onClosed] in
+        let task = Task { [client, url, displayURL, headers, deliver, onClosed] in
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             for (k, v) in headers { request.headers.add(name: k, value: v) }
@@ -207,7 +213,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
             do {
                 let response = try await client.execute(request, timeout: .hours(24 * 365))
                 guard response.status.code == 200 else {
-                    throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(URLRedaction.redact(url))")
+                    throw ProxyError(.upstreamFailed, "HTTP \(response.status.code) from \(displayURL)")
                 }
                 var parser = SSEParser()
                 for try await chunk in response.body {
@@ -238,7 +244,7 @@ public final class SSETransport: UpstreamTransport, @unchecked Sendable {
             case .failure(let e): throw e
             }
         }
-        throw ProxyError(.timeout, "no endpoint event from \(URLRedaction.redact(url)) within \(Int(timeout)) s")
+        throw ProxyError(.timeout, "no endpoint event from \(displayURL) within \(Int(timeout)) s")
     }
 
     public func send(_ message: [UInt8]) async throws {

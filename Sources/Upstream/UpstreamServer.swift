@@ -373,9 +373,12 @@ public actor UpstreamServer {
             Task { await self.timeoutStreakChanged(gen, streak, why) }
         }
         let startupTimeout = config.startupTimeout ?? env.backends.backend(for: decision.mode).startupTimeout(proxyConfig)
+        // `${secret:NAME}` values enter here only, for the launcher/transport; `config` (logs,
+        // REST, identity) keeps the references.
+        let resolved = try SecretResolver.resolve(config, config: proxyConfig)
         switch config.effectiveProtocol {
         case .stdio, .auto:
-            let planned = try Launcher.plan(server: config, config: proxyConfig, context: ctx, backends: env.backends)
+            let planned = try Launcher.plan(server: resolved, config: proxyConfig, context: ctx, backends: env.backends)
             let backend = self.backend(planned)
             self.plan = planned
             self.decision = planned.decision
@@ -430,26 +433,26 @@ public actor UpstreamServer {
                 await self.setContainerID(gen, id)
             }
         case .http:
-            guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
+            guard let url = resolved.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
             let serverName = name
-            let t = StreamableHTTPTransport(client: env.httpClient, url: url, headers: config.headers,
+            let t = StreamableHTTPTransport(client: env.httpClient, url: url, displayURL: config.url, headers: resolved.headers,
                                             maxMessageBytes: env.maxMessageBytes, traces: env.traces, deliver: { peer.deliver($0) },
                                             onUnanswered: { id in
                                                 peer.abandon(id: id, error: ProxyError(.upstreamFailed, "upstream server \"\(serverName)\" closed its reply stream without answering (the server may have stopped)"))
                                             })
             transport = t
             peer.transport = t
-            log.info("connecting (streamable HTTP): \(URLRedaction.redact(url))")
+            log.info("connecting (streamable HTTP): \(URLRedaction.redact(config.url ?? ""))")
         case .sse:
-            guard let url = config.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
-            let t = SSETransport(client: env.httpClient, url: url, headers: config.headers, traces: env.traces, deliver: { peer.deliver($0) },
+            guard let url = resolved.url else { throw ProxyError(.invalidConfig, "server \"\(name)\" has no url") }
+            let t = SSETransport(client: env.httpClient, url: url, displayURL: config.url, headers: resolved.headers, traces: env.traces, deliver: { peer.deliver($0) },
                                  onClosed: { [weak self] why in
                                      guard let self else { return }
                                      Task { await self.transportClosed(gen, why) }
                                  })
             transport = t
             peer.transport = t
-            log.info("connecting (SSE): \(URLRedaction.redact(url))")
+            log.info("connecting (SSE): \(URLRedaction.redact(config.url ?? ""))")
             try await t.connect(timeout: startupTimeout)
         }
         guard gen == generation, !stopping else { throw CancellationError() }

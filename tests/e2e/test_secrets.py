@@ -1,0 +1,299 @@
+"""Secrets encrypted at rest, end to end: `mcpproxy secret set` (value on stdin) stores a value
+that a `${secret:NAME}` reference in a server's env / HTTP headers / url hands to the server at
+launch, and that appears nowhere else: not in the config, the database file, the logs, REST
+answers, `doctor --json`, `upstream list --json`, the activity log, or any process's command line.
+Real proxy binary, real fixture server (isolation none and sandbox), a real HTTP upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as pysecrets
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from e2e_support import (bin_dir, fixture_server, make_config, result_text, run_async, wait_until)
+
+
+def _value(tag: str) -> str:
+    """A value that cannot appear by chance anywhere."""
+    return f"s3cr3t-{tag}-{pysecrets.token_hex(12)}"
+
+
+def _set_secret(p, name: str, value: str, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(bin_dir() / "mcpproxy"), "secret", "set", name, *extra, "--data-dir", str(p.data_dir)],
+                       env={**p.env, **(env or {})}, input=value + "\n", capture_output=True, text=True, timeout=60)
+    return r
+
+
+def _get_env(p, server: str, var: str) -> str:
+    async def body():
+        async with p.client() as s:
+            return await s.call_tool("call_tool", {"name": f"{server}:get_env", "args": {"name": var}})
+    return "".join(getattr(c, "text", "") for c in run_async(body).content)
+
+
+def _all_files(root: Path) -> list[Path]:
+    return [f for f in root.rglob("*") if f.is_file()]
+
+
+def _assert_nowhere(p, value: str, extra_texts: dict[str, str] | None = None) -> None:
+    """The value is in no file of the proxy's work dir (config, database and WAL, key-less data,
+    every log), no REST answer, no CLI JSON, no process's command line, no activity record."""
+    needle = value.encode()
+    places: dict[str, bytes] = {}
+    for f in _all_files(p.workdir):
+        try:
+            places[str(f)] = f.read_bytes()
+        except OSError:
+            pass
+    assert str(p.config_path) in places and str(p.data_dir / "mcpproxy.db") in places
+    assert any("/logs/" in k for k in places), "the server and main logs were checked"
+    for path in ["/api/v1/servers", "/api/v1/status", "/api/v1/activity", "/api/v1/secrets", "/api/v1/tokens"]:
+        r = p.rest("GET", path)
+        assert r.status == 200, (path, r)
+        places[path] = r.body
+    for s in p.servers():
+        for sub in ("", "/diagnostics", "/tools", "/logs?tail=500", "/security"):
+            r = p.rest("GET", f"/api/v1/servers/{s['name']}{sub}")
+            places[f"/api/v1/servers/{s['name']}{sub}"] = r.body
+    for args in (["doctor", "--json"], ["upstream", "list", "--json"], ["secret", "list", "--json"], ["status", "--json"]):
+        r = p.cli(*args)
+        places[" ".join(args)] = (r.stdout + r.stderr).encode()
+    # Every process's argv (what `ps` shows).
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            places[f"/proc/{pid}/cmdline"] = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            pass
+    places["ps"] = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True).stdout
+    # The proxy's own environment never holds it (only the server's does).
+    places[f"/proc/{p.pid}/environ"] = Path(f"/proc/{p.pid}/environ").read_bytes()
+    for k, v in (extra_texts or {}).items():
+        places[k] = v.encode()
+    leaks = [k for k, v in places.items() if needle in v]
+    assert not leaks, f"the secret value leaked into: {leaks}"
+
+
+def test_cli_secret_reaches_the_server_and_nothing_else(proxy):
+    value = _value("env")
+    cfg = make_config([fixture_server("fx", env={"GH_TOKEN": "${secret:gh}", "MIXED": "a-${secret:gh}-${secret:other}-$${secret:gh}"})])
+    p = proxy.create(cfg)
+    # No proxy yet: the CLI writes the database directly.
+    r = _set_secret(p, "gh", value)
+    assert r.returncode == 0, r
+    assert value not in r.stdout + r.stderr
+    assert _set_secret(p, "other", "o2").returncode == 0
+    key = p.data_dir / "master.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    p.start()
+    p.wait_healthy()
+    p.wait_ready(["fx"])
+    assert _get_env(p, "fx", "GH_TOKEN") == value
+    assert _get_env(p, "fx", "MIXED") == f"a-{value}-o2-${{secret:gh}}"
+    fx = p.server("fx")
+    # The listing shows the reference only.
+    listed = p.cli("secret", "list", "--json")
+    assert listed.returncode == 0, listed
+    names = [s["name"] for s in json.loads(listed.stdout)["secrets"]]
+    assert names == ["gh", "other"]
+    rest = p.rest("GET", "/api/v1/secrets").json()
+    assert [s["name"] for s in rest["secrets"]] == ["gh", "other"]
+    # The server's environment really holds it (the one place it must be): /proc of its pid.
+    assert value.encode() in Path(f"/proc/{fx['pid']}/environ").read_bytes()
+    _assert_nowhere(p, value)
+
+
+def test_secret_set_restarts_servers_that_use_it(proxy):
+    cfg = make_config([fixture_server("fx", env={"T": "${secret:tok}"}), fixture_server("plain")])
+    p = proxy.create(cfg)
+    assert _set_secret(p, "tok", "first").returncode == 0
+    p.start()
+    p.wait_healthy()
+    p.wait_ready()
+    plain_pid = p.server("plain")["pid"]
+    old = p.server("fx")["pid"]
+    assert _get_env(p, "fx", "T") == "first"
+    second = _value("second")
+    assert _set_secret(p, "tok", second).returncode == 0
+    wait_until(lambda: p.server("fx")["pid"] not in (None, old) and p.server("fx")["state"] == "ready", 30,
+               what="fx restarted with the new secret")
+    p.wait_ready(["fx"])
+    assert _get_env(p, "fx", "T") == second
+    assert p.server("plain")["pid"] == plain_pid, "a server that does not use the secret keeps running"
+    # Through REST too (admin): set, list, delete; no answer echoes the value.
+    third = _value("rest")
+    r = p.rest("PUT", "/api/v1/secrets/tok", body={"value": third})
+    assert r.status == 200 and third.encode() not in r.body, r
+    wait_until(lambda: p.server("fx")["state"] == "ready" and _get_env(p, "fx", "T") == third, 30, what="REST set applied")
+    assert p.rest("PUT", "/api/v1/secrets/tok", key="wrong", body={"value": "x"}).status == 401
+    assert p.rest("DELETE", "/api/v1/secrets/nope").status == 404
+    assert p.rest("PUT", "/api/v1/secrets/bad%20name", body={"value": "x"}).status == 400
+    _assert_nowhere(p, second)
+    _assert_nowhere(p, third)
+
+
+def test_missing_secret_is_a_clear_start_error(proxy):
+    p = proxy(make_config([fixture_server("needs", env={"API_KEY": "${secret:absent_key}"}), fixture_server("ok")]), wait=["ok"])
+    wait_until(lambda: p.server("needs")["state"] == "failed", 30, what="needs to fail")
+    err = p.server("needs")["last_error"]
+    assert 'server "needs"' in err and "env.API_KEY" in err and "${secret:absent_key}" in err, err
+    assert "mcpproxy secret set absent_key" in err
+    assert "${secret:absent_key}" in p.stderr()
+    # Setting it starts the server (it uses the secret: restarted).
+    assert _set_secret(p, "absent_key", "now-here").returncode == 0
+    wait_until(lambda: p.server("needs")["state"] == "ready", 30, what="needs to start once its secret exists")
+    assert _get_env(p, "needs", "API_KEY") == "now-here"
+
+
+def test_sandbox_mode_gets_the_secret(proxy, tmp_path):
+    d = Path("/tmp") / f"mcpx-e2e-secrets-{os.getpid()}"
+    d.mkdir(mode=0o755, exist_ok=True)
+    fixture = d / "mcpproxy-fixture"
+    if not fixture.exists():
+        shutil.copy2(bin_dir() / "mcpproxy-fixture", fixture)
+        fixture.chmod(0o755)
+    value = _value("sbx")
+    server = fixture_server("sbx", env={"SBX_TOKEN": "${secret:sbx}"}, isolation={"mode": "sandbox", "network_mode": "none"})
+    server["command"] = str(fixture)
+    p = proxy.create(make_config([server]))
+    assert _set_secret(p, "sbx", value).returncode == 0
+    p.start()
+    p.wait_healthy()
+    p.wait_ready(["sbx"])
+    info = p.server("sbx")
+    assert info["isolation"]["mode"] == "sandbox"
+    assert _get_env(p, "sbx", "SBX_TOKEN") == value
+    _assert_nowhere(p, value)
+
+
+class _HeaderRecorder(BaseHTTPRequestHandler):
+    """A minimal streamable-HTTP MCP server that records each request's path and Authorization."""
+    seen: list[tuple[str, str | None]] = []
+
+    def log_message(self, *a):  # quiet
+        pass
+
+    def _reply(self, status: int, body: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        msg = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        if "id" not in msg:
+            return self._reply(202)
+        m = msg.get("method")
+        if m == "initialize":
+            result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "hdr", "version": "1"}}
+        elif m == "tools/list":
+            result = {"tools": [{"name": "pong", "description": "Answer pong.", "inputSchema": {"type": "object"},
+                                 "annotations": {"readOnlyHint": True}}]}
+        elif m == "tools/call":
+            result = {"content": [{"type": "text", "text": "pong"}]}
+        else:
+            result = {}
+        self._reply(200, {"jsonrpc": "2.0", "id": msg["id"], "result": result})
+
+    def do_GET(self):
+        self._reply(405)
+
+    def do_DELETE(self):
+        self._reply(200)
+
+
+def test_http_upstream_header_and_url_secrets(proxy):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    _HeaderRecorder.seen = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        token, path = _value("hdr"), "p" + pysecrets.token_hex(10)
+        url = f"http://127.0.0.1:{srv.server_address[1]}/${{secret:mcp_path}}/mcp"
+        server = {"name": "remote", "url": url, "protocol": "http", "quarantined": False,
+                  "headers": {"Authorization": "Bearer ${secret:remote_token}"}}
+        p = proxy.create(make_config([server]))
+        assert _set_secret(p, "remote_token", token).returncode == 0
+        assert _set_secret(p, "mcp_path", path).returncode == 0
+        p.start()
+        p.wait_healthy()
+        p.wait_ready(["remote"])
+
+        async def body():
+            async with p.client() as s:
+                return await s.call_tool("call_tool", {"name": "remote:pong", "args": {}})
+        assert "pong" in "".join(getattr(c, "text", "") for c in run_async(body).content)
+        assert _HeaderRecorder.seen, "the upstream was called"
+        assert all(a == f"Bearer {token}" for _, a in _HeaderRecorder.seen), _HeaderRecorder.seen
+        assert all(pth == f"/{path}/mcp" for pth, _ in _HeaderRecorder.seen), _HeaderRecorder.seen
+        # REST shows the reference, not the value.
+        assert "${secret:mcp_path}" in p.server("remote")["url"]
+        _assert_nowhere(p, token)
+        _assert_nowhere(p, path)
+    finally:
+        srv.shutdown()
+
+
+def test_rotate_key_keeps_values_and_wrong_master_key_is_clear(proxy):
+    p = proxy.create(make_config([fixture_server("fx", env={"T": "${secret:rot}"})]))
+    value = _value("rot")
+    assert _set_secret(p, "rot", value).returncode == 0
+    key_before = (p.data_dir / "master.key").read_text()
+    r = p.cli("secret", "rotate-key")
+    assert r.returncode == 0, r
+    assert "re-encrypted 1 secret" in r.stdout
+    assert (p.data_dir / "master.key").read_text() != key_before
+    assert (p.data_dir / "master.key").stat().st_mode & 0o777 == 0o600
+    assert not (p.data_dir / "master.key.new").exists()
+    p.start()
+    p.wait_healthy()
+    p.wait_ready(["fx"])
+    assert _get_env(p, "fx", "T") == value
+    p.stop()
+
+    # A master key from the environment that is not the one the secret was stored with.
+    wrong = base64.b64encode(os.urandom(32)).decode()
+    p2 = proxy.create(make_config([fixture_server("fx", env={"T": "${secret:rot}"})]), env={"MCPPROXY_MASTER_KEY": wrong})
+    shutil.copytree(p.data_dir, p2.data_dir, dirs_exist_ok=True)
+    for f in ("mcpproxy.lock",):
+        (p2.data_dir / f).unlink(missing_ok=True)
+    p2.start()
+    p2.wait_healthy()
+    wait_until(lambda: p2.server("fx")["state"] == "failed", 30, what="fx to fail under the wrong key")
+    err = p2.server("fx")["last_error"]
+    assert 'secret "rot" was encrypted with another master key' in err, err
+    # Malformed keys: clear CLI errors.
+    r = _set_secret(p2, "x", "v", env={"MCPPROXY_MASTER_KEY": "short"})
+    assert r.returncode != 0 and "MCPPROXY_MASTER_KEY" in r.stderr and "32" in r.stderr, r
+    # A key file others can read is refused, with the fix.
+    (p.data_dir / "master.key").chmod(0o644)
+    r = _set_secret(p, "y", "v")
+    assert r.returncode != 0 and "chmod 600" in r.stderr, r
+    (p.data_dir / "master.key").chmod(0o600)
+    # Never from argv: `secret set NAME VALUE` is refused by the parser.
+    r = subprocess.run([str(bin_dir() / "mcpproxy"), "secret", "set", "z", "value-in-argv", "--data-dir", str(p.data_dir)],
+                       env=p.env, input="", capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+
+
+def test_the_leak_search_finds_a_plain_value(proxy):
+    """The search above is not vacuous: a value written in the config as plain text (no reference)
+    is found (in the config file, at least)."""
+    value = _value("plain")
+    p = proxy(make_config([fixture_server("fx", env={"T": value})]), wait=["fx"])
+    try:
+        _assert_nowhere(p, value)
+    except AssertionError as e:
+        assert "mcp_config.json" in str(e), e
+    else:
+        raise AssertionError("the leak search missed a plain value in the config")
