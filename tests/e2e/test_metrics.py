@@ -5,13 +5,10 @@ parser; counters must move by exactly the calls made."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_support import fixture_server, free_port, http, make_config, result_text, wait_until
+from e2e_support import fixture_server, reachable_fixture, free_port, http, make_config, result_text, wait_until
 
 EXPOSITION = "text/plain; version=0.0.4"
 
@@ -237,23 +234,9 @@ def test_restarts_quarantine_approval_and_findings(proxy, tmp_path):
     assert not any(("server", "fx") in labels for (_, labels) in gone), [k for k in gone if ("server", "fx") in k[1]]
 
 
-SANDBOX_FIXTURE_DIR = Path("/tmp") / f"mcpx-e2e-metrics-{os.getpid()}"
-
-
-def _reachable_fixture() -> str:
-    """The fixture copied where the sandbox's dropped uid can exec it."""
-    from e2e_support import bin_dir
-    SANDBOX_FIXTURE_DIR.mkdir(mode=0o755, exist_ok=True)
-    target = SANDBOX_FIXTURE_DIR / "mcpproxy-fixture"
-    if not target.exists():
-        shutil.copy2(bin_dir() / "mcpproxy-fixture", target)
-        target.chmod(0o755)
-    return str(target)
-
-
 def test_sandboxed_server_is_measured_from_its_cgroup(proxy):
     s = fixture_server("sb", isolation={"mode": "sandbox"})
-    s["command"] = _reachable_fixture()
+    s["command"] = reachable_fixture()
     p = proxy(make_config([s]))
     session = p.session()
     before = scrape(p)

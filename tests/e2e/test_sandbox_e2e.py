@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
-from e2e_support import bin_dir, fixture_server, free_port, make_config, mcp_client_session, run_async, wait_until
+from e2e_support import fixture_server, free_port, make_config, reachable_fixture, run_async, wait_until
 
 SANDBOX_VENV = Path(os.environ.get("MCPPROXY_SANDBOX_VENV", "/opt/mcpproxy-test/venv-sandbox"))
 # sandbox.uid_range's default: every server gets its own uid from it.
@@ -31,17 +30,6 @@ def _status(pid: int) -> dict[str, str]:
         k, _, v = line.partition(":")
         out[k] = v.strip()
     return out
-
-
-def _reachable_fixture(tmp_path: Path) -> str:
-    """The fixture copied where the dropped uid can exec it (a checkout may sit under /root)."""
-    d = Path("/tmp") / f"mcpx-e2e-sbx-{os.getpid()}"
-    d.mkdir(mode=0o755, exist_ok=True)
-    target = d / "mcpproxy-fixture"
-    if not target.exists():
-        shutil.copy2(bin_dir() / "mcpproxy-fixture", target)
-        target.chmod(0o755)
-    return str(target)
 
 
 def test_pypi_server_answers_in_the_sandbox(proxy):
@@ -80,7 +68,7 @@ def test_pypi_server_answers_in_the_sandbox(proxy):
 
 
 def test_sandboxed_server_cannot_read_secrets(proxy, tmp_path):
-    fixture = _reachable_fixture(tmp_path)
+    fixture = reachable_fixture()
     work = Path("/tmp") / f"mcpx-e2e-work-{os.getpid()}"
     work.mkdir(mode=0o777, exist_ok=True)
     work.chmod(0o777)
@@ -127,7 +115,7 @@ def _cgroup_dirs(leaf_prefix: str) -> list[Path]:
 def test_limits_are_reported_per_server_and_cgroups_removed_on_stop(proxy, tmp_path):
     """Issue 9: each server its own uid, default cgroup limits, a bounded home, unix sockets
     denied, the proxy's own port dropped from allow_tcp_connect, the cgroup gone after a stop."""
-    fixture = _reachable_fixture(tmp_path)
+    fixture = reachable_fixture()
     port = free_port()
 
     def server(name, **iso):

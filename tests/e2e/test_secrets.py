@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from e2e_support import (bin_dir, fixture_server, make_config, result_text, run_async, wait_until)
+from e2e_support import (bin_dir, fixture_server, make_config, reachable_fixture, result_text, run_async, wait_until)
 
 
 def _value(tag: str) -> str:
@@ -152,12 +152,7 @@ def test_missing_secret_is_a_clear_start_error(proxy):
 
 
 def test_sandbox_mode_gets_the_secret(proxy, tmp_path):
-    d = Path("/tmp") / f"mcpx-e2e-secrets-{os.getpid()}"
-    d.mkdir(mode=0o755, exist_ok=True)
-    fixture = d / "mcpproxy-fixture"
-    if not fixture.exists():
-        shutil.copy2(bin_dir() / "mcpproxy-fixture", fixture)
-        fixture.chmod(0o755)
+    fixture = reachable_fixture()
     value = _value("sbx")
     server = fixture_server("sbx", env={"SBX_TOKEN": "${secret:sbx}"}, isolation={"mode": "sandbox", "network_mode": "none"})
     server["command"] = str(fixture)

@@ -9,8 +9,7 @@ import threading
 import time
 
 from container_backends import IMAGE, container_backend  # noqa: F401 (the fixture)
-from e2e_support import fixture_server, make_config, result_text, wait_until
-from test_metrics import _reachable_fixture
+from e2e_support import fixture_server, make_config, reachable_fixture, result_text, wait_until
 
 
 def _calls_in_background(session, tool, seconds):
@@ -28,7 +27,7 @@ def _calls_in_background(session, tool, seconds):
 
 def test_status_json_shows_rates_and_resource_use(proxy):
     sb = fixture_server("sb", isolation={"mode": "sandbox"})
-    sb["command"] = _reachable_fixture()
+    sb["command"] = reachable_fixture()
     q = fixture_server("held", quarantined=True)
     p = proxy(make_config([fixture_server("fx"), sb, q]))
     s = p.session()
