@@ -22,9 +22,9 @@ public struct AuditCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let home = env["HOME"] ?? NSHomeDirectory()
-        let path = config ?? env["MCPPROXY_CONFIG"] ?? "\(home)/.mcpproxy/mcp_config.json"
+        let settings = ProcessSettings.current
+        let home = settings.home
+        let path = config ?? settings.defaultConfigPath
         let loaded: ConfigLoader.Loaded
         do { loaded = try ConfigLoader.load(path: path) } catch {
             FileHandle.standardError.write(Data("mcpproxy audit: \(error)\n".utf8))
@@ -69,7 +69,7 @@ public struct AuditCommand: AsyncParsableCommand {
     /// `ENGINE image inspect --format {{.Config.User}} IMAGE`; nil when the engine or the image
     /// is unavailable.
     static func imageUser(_ image: String, engine: ContainerEngine) -> String? {
-        let env = ProcessInfo.processInfo.environment.filter { engine.endpointVariables.contains($0.key) }
+        let env = ProcessSettings.current.only(Set(engine.endpointVariables))
         let r = engine.runBlocking(["image", "inspect", "--format", "{{.Config.User}}", image], environment: env, timeout: 30)
         guard r.status == 0 else { return nil }
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

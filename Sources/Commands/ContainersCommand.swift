@@ -35,7 +35,7 @@ public struct ContainersCommand: AsyncParsableCommand {
             var rows: [(engine: String, decision: ContainerLifecycle.OrphanDecision)] = []
             for e in try ContainersCommand.engines(engine) {
                 let report = await ContainerLifecycle.cleanupOrphans(
-                    instanceID: "", environment: ProcessInfo.processInfo.environment, dryRun: true, engine: e,
+                    instanceID: "", environment: ProcessSettings.current.environment, dryRun: true, engine: e,
                     log: { _ in })
                 if let problem = report.problem { throw ProxyError(.unavailable, problem) }
                 rows += report.decisions.map { (e.name, $0) }
@@ -84,7 +84,7 @@ public struct ContainersCommand: AsyncParsableCommand {
             var seen = 0, removed = 0
             for e in try ContainersCommand.engines(engine) {
                 let report = await ContainerLifecycle.cleanupOrphans(
-                    instanceID: instance, environment: ProcessInfo.processInfo.environment, dryRun: dryRun, engine: e,
+                    instanceID: instance, environment: ProcessSettings.current.environment, dryRun: dryRun, engine: e,
                     log: { print($0) })
                 if let problem = report.problem { throw ProxyError(.unavailable, problem) }
                 seen += report.decisions.count

@@ -27,9 +27,9 @@ struct DoctorCommand: AsyncParsableCommand {
             }
             servers = [s]
         }
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let home = ProcessSettings.current.home
         let ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
-                                hostEnvironment: ProcessInfo.processInfo.environment,
+                                hostEnvironment: ProcessSettings.current.environment,
                                 sandboxLauncher: ProxyRuntimeLauncherPath.find(), runtimeDir: paths.resolvedDataDir + "/run",
                                 homeDir: home, launchID: "doctor",
                                 proxyListenPorts: ListenAddress.parse(config.listen).map { [$0.port] } ?? [])
@@ -47,7 +47,7 @@ struct DoctorCommand: AsyncParsableCommand {
                     // Where the server will run (this host, or inside its image), the command must be there.
                     if s.enabled, let cmd = s.command {
                         switch await IsolationBackends.standard.backend(for: plan.mode)
-                            .checkCommand(plan, command: cmd, hostEnvironment: ProcessInfo.processInfo.environment) {
+                            .checkCommand(plan, command: cmd, hostEnvironment: ProcessSettings.current.environment) {
                         case .found(let at): o["command_found"] = .string(at)
                         case .missing(let why):
                             o["error"] = .string(why)

@@ -18,7 +18,7 @@ enum Plugins {
             var removed = 0
             for backend in backends.all {
                 removed += await backend.cleanupOrphans(instanceID: runtime.instanceID, config: config,
-                                                        environment: ProcessInfo.processInfo.environment,
+                                                        environment: ProcessSettings.current.environment,
                                                         log: { logger.info("container cleanup: \($0)") })
             }
             if removed > 0 { logger.warning("removed \(removed) orphaned mcpproxy container(s) left by a proxy that is gone") }

@@ -23,12 +23,12 @@ struct PathOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Data directory for logs, key and state (default: $MCPPROXY_DATA_DIR or ~/.mcpproxy).")
     var dataDir: String?
 
-    var home: String { ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory() }
+    var home: String { ProcessSettings.current.home }
     var resolvedDataDir: String {
-        absolute(dataDir ?? ProcessInfo.processInfo.environment["MCPPROXY_DATA_DIR"] ?? "\(home)/.mcpproxy")
+        absolute(dataDir ?? ProcessSettings.current.defaultDataDir)
     }
     var resolvedConfig: String {
-        absolute(config ?? ProcessInfo.processInfo.environment["MCPPROXY_CONFIG"] ?? "\(home)/.mcpproxy/mcp_config.json")
+        absolute(config ?? ProcessSettings.current.defaultConfigPath)
     }
     func absolute(_ p: String) -> String {
         let e = p.hasPrefix("~/") ? home + p.dropFirst(1) : p

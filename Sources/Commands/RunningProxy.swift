@@ -13,7 +13,7 @@ struct RunningProxy {
 
     static func locate(paths: PathOptions) -> RunningProxy? {
         guard let config = try? ConfigLoader.load(path: paths.resolvedConfig).config else { return nil }
-        var key = ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] ?? ""
+        var key = ProcessSettings.current.apiKey ?? ""
         if key.isEmpty, let d = FileManager.default.contents(atPath: paths.resolvedDataDir + "/api_key") {
             key = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }

@@ -126,7 +126,7 @@ public final class ProxyRuntime: Sendable {
         let dataDir = options.dataDir
         let instance = instanceID
         let launcher = Self.sandboxLauncherPath()
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let home = ProcessSettings.current.home
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
@@ -136,7 +136,7 @@ public final class ProxyRuntime: Sendable {
             group: group, httpClient: httpClient,
             launchContext: {
                 LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
-                              hostEnvironment: ProcessInfo.processInfo.environment, sandboxLauncher: launcher,
+                              hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
                               runtimeDir: runtimeDir, homeDir: home,
                               launchID: String(UUID().uuidString.lowercased().prefix(8)),
                               proxyListenPorts: listenPorts)
@@ -194,7 +194,7 @@ public final class ProxyRuntime: Sendable {
 
     /// The API key: MCPPROXY_API_KEY, else `<data>/api_key` (created 0600 on first run).
     static func loadAPIKey(dataDir: String, logger: Logger) throws -> String {
-        if let k = ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"], !k.isEmpty { return k }
+        if let k = ProcessSettings.current.apiKey { return k }
         let path = (dataDir as NSString).appendingPathComponent("api_key")
         if let d = FileManager.default.contents(atPath: path) {
             let k = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -269,7 +269,7 @@ public final class ProxyRuntime: Sendable {
                     let addr = channel.localAddress.map { "\($0.ipAddress ?? address.host):\($0.port ?? address.port)" } ?? listen
                     // Where CLI commands find this proxy when `--listen` overrode the config.
                     Self.publishAddress("\(scheme)://\(addr)", dataDir: dataDir)
-                    logger.info("listening on \(scheme)://\(addr)/mcp (REST API under /api/v1; admin key: \(ProcessInfo.processInfo.environment["MCPPROXY_API_KEY"] != nil ? "MCPPROXY_API_KEY" : key))")
+                    logger.info("listening on \(scheme)://\(addr)/mcp (REST API under /api/v1; admin key: \(ProcessSettings.current.apiKey != nil ? "MCPPROXY_API_KEY" : key))")
                 },
                 logger: appLogger)
             let group = ServiceGroup(configuration: .init(

@@ -62,7 +62,7 @@ public struct ConfigAuditor: Sendable {
 
     /// The launch context the docker rules are reviewed in (nothing is launched).
     var reviewContext: LaunchContext {
-        LaunchContext(dataDir: dataDir, instanceID: "audit", proxyPID: getpid(), hostEnvironment: ProcessInfo.processInfo.environment,
+        LaunchContext(dataDir: dataDir, instanceID: "audit", proxyPID: getpid(), hostEnvironment: ProcessSettings.current.environment,
                       sandboxLauncher: nil, runtimeDir: dataDir + "/run", homeDir: home, launchID: "audit")
     }
 

@@ -76,7 +76,7 @@ public struct DockerScannerRunner: ScannerPluginRunning {
             throw ProxyError(.unavailable, "scanner plugin \"\(plugin.name)\": the \(engine.name) CLI is not installed in \(engine.searchDirectories.joined(separator: ", ")); is \(engine.name) installed?")
         }
         // The engine CLI needs no secrets of ours: only the variables that say which engine.
-        let env = ProcessInfo.processInfo.environment.filter { engine.endpointVariables.contains($0.key) }
+        let env = ProcessSettings.current.only(Set(engine.endpointVariables))
         let r = await engine.run(args, environment: env, timeout: plugin.timeout, input: input)
         if r.timedOut {
             // Teardown that always finishes: the CLI is killed; remove the container it started.

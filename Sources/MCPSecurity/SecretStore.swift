@@ -53,7 +53,7 @@ public struct MasterKey: Sendable {
 
     /// The key in use: `MCPPROXY_MASTER_KEY` when set, else the key file (created when absent and
     /// `create` is true; nil when absent and `create` is false).
-    public static func load(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    public static func load(dataDir: String, environment: [String: String] = ProcessSettings.current.environment,
                             create: Bool) throws -> MasterKey? {
         if let v = environment[environmentVariable] {
             return try parse(base64: v, origin: environmentVariable)
@@ -146,11 +146,11 @@ public struct SecretStore: SecretSource {
     let environment: [String: String]
 
     /// The store of the database's data directory (where the key file lives).
-    public init(store: SecurityStore, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(store: SecurityStore, environment: [String: String] = ProcessSettings.current.environment) {
         self.init(store: store, dataDir: (store.path as NSString).deletingLastPathComponent, environment: environment)
     }
 
-    public init(store: SecurityStore, dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(store: SecurityStore, dataDir: String, environment: [String: String] = ProcessSettings.current.environment) {
         self.store = store
         self.dataDir = dataDir
         self.environment = environment
