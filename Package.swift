@@ -95,7 +95,9 @@ let package = Package(
             "Commands", "ProxyCore", .product(name: "Logging", package: "swift-log"),
         ]),
         // A fixture MCP server (Foundation only, so it also builds as a static binary for images).
-        .executableTarget(name: "mcpproxy-fixture"),
+        // The test fixture server: one thread reading stdin in a loop over top-level globals, Swift 5
+        // mode (it is never concurrent; Swift 6 would need every global wrapped for nothing).
+        .executableTarget(name: "mcpproxy-fixture", swiftSettings: [.swiftLanguageMode(.v5)]),
         // The sandbox escape-battery probe: an MCP stdio server whose tools try to break out.
         .executableTarget(name: "mcpproxy-probe",
                           linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),
@@ -120,5 +122,5 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

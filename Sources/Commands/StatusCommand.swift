@@ -53,7 +53,7 @@ struct StatusCommand: AsyncParsableCommand {
                       + "\(a["servers_ready"]?.intValue ?? 0)/\(a["servers_total"]?.intValue ?? 0) servers ready, \(a["tools_total"]?.intValue ?? 0) tools")
                 print(view.render())
             }
-            fflush(stdout)
+            fflush(nil)  // every output stream (no reference to the global `stdout`)
             shown += 1
             if !watch || (count.map { shown >= $0 } ?? false) { return }
             previous = current

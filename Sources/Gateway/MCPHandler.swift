@@ -246,8 +246,9 @@ public final class MCPHandler: Sendable {
                   related: (@Sendable ([UInt8]) -> Void)?) async -> Outcome {
         do {
             if Self.forwardedMethods.contains(method) {
+                let toSession: (@Sendable ([UInt8]) -> Void)? = session.map { s in { @Sendable bytes in s.send(bytes) } }
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
-                                         sessionKey: session?.id, notify: related ?? session.map { s in { s.send($0) } },
+                                         sessionKey: session?.id, notify: related ?? toSession,
                                          session: session)
                 let run: @Sendable () async throws -> [UInt8] = {
                     try await MCPHandler.$current.withValue(ctx) {

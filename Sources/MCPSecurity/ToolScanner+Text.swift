@@ -65,7 +65,7 @@ struct ScannedText {
         sentences = ScannedText.sentences(of: clean)
     }
 
-    final class OffsetCache: @unchecked Sendable {
+    final class OffsetCache: @unchecked Sendable {  // @unchecked: one scan's cache, used by the thread running that scan only
         var index: String.Index?
         var offset = 0
     }

@@ -133,7 +133,7 @@ public struct ToolScanner: Sendable {
 }
 
 /// Lets `DispatchQueue.concurrentPerform` iterations write disjoint slots of one buffer.
-struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+struct UnsafeSendableBuffer<T>: @unchecked Sendable {  // @unchecked: each iteration writes its own slot; the buffer is read after all of them
     let buffer: UnsafeMutableBufferPointer<T>
     init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }

@@ -11,7 +11,7 @@ import Glibc
 /// bounded in-memory queue; one background thread does the blocking writes. When the queue is
 /// full, or stderr is broken, lines are dropped and counted; when writing works again the sink
 /// says how many were lost. `FileHandle.write` is not used: it traps on EPIPE.
-public final class ConsoleSink: @unchecked Sendable {
+public final class ConsoleSink: @unchecked Sendable {  // @unchecked: every `var` is guarded by `cond`
     /// The sink for file descriptor 2.
     public static let standardError = ConsoleSink(fd: 2)
 

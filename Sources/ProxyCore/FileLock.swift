@@ -7,7 +7,7 @@ import Glibc
 /// An exclusive `flock` on a file, held for the life of the process (or until `release`). The
 /// kernel drops it when the process dies however it dies, so a lock that can be taken means its
 /// previous holder is gone: no stale pid files to guess about.
-public final class FileLock: @unchecked Sendable {
+public final class FileLock: @unchecked Sendable {  // @unchecked: `fd` changes only in `release`, which the single owner calls once
     public let path: String
     private var fd: Int32
 

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// An append-only log file with size-based rotation (`name.log` → `name.log.1` … `.N`).
-public final class LogFile: @unchecked Sendable {
+public final class LogFile: @unchecked Sendable {  // @unchecked: `fd`, `size`, `droppedLines` are guarded by `lock`
     public let path: String
     private let maxBytes: Int
     private let keep: Int
@@ -81,7 +81,7 @@ public final class LogFile: @unchecked Sendable {
 }
 
 /// The proxy's log files under `<data dir>/logs`: `main.log` and one `server-NAME.log` each.
-public final class LogFiles: @unchecked Sendable {
+public final class LogFiles: @unchecked Sendable {  // @unchecked: `files` is guarded by `lock`
     public let directory: String
     private let lock = NSLock()
     private var files: [String: LogFile] = [:]

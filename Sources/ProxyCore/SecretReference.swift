@@ -102,7 +102,7 @@ public protocol SecretSource: Sendable {
 public enum SecretResolver {
     private static let box = SourceBox()
 
-    private final class SourceBox: @unchecked Sendable {
+    private final class SourceBox: @unchecked Sendable {  // @unchecked: `source` is read and written under `lock` only
         let lock = NSLock()
         var source: SecretSource?
     }

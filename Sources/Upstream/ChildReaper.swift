@@ -9,7 +9,7 @@ import Glibc
 /// pidfd (readable when it exits) in a single `poll`, then reaped with `waitpid` on its own pid,
 /// so statuses of processes spawned by others (Foundation.Process) are never taken. Without pidfd
 /// support (Linux < 5.3) a child gets a thread blocked in `waitpid` instead.
-final class ChildReaper: @unchecked Sendable {
+final class ChildReaper: @unchecked Sendable {  // @unchecked: `watches`, the wake pipe and `started` are guarded by `lock`
     static let shared = ChildReaper()
 
     private struct Watch {

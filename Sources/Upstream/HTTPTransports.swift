@@ -8,7 +8,7 @@ import ProxyCore
 /// MCP streamable HTTP upstream: each message is a POST; replies come back as JSON or as an SSE
 /// stream; the server's `Mcp-Session-Id` is echoed on every later request; a GET stream carries
 /// server-initiated notifications when the server offers one.
-public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendable {
+public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendable {  // @unchecked: `sessionID`, `protocolVersion`, the task tables and `closed` are guarded by `lock`
     private let client: HTTPClient
     private let url: String
     private let displayURL: String
@@ -179,7 +179,7 @@ public final class StreamableHTTPTransport: UpstreamTransport, @unchecked Sendab
 
 /// The legacy HTTP+SSE upstream transport: a GET event stream announces (event `endpoint`) the
 /// URL to POST messages to; replies arrive on the stream.
-public final class SSETransport: UpstreamTransport, @unchecked Sendable {
+public final class SSETransport: UpstreamTransport, @unchecked Sendable {  // @unchecked: `endpoint` and `streamTask` are guarded by `lock`
     private let client: HTTPClient
     private let url: String
     private let displayURL: String

@@ -29,7 +29,7 @@ extension UpstreamTransport {
 /// Request/response correlation over a transport. The proxy numbers its own requests upstream,
 /// so ids of different clients never collide; responses are matched back by that number.
 /// Lock-protected rather than an actor: it sits on the hot path and is called from NIO threads.
-public final class JSONRPCPeer: @unchecked Sendable {
+public final class JSONRPCPeer: @unchecked Sendable {  // @unchecked: mutable state is guarded by `lock`; `transport` and the callbacks are set before the first request
     private struct Pending {
         let continuation: CheckedContinuation<RawMessage, Error>
         let deadline: UInt64  // DispatchTime uptime ns; 0 = none

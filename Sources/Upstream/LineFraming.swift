@@ -117,7 +117,7 @@ struct LineTooLong: Error, CustomStringConvertible {
 }
 
 /// Delivers each line to a closure and reports the end of the stream.
-public final class LineSink: ChannelInboundHandler, @unchecked Sendable {
+public final class LineSink: ChannelInboundHandler, @unchecked Sendable {  // @unchecked: a channel handler; NIO calls it on its channel's event loop only
     public typealias InboundIn = ByteBuffer
     let onLine: @Sendable (ByteBuffer) -> Void
     let onClose: @Sendable (Error?) -> Void

@@ -25,7 +25,7 @@ public struct ExitStatus: Sendable, Equatable, CustomStringConvertible {
 
 /// A spawned stdio server: its pid, its stdin/stdout as a NIO pipe channel carrying lines, and its
 /// stderr as lines. The process is in its own process group and dies with the proxy.
-public final class StdioProcess: UpstreamTransport, @unchecked Sendable {
+public final class StdioProcess: UpstreamTransport, @unchecked Sendable {  // @unchecked: `stdinClosed` is guarded by `lock`; the rest is immutable
     public let pid: Int32
     private let channel: Channel
     private let stderrChannel: Channel?

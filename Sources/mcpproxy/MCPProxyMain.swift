@@ -16,7 +16,13 @@ struct MCPProxyMain {
         signal(SIGPIPE, SIG_IGN)
         LoggingSystem.bootstrap { ConsoleLogHandler(label: $0) }
         // Lines still queued for stderr get a moment to go out when the process exits.
-        atexit { ConsoleSink.standardError.flush(timeout: 1) }
+        atexit(flushConsoleAtExit)
         await RootCommand.runMain()
     }
+}
+
+/// Called by `exit()` on whatever thread exits, so isolated to no actor (a closure written inside
+/// `main` would be main-actor isolated, and Swift 6 checks that at run time).
+nonisolated func flushConsoleAtExit() {
+    ConsoleSink.standardError.flush(timeout: 1)
 }

@@ -110,7 +110,7 @@ struct DockerDiagnosisTests {
     ]
 
     /// pid 1 is alive with start time "5" (or any start when the label is absent); pid 2 is dead.
-    static let isAlive: (Int32, String?) -> Bool = { pid, start in pid == 1 && (start == nil || start == "5") }
+    static let isAlive: @Sendable (Int32, String?) -> Bool = { pid, start in pid == 1 && (start == nil || start == "5") }
 
     @Test("orphan selection: own instance or dead owner on this host; never a live or unknown owner", arguments: orphanCases)
     func orphans(_ c: OrphanCase) {
