@@ -138,14 +138,28 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {  // @u
         try? await channel.close(mode: .output)
     }
 
-    /// The stop ladder: close stdin, wait `grace`; SIGTERM the process group, wait `grace`;
-    /// SIGKILL the group. Always ends; returns the exit status.
+    /// Stops the process with `StopLadder.standard(grace:)`; returns the exit status.
     @discardableResult
     public func terminate(grace: Double) async -> ExitStatus {
-        await closeStdin()
-        if let s = await waitExit(seconds: grace) { return await finish(s) }
-        _ = mcpx_killpg(pid, SIGTERM)
-        if let s = await waitExit(seconds: grace) { return await finish(s) }
+        await terminate(ladder: .standard(grace: grace))
+    }
+
+    /// Runs `ladder` until the process exits. Returns the exit status.
+    @discardableResult
+    public func terminate(ladder: StopLadder) async -> ExitStatus {
+        for step in ladder.steps {
+            switch step.action {
+            case .closeStdin: await closeStdin()
+            case .signal(let sig): _ = mcpx_killpg(pid, sig)
+            }
+            if let wait = step.wait {
+                if let s = await waitExit(seconds: wait) { return await finish(s) }
+            } else {
+                let s = (try? await exitFuture.get()) ?? ExitStatus(code: nil, signal: SIGKILL)
+                return await finish(s)
+            }
+        }
+        // A ladder whose every step has a deadline ends with SIGKILL regardless.
         _ = mcpx_killpg(pid, SIGKILL)
         let s = (try? await exitFuture.get()) ?? ExitStatus(code: nil, signal: SIGKILL)
         return await finish(s)

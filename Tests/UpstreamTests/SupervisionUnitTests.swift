@@ -133,3 +133,13 @@ final class SilentTransport: UpstreamTransport, @unchecked Sendable {
         #expect(running.withLockedValue { $0.peak } == 3)
     }
 }
+
+/// The stop ladder as a value (docs/architecture.md, "Stopping").
+@Suite struct StopLadderTests {
+    @Test func standardLadderIsStdinThenTermThenKill() {
+        let l = StopLadder.standard(grace: 3)
+        #expect(l.steps == [.init(.closeStdin, wait: 3), .init(.signal(SIGTERM), wait: 3), .init(.signal(SIGKILL), wait: nil)])
+        #expect(l.boundedWait == 6)
+        #expect(StopLadder.standard(grace: -1).boundedWait == 0)
+    }
+}
