@@ -179,7 +179,7 @@ public struct SecurityRESTExtension: RESTExtension {
     }
 
     public func serverFields(_ name: String) async -> [String: JSONValue] {
-        let st = await gate.status(server: name)
+        let st = gate.summary(server: name)
         return ["quarantined": .bool(st.quarantined), "security": .object([
             "scan_status": st.scan.map { .string($0.status.rawValue) } ?? .null,
             "approved_tools": .number(Double(st.approvedTools)), "pending_tools": .number(Double(st.pendingTools)),

@@ -435,6 +435,30 @@ public actor SecurityGate {
         return out
     }
 
+    /// `status(server:)` without the per-tool list: the counts, scan and hint, from the verdict in
+    /// force when there is one (no fingerprints recomputed, no pins read). What server listings
+    /// show; `/api/v1/servers` is polled (`mcpproxy status --watch`, the console), and a full
+    /// status of a 10,000-tool server costs every tool's fingerprint.
+    public nonisolated func summary(server: String) -> ServerSecurityStatus {
+        guard let current = entry(server) else { return status(server: server) }
+        let v = current.verdict
+        func count(_ st: ToolStatus) -> Int { v.tools.values.filter { $0 == st }.count }
+        return ServerSecurityStatus(server: server, known: true, quarantined: v.quarantined, tools: [],
+                                    approvedTools: count(.approved), pendingTools: count(.pending), changedTools: count(.changed),
+                                    blockedTools: count(.blocked), scan: v.scan,
+                                    hint: Self.hint(server: server, quarantined: v.quarantined,
+                                                    held: count(.changed) + count(.pending) + count(.blocked)))
+    }
+
+    static func hint(server: String, quarantined: Bool, held: Int) -> String? {
+        if quarantined {
+            return "quarantined: review the scan, then `\(SecurityRoutes.cliApprove(server))` or \(SecurityRoutes.unquarantine(server))"
+        } else if held > 0 {
+            return "tools held: review \(SecurityRoutes.diff(server)), then approve each with `\(SecurityRoutes.cliApproveTool(server, "TOOL"))`"
+        }
+        return nil
+    }
+
     /// A server's security state for the REST API and the CLI.
     public nonisolated func status(server: String) -> ServerSecurityStatus {
         let stored = try? store.server(server)
@@ -455,12 +479,7 @@ public actor SecurityGate {
             }
         }
         func count(_ s: ToolStatus) -> Int { infos.filter { $0.status == s }.count }
-        var hint: String? = nil
-        if quarantined {
-            hint = "quarantined: review the scan, then `\(SecurityRoutes.cliApprove(server))` or \(SecurityRoutes.unquarantine(server))"
-        } else if count(.changed) + count(.pending) + count(.blocked) > 0 {
-            hint = "tools held: review \(SecurityRoutes.diff(server)), then approve each with `\(SecurityRoutes.cliApproveTool(server, "TOOL"))`"
-        }
+        let hint = Self.hint(server: server, quarantined: quarantined, held: count(.changed) + count(.pending) + count(.blocked))
         return ServerSecurityStatus(server: server, known: stored != nil || tools != nil, quarantined: quarantined, tools: infos,
                                     approvedTools: count(.approved), pendingTools: count(.pending), changedTools: count(.changed),
                                     blockedTools: count(.blocked), scan: report, hint: hint)
