@@ -220,7 +220,13 @@ public actor ServerManager {
         for s in config.servers where s.enabled {
             guard let server = servers[s.name], server.state == .ready else { continue }
             let verdict = verdicts[s.name]
-            if verdict != nil { c.evaluated.insert(s.name) }
+            // Judged only when the verdict covers the tools the server has now: a verdict made
+            // before a restarted server listed its tools (a reload) judges none of them, and
+            // calls must wait for the next one rather than be told "being evaluated".
+            if let v = verdict, v.refusals["*"] != nil
+                || server.tools.allSatisfy({ v.visible.contains($0.name) || v.refusals[$0.name] != nil }) {
+                c.evaluated.insert(s.name)
+            }
             for t in server.tools {
                 let ct = CatalogTool(server: s.name, tool: t)
                 if let v = verdict, v.visible.contains(t.name) {
