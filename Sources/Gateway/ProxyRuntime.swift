@@ -89,22 +89,23 @@ public final class ProxyRuntime: Sendable {
             try ConfigFile.writeAtomically(path: options.configPath, data: Data(DefaultConfig.text.utf8))
             ConsoleSink.standardError.write("mcpproxy: no config found; wrote a commented default config to \(options.configPath)")
         }
-        let loaded = try ConfigLoader.load(path: options.configPath)
-        for w in loaded.warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
-        initialConfig = loaded.config
-        listen = options.listen ?? loaded.config.listen
+        let (store, config, warnings) = try ConfigStore.load(path: options.configPath, logger: logger)
+        for w in warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
+        configStore = store
+        initialConfig = config
+        listen = options.listen ?? config.listen
         guard let address = ListenAddress.parse(listen) else {
             throw ProxyError(.invalidConfig, "listen address \"\(listen)\" is not HOST:PORT")
         }
         listenAddress = address
         if !options.stdio {
             // The config loader checked the config's own listen; --listen may differ.
-            let problems = loaded.config.auth.problems(listen: address)
+            let problems = config.auth.problems(listen: address)
             if !problems.isEmpty {
                 throw ProxyError(.invalidConfig, problems.map { "\($0.key): \($0.message)" }.joined(separator: "; "))
             }
         }
-        if let m = loaded.config.metricsListen {
+        if let m = config.metricsListen {
             // The config loader checked it against the config's own listen; --listen may differ.
             if let problem = ConfigLoader.metricsListenProblem(m, listen: listen) {
                 throw ProxyError(.invalidConfig, "metrics_listen: \(problem)")
@@ -113,7 +114,7 @@ public final class ProxyRuntime: Sendable {
         } else {
             metricsAddress = nil
         }
-        let plugins = try makePlugins(loaded.config, logs)
+        let plugins = try makePlugins(config, logs)
 
         instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
         apiKey = try Self.loadAPIKey(dataDir: options.dataDir, logger: logger)
@@ -130,7 +131,7 @@ public final class ProxyRuntime: Sendable {
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
-        let (traces, traceService) = try Self.makeTracing(loaded.config.tracing, logger: logger)
+        let (traces, traceService) = try Self.makeTracing(config.tracing, logger: logger)
         tracingService = traceService
         var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
@@ -141,23 +142,26 @@ public final class ProxyRuntime: Sendable {
                               launchID: String(UUID().uuidString.lowercased().prefix(8)),
                               proxyListenPorts: listenPorts)
             },
-            logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
+            logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
             backends: plugins.backends)
         env.traces = traces
-        manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
+        manager = ServerManager(config: config, configStore: store, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
-        handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
+        handler = MCPHandler(manager: manager, gate: plugins.gate, config: config, logger: logger)
         let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
                            extensions: plugins.restExtensions, tokenStore: plugins.stateStore)
-        let door = try FrontDoor(listen: address, auth: loaded.config.auth)
+        let door = try FrontDoor(listen: address, auth: config.auth)
         let client = httpClient
-        let jwt = loaded.config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
-        authenticator = Authenticator(adminKey: apiKey, mode: loaded.config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
-        gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: loaded.config, logger: logger,
+        let jwt = config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
+        authenticator = Authenticator(adminKey: apiKey, mode: config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
+        gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: config, logger: logger,
                               stateStore: plugins.stateStore)
         self.plugins = plugins
+        Self.subscribe(store, handler: handler, gateway: gateway, manager: manager)
     }
     let plugins: Plugins
+    /// The running config's owner (ConfigStore): publishes every change to all components.
+    public let configStore: ConfigStore
     /// Held while this proxy runs: one proxy per data dir; a runtime dir whose lock is free is stale.
     let dataDirLock: FileLock
     let runtimeDirLock: FileLock?
@@ -332,11 +336,13 @@ public final class ProxyRuntime: Sendable {
         }
     }
 
-    /// Applies a reloaded config everywhere.
-    func apply(_ config: ProxyConfig) async {
-        handler.updateConfig(config)
-        gateway.updateConfig(config)
-        await manager.apply(config)
+    /// Hands every published snapshot to the components, the cheap lock-guarded ones first.
+    static func subscribe(_ store: ConfigStore, handler: MCPHandler, gateway: HTTPGateway, manager: ServerManager) {
+        store.subscribe { config in
+            handler.updateConfig(config)
+            gateway.updateConfig(config)
+            await manager.apply(config)
+        }
     }
 }
 
@@ -356,8 +362,6 @@ struct SupervisorService: Service {
         let log = runtime.logger
         log.info("mcpproxy \(ProxyVersion.current) starting; config \(runtime.options.configPath), data dir \(runtime.options.dataDir), instance \(runtime.instanceID)")
         await runtime.manager.startAll()
-        let path = runtime.options.configPath
-        var stamp = ConfigFile.stamp(path: path)
         // Poll the file: cheap (one stat per 250 ms), and unlike inotify it survives editors
         // that replace the file by rename and config dirs on network file systems.
         var ticks = 0
@@ -366,17 +370,7 @@ struct SupervisorService: Service {
                 try? await Task.sleep(nanoseconds: 250_000_000)
                 ticks += 1
                 if ticks % 120 == 0 { Self.returnFreeMemory() }
-                let now = ConfigFile.stamp(path: path)
-                guard now != stamp, now != nil else { continue }
-                stamp = now
-                do {
-                    let loaded = try ConfigLoader.load(path: path)
-                    for w in loaded.warnings { log.warning("\(path): \(w.path): \(w.message)") }
-                    log.info("config changed; applying")
-                    await runtime.apply(loaded.config)
-                } catch {
-                    log.error("config reload failed; keeping the running config: \(error)")
-                }
+                await runtime.configStore.reloadIfChanged()
             }
         } onGracefulShutdown: {
             log.info("shutting down")

@@ -86,7 +86,11 @@ public struct Catalog: Sendable {
 /// Owns the upstream servers: applies config (at start and on reload), routes lookups, persists
 /// changes made through the API or MCP to the config file.
 public actor ServerManager {
-    public nonisolated let configPath: String
+    public nonisolated var configPath: String { configStore.path }
+    /// The config's owner: the manager's own writes (REST, MCP) reload through it, so every
+    /// component gets the new snapshot at once.
+    public nonisolated let configStore: ConfigStore
+    /// The snapshot the manager last applied.
     private(set) var config: ProxyConfig
     private var servers: [String: UpstreamServer] = [:]
     private let env: UpstreamEnvironment
@@ -109,12 +113,12 @@ public actor ServerManager {
     /// The proxy's metrics (`GET /metrics`); the handler, gateway and REST API reach them here.
     public nonisolated let metrics: ProxyMetrics
 
-    public init(config: ProxyConfig, configPath: String, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
+    public init(config: ProxyConfig, configStore: ConfigStore, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
         self.metrics = metrics
         self.config = config
         configuredBox.withLockedValue { $0 = Set(config.servers.map(\.name)) }
-        self.configPath = configPath
+        self.configStore = configStore
         self.env = environment
         self.gate = gate
         self.log = logger
@@ -448,10 +452,9 @@ public actor ServerManager {
         await s.restart()
     }
 
-    /// Loads the config file and applies it (used after our own writes and by the watcher).
+    /// After our own writes: the store reads the file and publishes it to every component
+    /// (this manager included).
     public func reloadFromFile() async throws {
-        let loaded = try ConfigLoader.load(path: configPath)
-        for w in loaded.warnings { log.warning("\(configPath): \(w.path): \(w.message)") }
-        await apply(loaded.config)
+        try await configStore.reload()
     }
 }
