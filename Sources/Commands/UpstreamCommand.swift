@@ -91,25 +91,45 @@ struct UpstreamCommand: AsyncParsableCommand {
 
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Approve a server, or one held tool with --tool.",
-            discussion: "With the proxy running, approval goes through its REST API (tools with hard scan findings need --force). Otherwise \"quarantined\": false is written to the config, and the proxy pins the server's tools when it next connects.")
+            abstract: "Approve a server, or one held tool, prompt or resource template.",
+            discussion: "With the proxy running, approval goes through its REST API (items with hard scan findings need --force). Otherwise \"quarantined\": false is written to the config, and the proxy pins the server's tools when it next connects.")
         @OptionGroup var paths: PathOptions
         @Argument var name: String
         @Option(name: .long, help: "Approve only this held (pending or changed) tool.") var tool: String?
+        @Option(name: .long, help: "Approve only this held prompt (its name as the server lists it, without the server: prefix).") var prompt: String?
+        @Option(name: .customLong("resource-template"), help: "Approve only this held resource template (its URI template as the server lists it).") var resourceTemplate: String?
         @Flag(name: .long, help: "Approve despite hard scanner findings.") var force = false
 
+        func validate() throws {
+            if [tool, prompt, resourceTemplate].compactMap({ $0 }).count > 1 {
+                throw ValidationError("give at most one of --tool, --prompt and --resource-template")
+            }
+        }
+
+        /// The REST route and what the approval is called.
+        var target: (path: String, what: String)? {
+            func q(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s }
+            if let tool { return ("/api/v1/servers/\(name)/tools/\(tool)/approve", "tool \(tool) of \(name)") }
+            if let prompt { return ("/api/v1/servers/\(name)/prompts/approve?name=\(q(prompt))", "prompt \(prompt) of \(name)") }
+            if let t = resourceTemplate {
+                return ("/api/v1/servers/\(name)/resource-templates/approve?uri_template=\(q(t))", "resource template \(t) of \(name)")
+            }
+            return nil
+        }
+
         func run() async throws {
-            let suffix = force ? "?force=true" : ""
+            let one = target
             if let proxy = RunningProxy.locate(paths: paths) {
-                let path = tool.map { "/api/v1/servers/\(name)/tools/\($0)/approve" } ?? "/api/v1/servers/\(name)/unquarantine"
-                if let (status, body) = await proxy.call(.POST, path + suffix) {
+                var path = one?.path ?? "/api/v1/servers/\(name)/unquarantine"
+                if force { path += path.contains("?") ? "&force=true" : "?force=true" }
+                if let (status, body) = await proxy.call(.POST, path) {
                     guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(RunningProxy.failure(status: status, body: body).code) }
-                    print(tool.map { "approved tool \($0) of \(name)" } ?? "approved \(name)")
+                    print("approved \(one?.what ?? name)")
                     return
                 }
             }
-            guard tool == nil else {
-                print("error: approving one tool needs the running proxy (it holds the tool's new definition); start `mcpproxy serve`")
+            if let one {
+                print("error: approving one \(one.what.split(separator: " ").first ?? "item") needs the running proxy (it holds the new definition); start `mcpproxy serve`")
                 throw ExitCode(.unavailable)
             }
             try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in

@@ -1,4 +1,5 @@
 import Foundation
+import MCPSecurity
 import ProxyCore
 import Upstream
 
@@ -107,18 +108,28 @@ extension MCPHandler {
         for a in item["arguments"]?.arrayValue ?? [] {
             if let n = a["name"]?.stringValue { props[n] = ["type": "string", "description": a["description"] ?? ""] }
         }
-        let text = [item["title"]?.stringValue, item["description"]?.stringValue].compactMap { $0 }.joined(separator: "\n")
+        // A resource's or template's own `name` is text the model reads too (for prompts it is
+        // the key itself).
+        let label = item["name"]?.stringValue.flatMap { $0 == name ? nil : $0 }
+        let text = [label, item["title"]?.stringValue, item["description"]?.stringValue].compactMap { $0 }.joined(separator: "\n")
         return ToolDefinition(name: name, description: text, inputSchema: ["type": "object", "properties": .object(props)],
                               raw: item)
     }
 
-    /// The items of one server's listing that the scanner holds (hard findings), by the key used
-    /// to name them (`name` for prompts, `uri` or `uriTemplate` for resources).
-    func held(_ items: [JSONValue], server: String, key: String) -> [String: String] {
-        let defs = items.compactMap { i in i[key]?.stringValue.map { Self.screenable(i, name: $0) } }
-        let held = gate.screen(server: server, items: defs)
-        for (n, why) in held { log.warning("held \(key == "name" ? "prompt" : "resource") \"\(n)\" of server \"\(server)\": scanner found \(why)") }
-        return held
+    /// The items of one server's listing that the gate holds (scanner findings; pins for prompts
+    /// and templates), with why, by the key that names them (`name` for prompts, `uri` or
+    /// `uriTemplate` for resources).
+    func held(_ items: [JSONValue], server: String, kind: ItemKind) async -> [String: String] {
+        let defs = items.compactMap { i in i[Self.nameKey(kind)]?.stringValue.map { Self.screenable(i, name: $0) } }
+        return await gate.hold(server: server, kind: kind, items: defs)
+    }
+
+    static func nameKey(_ kind: ItemKind) -> String {
+        switch kind {
+        case .prompt: return "name"
+        case .resourceTemplate: return "uriTemplate"
+        case .resource: return "uri"
+        }
     }
 
     func resourcesList(_ identity: Identity, templates: Bool) async -> String {
@@ -126,7 +137,7 @@ extension MCPHandler {
         var all: [JSONValue] = []
         for (name, server) in await federated(for: identity, capability: "resources") {
             let items = await listAll(server, method: templates ? "resources/templates/list" : "resources/list", key: key)
-            let held = held(items, server: name, key: templates ? "uriTemplate" : "uri")
+            let held = await held(items, server: name, kind: templates ? .resourceTemplate : .resource)
             for item in items {
                 guard var o = item.objectValue else { continue }
                 if let id = (templates ? o["uriTemplate"] : o["uri"])?.stringValue, held[id] != nil { continue }
@@ -145,7 +156,7 @@ extension MCPHandler {
         var all: [JSONValue] = []
         for (name, server) in await federated(for: identity, capability: "prompts") {
             let items = await listAll(server, method: "prompts/list", key: "prompts")
-            let held = held(items, server: name, key: "name")
+            let held = await held(items, server: name, kind: .prompt)
             for item in items {
                 guard var o = item.objectValue, let n = o["name"]?.stringValue, held[n] == nil else { continue }
                 o["name"] = .string("\(name):\(n)")
@@ -198,10 +209,11 @@ extension MCPHandler {
             throw ProxyError(.invalidArgument, "unknown prompt: expected server:prompt from prompts/list")
         }
         let server = try await federatedServer(name, for: identity, capability: "prompts", what: "prompt \"\(q)\"")
-        // A prompt held by the scanner cannot be fetched by name either.
-        let listed = await listAll(server, method: "prompts/list", key: "prompts").filter { $0["name"]?.stringValue == prompt }
-        if let why = held(listed, server: name, key: "name")[prompt] {
-            throw ProxyError(.refused, "prompt \"\(q)\" is held: the scanner found \(why); a person can review the server's prompts")
+        // A held prompt cannot be fetched by name either; judged on a fresh listing, so a prompt
+        // changed since the last prompts/list is caught here.
+        let listed = await listAll(server, method: "prompts/list", key: "prompts")
+        if let why = await held(listed, server: name, kind: .prompt)[prompt] {
+            throw ProxyError(.refused, why)
         }
         var params = p
         params["name"] = .string(prompt)

@@ -57,7 +57,18 @@ public final class SecurityToolGate: ToolGate, Sendable {
     private let screened = NIOLockedValueBox<[Int: String?]>([:])
     private let scanner = ToolScanner()
 
-    public func screen(server: String, items: [ToolDefinition]) -> [String: String] {
+    public func hold(server: String, kind: ItemKind, items: [ToolDefinition]) async -> [String: String] {
+        let hard = screen(server: server, items: items)
+        let statuses = await gate.judge(server: server, kind: kind, items: items, hard: Set(hard.keys))
+        var out: [String: String] = [:]
+        for (name, st) in statuses where st != .approved {
+            out[name] = SecurityGate.itemHeldMessage(server: server, kind: kind, name: name, status: st)
+                + (hard[name].map { " (scanner: \($0))" } ?? "")
+        }
+        return out
+    }
+
+    func screen(server: String, items: [ToolDefinition]) -> [String: String] {
         var out: [String: String] = [:]
         for item in items {
             var h = Hasher()
@@ -131,6 +142,13 @@ public struct SecurityRESTExtension: RESTExtension {
         return try Self.json(gate.status(server: s.name))
     }
 
+    /// Approval of one held prompt or resource template (as last listed).
+    public func approveItem(server name: String, kind: ItemKind, item: String, force: Bool, api: RESTAPI) async throws -> JSONValue {
+        let s = try await api.requireServer(name)
+        try await gate.approveItem(server: s.name, kind: kind, name: item, force: force)
+        return try Self.json(gate.status(server: s.name))
+    }
+
     /// Old versus new definition of every held tool.
     public func diffs(server name: String, api: RESTAPI) async throws -> JSONValue {
         let s = try await api.requireServer(name)
@@ -166,6 +184,14 @@ public struct SecurityRESTExtension: RESTExtension {
             guard let tool = ctx.parameters.get("tool") else { return RESTAPI.error(ProxyError(.invalidArgument, "missing tool name")) }
             return await RESTAPI.answer { try await self.approveTool(server: s.name, tool: tool, force: force(request), api: api) }
         } }
+        for (path, kind, param) in [("prompts", ItemKind.prompt, "name"), ("resource-templates", .resourceTemplate, "uri_template")] {
+            group.post(RouterPath("/servers/:name/\(path)/approve")) { request, ctx in await api.withServer(ctx) { s in
+                guard let item = request.uri.queryParameters.get(param), !item.isEmpty else {
+                    return RESTAPI.error(ProxyError(.invalidArgument, "missing ?\(param)= (the \(kind.label) to approve)"))
+                }
+                return await RESTAPI.answer { try await self.approveItem(server: s.name, kind: kind, item: item, force: force(request), api: api) }
+            } }
+        }
         group.get("/servers/:name/tools/diff") { _, ctx in await api.withServer(ctx) { s in
             await RESTAPI.answer { try await self.diffs(server: s.name, api: api) }
         } }

@@ -31,15 +31,15 @@ public protocol ToolGate: Sendable {
                     arguments: [UInt8]?, caller: String)
     /// Called when a server leaves the config, so a later server of that name starts afresh.
     func forget(server: String) async
-    /// Text the model reads besides tool descriptions (prompts, resources), screened like a tool
-    /// description: the items with hard scanner findings, by name, with why. Synchronous: callers
-    /// are listing methods; implementations cache by content.
-    func screen(server: String, items: [ToolDefinition]) -> [String: String]
+    /// Text the model reads besides tool descriptions (prompts, resource templates, resources),
+    /// screened like a tool description and (prompts, templates) pinned like one: the items of
+    /// one listing that are held, by name, with a message saying why and how a person approves.
+    func hold(server: String, kind: ItemKind, items: [ToolDefinition]) async -> [String: String]
 }
 
 extension ToolGate {
     public func forget(server: String) async {}
-    public func screen(server: String, items: [ToolDefinition]) -> [String: String] { [:] }
+    public func hold(server: String, kind: ItemKind, items: [ToolDefinition]) async -> [String: String] { [:] }
 }
 
 /// A gate that lets everything through (used when security is explicitly off, and in unit tests).

@@ -104,10 +104,12 @@ public struct ServerSecurityStatus: Sendable, Equatable, Codable {
     public var scan: ScanReport?
     /// What a person does next, when something is held.
     public var hint: String?
+    /// Prompts and resource templates as last listed, with their statuses (nil in summaries).
+    public var items: [ItemSecurityInfo]? = nil
 
     enum CodingKeys: String, CodingKey {
         case server, known, quarantined, tools, approvedTools = "approved_tools", pendingTools = "pending_tools",
-             changedTools = "changed_tools", blockedTools = "blocked_tools", scan, hint
+             changedTools = "changed_tools", blockedTools = "blocked_tools", scan, hint, items
     }
 }
 
@@ -120,6 +122,13 @@ public enum SecurityRoutes {
     public static func approveTool(_ server: String, _ tool: String) -> String { "POST /api/v1/servers/\(server)/tools/\(tool)/approve" }
     public static func cliApprove(_ server: String) -> String { "mcpproxy upstream approve \(server)" }
     public static func cliApproveTool(_ server: String, _ tool: String) -> String { "mcpproxy upstream approve \(server) --tool \(tool)" }
+    public static func approveItem(_ server: String, _ kind: ItemKind) -> String {
+        kind == .prompt ? "POST /api/v1/servers/\(server)/prompts/approve?name=NAME"
+                        : "POST /api/v1/servers/\(server)/resource-templates/approve?uri_template=TEMPLATE"
+    }
+    public static func cliApproveItem(_ server: String, _ kind: ItemKind, _ name: String) -> String {
+        "mcpproxy upstream approve \(server) \(kind == .prompt ? "--prompt" : "--resource-template") '\(name)'"
+    }
 }
 
 /// The gate between upstream servers and clients: quarantine, tool pinning, scanning and the
@@ -131,8 +140,8 @@ public enum SecurityRoutes {
 /// tools are `approved` while they match their pins, `changed` when they drift, `pending` when new,
 /// `blocked` when new or changed with hard findings.
 public actor SecurityGate {
-    private let store: SecurityStore
-    private let log: Logger
+    let store: SecurityStore
+    let log: Logger
     private let scanner: ToolScanner
     private let plugins: [ScannerPluginConfig]
     private let runner: ScannerPluginRunning
@@ -143,6 +152,8 @@ public actor SecurityGate {
     /// rather than actor state, so status reads (`GET /api/v1/servers`) never queue behind the
     /// evaluations of servers that are starting: with hundreds of them, they waited seconds.
     private nonisolated let currentBox = NIOLockedValueBox<[String: Entry]>([:])
+    /// Prompts and resource templates of each server's last listings (SecurityGate+Items.swift).
+    nonisolated let itemsBox = NIOLockedValueBox<[String: [ItemKind: JudgedItems]]>([:])
     private nonisolated func entry(_ server: String) -> Entry? { currentBox.withLockedValue { $0[server] } }
     private func setEntry(_ server: String, _ e: Entry?) { currentBox.withLockedValue { $0[server] = e } }
     /// The identity each server had at its last `evaluate`, recorded at approval.
@@ -377,6 +388,7 @@ public actor SecurityGate {
         try store.pin(server: name, tools: tools.filter { !hardTools.contains($0.name) })
         try store.pin(server: name, tools: tools.filter { hardTools.contains($0.name) }, forced: true)
         try store.setServer(name, quarantined: false, pinOnNextSight: false, identity: identities[name])
+        try resetItems(server: name)
         log.notice("server approved", metadata: ["server": "\(name)", "forced": "\(force)", "tools": "\(tools.count)"])
         return try refresh(name)
     }
@@ -482,7 +494,7 @@ public actor SecurityGate {
         let hint = Self.hint(server: server, quarantined: quarantined, held: count(.changed) + count(.pending) + count(.blocked))
         return ServerSecurityStatus(server: server, known: stored != nil || tools != nil, quarantined: quarantined, tools: infos,
                                     approvedTools: count(.approved), pendingTools: count(.pending), changedTools: count(.changed),
-                                    blockedTools: count(.blocked), scan: report, hint: hint)
+                                    blockedTools: count(.blocked), scan: report, hint: hint, items: items(server: server))
     }
 
     /// Records a finished tool call in the activity log. Arguments are stored by size and SHA-256
@@ -545,6 +557,7 @@ public actor SecurityGate {
     /// Forgets a server that was removed from the config.
     public func forget(server: String) throws {
         setEntry(server, nil)
+        itemsBox.withLockedValue { $0[server] = nil }
         try store.deleteServer(server)
     }
 

@@ -213,6 +213,7 @@ public final class SecurityStore: Sendable {
                     PRIMARY KEY (scope, name));
                 """)
         }
+        registerItemPins(&m)
         return m
     }
 
@@ -324,7 +325,7 @@ public final class SecurityStore: Sendable {
     public func deleteServer(_ name: String) throws {
         try write("delete server state") { db in
             for table in ["servers"] { try db.execute(sql: "DELETE FROM \(table) WHERE name = ?", arguments: [name]) }
-            for table in ["tool_pins", "tools_seen", "scans"] {
+            for table in ["tool_pins", "tools_seen", "scans", "item_pins", "item_baselines"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE server = ?", arguments: [name])
             }
         }
