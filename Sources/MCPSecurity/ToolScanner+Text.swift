@@ -1,25 +1,38 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A compiled regular expression; `NSRegularExpression` is immutable after creation and safe to
 /// share between threads.
 struct Pattern: @unchecked Sendable {
     let regex: NSRegularExpression
+    /// Literals every match contains (ToolScanner+Prefilter.swift): a text without any of them
+    /// is not handed to the regular expression. Nil when every text may match.
+    let gate: LiteralGate?
+    let source: String
 
     init(_ pattern: String, caseSensitive: Bool = false) {
         var options: NSRegularExpression.Options = [.useUnicodeWordBoundaries]
         if !caseSensitive { options.insert(.caseInsensitive) }
         // The patterns are constants of this file: a failure is a programming error.
         regex = try! NSRegularExpression(pattern: pattern, options: options)
+        gate = LiteralGate(pattern: pattern, caseSensitive: caseSensitive)
+        source = pattern
+        Pattern.registry.withLockedValue { $0.append(self) }
     }
+
+    /// Every pattern created so far (for the prefilter's differential test).
+    static let registry = NIOLockedValueBox<[Pattern]>([])
 
     /// Ranges of every match in `text`.
     func matches(in text: String) -> [Range<String.Index>] {
+        if let gate, !gate.mayMatch(text) { return [] }
         let ns = NSRange(text.startIndex..<text.endIndex, in: text)
         return regex.matches(in: text, options: [], range: ns).compactMap { Range($0.range, in: text) }
     }
 
     /// The first match in `text`, if any.
     func firstMatch(in text: String) -> Range<String.Index>? {
+        if let gate, !gate.mayMatch(text) { return nil }
         let ns = NSRange(text.startIndex..<text.endIndex, in: text)
         return regex.firstMatch(in: text, options: [], range: ns).flatMap { Range($0.range, in: text) }
     }
