@@ -113,7 +113,7 @@ enum IntentLexicon {
     // MARK: (d) recipients
 
     /// Phone numbers in international or North American notation.
-    static let phone = Pattern(#"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}\b|(?<![\w(])\(\d{3}\)\s?\d{3}[\s.-]\d{4}\b|\b\d{3}[.-]\d{3}[.-]\d{4}\b"#)
+    static let phone = Pattern(#"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}\b|(?<![\w(])\(\d{3}\)\s?\d{3}[\s.-]\d{4}\b|\b\d{3}[.-]\d{3}[.-]\d{4}\b"#, run: .digits)
     /// Handles (@name) and channels (#name), not inside e-mail addresses or URLs.
     static let handle = Pattern(#"(?<![\w.@/])@[A-Za-z0-9_][A-Za-z0-9_.-]{2,}|(?<![\w&#/])#[A-Za-z][A-Za-z0-9_-]{2,}"#)
     /// Account numbers given as digits.

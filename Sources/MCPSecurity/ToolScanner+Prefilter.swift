@@ -234,3 +234,47 @@ struct RegexLiterals {
         return .some(q)
     }
 }
+
+/// The gate of a pattern made of character classes (encoded runs, account numbers, phone
+/// numbers), which the literal derivation cannot gate: every match contains a run of at least
+/// `length` characters from `allowed`, stated next to the pattern it belongs to. The differential
+/// test checks these like the derived ones. ASCII text only; any other text passes.
+struct RunGate: Sendable {
+    let allowed: [Bool]
+    let length: Int
+
+    init(_ characters: String, atLeast length: Int) {
+        var allowed = [Bool](repeating: false, count: 128)
+        let scalars = Array(characters.unicodeScalars)
+        var k = 0
+        while k < scalars.count {
+            // "a-z" is a range; a "-" first or last is itself.
+            if k + 2 < scalars.count, scalars[k + 1] == "-" {
+                for v in scalars[k].value...scalars[k + 2].value where v < 128 { allowed[Int(v)] = true }
+                k += 3
+            } else {
+                if scalars[k].value < 128 { allowed[Int(scalars[k].value)] = true }
+                k += 1
+            }
+        }
+        self.allowed = allowed
+        self.length = length
+    }
+
+    static let digits = RunGate("0-9", atLeast: 1)
+    static let alphanumeric15 = RunGate("A-Za-z0-9", atLeast: 15)
+    static let base64 = RunGate("A-Za-z0-9+/_-", atLeast: 20)
+    static let hex = RunGate("0-9A-Fa-f", atLeast: 24)
+
+    func mayMatch(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            var run = 0
+            for b in bytes {
+                if b >= 0x80 { return true }
+                if allowed[Int(b)] { run += 1; if run >= length { return true } } else { run = 0 }
+            }
+            return false
+        }
+    }
+}

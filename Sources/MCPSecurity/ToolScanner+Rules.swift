@@ -158,7 +158,8 @@ enum Lexicon {
     /// A literal email address, URL or IPv4 address.
     static let address = Pattern(#"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b|\b(https?|ftp|wss?)://[^\s'"`<>)]+|\b(\d{1,3}\.){3}\d{1,3}(:\d+)?\b"#)
     /// A literal payment destination: an IBAN or a crypto wallet address.
-    static let paymentDestination = Pattern(#"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b|\b0x[0-9a-fA-F]{40}\b|\b(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,39}\b"#, caseSensitive: true)
+    static let paymentDestination = Pattern(#"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b|\b0x[0-9a-fA-F]{40}\b|\b(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,39}\b"#, caseSensitive: true,
+                                            run: .alphanumeric15)
     static let redirectVerb = Pattern(#"\b(bcc|cc|forward|redirect|send|sent|copy|post|upload|report|transmit|mirror|sync|share|exfiltrate|notify|email|deliver|route)\b"#)
     static let insistence = Pattern(#"\b(always|must|make\s+sure|be\s+sure|remember\s+to|additionally|in\s+addition|every|whenever|also|secretly|important|all|each)\b"#)
     /// The gate of `changeRecipient` (its first word), matched per field.
@@ -199,7 +200,7 @@ enum Lexicon {
     static let shellish = Pattern(#"\b(curl|wget|fetch)\b[^|\n]{0,200}\|\s*(sudo\s+)?(ba|z|da|k)?sh\b|\b(curl|wget)\b[^|\n]{0,200}\|\s*(sudo\s+)?(python3?|perl|ruby|node)\b|/dev/(tcp|udp)/|\b(nc|ncat|netcat)\s+(-\w+\s+)*-(e|c)\s|\bbase64\s+(-d|--decode)\b[^\n]{0,40}\|\s*(ba)?sh\b|\brm\s+-(rf|fr)\s+(/|~|\$HOME)|\bchmod\s+\+x\b[^\n]{0,80}&&|\b(powershell|pwsh)\b[^\n]{0,40}(-enc|-encodedcommand|iex|invoke-expression)|\bmkfifo\b[^\n]{0,60}\bnc\b|\b(bash|sh)\s+-i\s*>&|\bcurl\b[^\n]{0,120}(-d|--data|-F|--upload-file|-T)\s+[@'"]?[^\s]*(\.ssh|\.env|\.aws|/etc/passwd|mcp\.json)"#)
 
     /// Runs that may be encoded payloads.
-    static let base64Run = Pattern(#"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])"#, caseSensitive: true)
-    static let hexRun = Pattern(#"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){12,}(?![0-9A-Fa-f])"#, caseSensitive: true)
+    static let base64Run = Pattern(#"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])"#, caseSensitive: true, run: .base64)
+    static let hexRun = Pattern(#"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){12,}(?![0-9A-Fa-f])"#, caseSensitive: true, run: .hex)
     static let escapedHex = Pattern(#"(?:\\x[0-9A-Fa-f]{2}){8,}"#, caseSensitive: true)
 }

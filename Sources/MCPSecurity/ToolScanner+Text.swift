@@ -8,14 +8,17 @@ struct Pattern: @unchecked Sendable {
     /// Literals every match contains (ToolScanner+Prefilter.swift): a text without any of them
     /// is not handed to the regular expression. Nil when every text may match.
     let gate: LiteralGate?
+    /// For patterns of character classes only: the run every match contains.
+    let run: RunGate?
     let source: String
 
-    init(_ pattern: String, caseSensitive: Bool = false) {
+    init(_ pattern: String, caseSensitive: Bool = false, run: RunGate? = nil) {
         var options: NSRegularExpression.Options = [.useUnicodeWordBoundaries]
         if !caseSensitive { options.insert(.caseInsensitive) }
         // The patterns are constants of this file: a failure is a programming error.
         regex = try! NSRegularExpression(pattern: pattern, options: options)
         gate = LiteralGate(pattern: pattern, caseSensitive: caseSensitive)
+        self.run = run
         source = pattern
         Pattern.registry.withLockedValue { $0.append(self) }
     }
@@ -23,16 +26,23 @@ struct Pattern: @unchecked Sendable {
     /// Every pattern created so far (for the prefilter's differential test).
     static let registry = NIOLockedValueBox<[Pattern]>([])
 
+    /// False when the prefilter rules `text` out (no match is possible).
+    func mayMatch(_ text: String) -> Bool {
+        if let gate, !gate.mayMatch(text) { return false }
+        if let run, !run.mayMatch(text) { return false }
+        return true
+    }
+
     /// Ranges of every match in `text`.
     func matches(in text: String) -> [Range<String.Index>] {
-        if let gate, !gate.mayMatch(text) { return [] }
+        if !mayMatch(text) { return [] }
         let ns = NSRange(text.startIndex..<text.endIndex, in: text)
         return regex.matches(in: text, options: [], range: ns).compactMap { Range($0.range, in: text) }
     }
 
     /// The first match in `text`, if any.
     func firstMatch(in text: String) -> Range<String.Index>? {
-        if let gate, !gate.mayMatch(text) { return nil }
+        if !mayMatch(text) { return nil }
         let ns = NSRange(text.startIndex..<text.endIndex, in: text)
         return regex.firstMatch(in: text, options: [], range: ns).flatMap { Range($0.range, in: text) }
     }

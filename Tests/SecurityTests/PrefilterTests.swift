@@ -31,6 +31,18 @@ struct PrefilterTests {
         }
     }
 
+    @Test("run gates: a run of the allowed characters, long enough")
+    func runGates() {
+        #expect(RunGate.base64.mayMatch("token aGVsbG8gd29ybGQgaGVsbG8gd29y end"))
+        #expect(!RunGate.base64.mayMatch("short aGVsbG8gd29ybGQ runs only"))
+        #expect(RunGate.hex.mayMatch("deadbeefdeadbeefdeadbeef"))
+        #expect(!RunGate.hex.mayMatch("deadbeefdeadbeefdeadbee"))
+        #expect(RunGate.digits.mayMatch("call 5"))
+        #expect(!RunGate.digits.mayMatch("no digits here"))
+        #expect(RunGate.alphanumeric15.mayMatch("GB82WEST12345698765432"))
+        #expect(RunGate.digits.mayMatch("é"))  // non-ASCII: the regex decides
+    }
+
     @Test("checks: case folding on ASCII, case-sensitive needles, non-ASCII text always passes")
     func checks() throws {
         let g = try #require(LiteralGate(pattern: #"\b(ignore|disregard)\s+all\b"#, caseSensitive: false))
@@ -84,21 +96,21 @@ struct PrefilterTests {
         #expect(patterns.count > 60, "the scanner's patterns were not all created")
         var ruledOut = 0, pairs = 0, gated = 0
         for p in patterns {
-            guard let gate = p.gate else { continue }
+            guard p.gate != nil || p.run != nil else { continue }
             gated += 1
             for t in texts {
                 pairs += 1
                 let ns = NSRange(t.startIndex..<t.endIndex, in: t)
                 let matched = p.regex.firstMatch(in: t, options: [], range: ns) != nil
-                if !gate.mayMatch(t) {
+                if !p.mayMatch(t) {
                     ruledOut += 1
                     #expect(!matched, "gate of \(p.source) ruled out a matching text: \(t.prefix(200))")
                 }
             }
         }
-        print("prefilter: \(gated) of \(patterns.count) patterns gated; \(ruledOut) of \(pairs) pairs ruled out")
+        print("prefilter: \(gated) of \(patterns.count) patterns gated; \(ruledOut) of \(pairs) pattern-text pairs ruled out")
         // The gate must earn its keep: most patterns are gated and most pairs ruled out.
-        #expect(gated * 4 >= patterns.count * 3, "\(gated) of \(patterns.count) patterns gated")
+        #expect(gated == patterns.count, "\(gated) of \(patterns.count) patterns gated")
         #expect(ruledOut * 2 >= pairs, "\(ruledOut) of \(pairs) pattern-text pairs ruled out")
     }
 }
