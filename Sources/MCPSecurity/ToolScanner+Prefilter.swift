@@ -19,13 +19,20 @@ struct LiteralGate: Sendable {
     /// At least one of these occurs in any match (lower-cased unless `caseSensitive`).
     let needles: [[UInt8]]
     let caseSensitive: Bool
+    /// The needles by first byte (indices into `needles`): one pass over the text looks only at
+    /// needles that can start at each position, instead of one pass per needle.
+    let byFirst: [[Int]]
 
     /// The gate of `pattern`, or nil when every text may match (or the source is beyond the
     /// derivation).
     init?(pattern: String, caseSensitive: Bool) {
         var p = RegexLiterals(Array(pattern.unicodeScalars), caseSensitive: caseSensitive)
         guard let g = p.alternation(), p.atEnd, case .oneOf(let set) = g, !set.isEmpty, !set.contains([]) else { return nil }
-        needles = set.sorted { $0.count > $1.count || ($0.count == $1.count && $0.lexicographicallyPrecedes($1)) }
+        let needles = set.sorted { $0.count < $1.count || ($0.count == $1.count && $0.lexicographicallyPrecedes($1)) }
+        var byFirst = [[Int]](repeating: [], count: 256)
+        for (k, n) in needles.enumerated() { byFirst[Int(n[0])].append(k) }
+        self.needles = needles
+        self.byFirst = byFirst
         self.caseSensitive = caseSensitive
     }
 
@@ -36,25 +43,24 @@ struct LiteralGate: Sendable {
     }
 
     func mayMatch(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for b in bytes where b >= 0x80 { return true }
         let n = bytes.count
-        for needle in needles where needle.count <= n {
-            let first = needle[0]
-            let last = n - needle.count
-            var i = 0
-            outer: while i <= last {
-                let c = caseSensitive ? bytes[i] : Self.lower(bytes[i])
-                if c == first {
-                    var j = 1
-                    while j < needle.count {
-                        let d = caseSensitive ? bytes[i + j] : Self.lower(bytes[i + j])
-                        if d != needle[j] { i += 1; continue outer }
-                        j += 1
-                    }
-                    return true
+        var i = 0
+        while i < n {
+            let raw = bytes[i]
+            if raw >= 0x80 { return true }
+            let c = caseSensitive ? raw : Self.lower(raw)
+            for k in byFirst[Int(c)] {
+                let needle = needles[k]
+                if needle.count > n - i { break }  // sorted by length: the rest are longer
+                var j = 1
+                while j < needle.count {
+                    let d = caseSensitive ? bytes[i + j] : Self.lower(bytes[i + j])
+                    if d != needle[j] { break }
+                    j += 1
                 }
-                i += 1
+                if j == needle.count { return true }
             }
+            i += 1
         }
         return false
     }
