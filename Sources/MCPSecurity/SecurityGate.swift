@@ -203,16 +203,71 @@ public actor SecurityGate {
     /// servers at once), so REST status reads and other servers' verdicts do not queue behind it.
     /// With hundreds of servers starting, scanning on the actor kept `GET /api/v1/servers`
     /// waiting for every scan in the queue.
-    /// The tools' fingerprints are computed there too, once per evaluation.
+    /// The tools' fingerprints are computed off the actor too (`printsOffActor`), once per evaluation.
     private static func scanOffActor(_ scanner: ToolScanner, server: String, tools: [ToolDefinition],
-                                     otherServers: [String: [String]]) async -> (ScanReport, [ToolFingerprint.Prints]) {
-        (scanner.scan(server: server, tools: tools, otherServers: otherServers), ToolFingerprint.prints(tools))
+                                     otherServers: [String: [String]]) async -> ScanReport {
+        scanner.scan(server: server, tools: tools, otherServers: otherServers)
     }
 
     /// The general form; `identity` nil skips the identity check.
+    ///
+    /// Fast path: when every tool matches its pin on an approved server, each tool's status is
+    /// `approved` whatever the scan finds (a pinned, unchanged definition is what a person
+    /// approved), so the verdict is answered at once from the fingerprints and the scan runs
+    /// after it, recording its report (and the tools seen) unless a newer evaluation of the
+    /// server started meanwhile. A proxy restart with 10,000 approved tools no longer waits for
+    /// the scan.
     public func evaluate(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
                          isolationMode: IsolationMode, otherServers: [String: [String]]) async -> ServerVerdict {
-        var (report, prints) = await Self.scanOffActor(scanner, server: server, tools: tools, otherServers: otherServers)
+        generations[server, default: 0] += 1
+        let generation = generations[server]!
+        let prints = await Self.printsOffActor(tools)
+        if generations[server] == generation,
+           let fast = pinnedVerdict(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools, prints: prints) {
+            setEntry(server, (tools, fast))
+            if let identity { identities[server] = identity }
+            Task {
+                _ = await self.evaluateFully(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools,
+                                             prints: prints, isolationMode: isolationMode, otherServers: otherServers,
+                                             generation: generation)
+            }
+            return fast
+        }
+        return await evaluateFully(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools,
+                                   prints: prints, isolationMode: isolationMode, otherServers: otherServers, generation: nil)
+            ?? ServerVerdict(server: server, quarantined: true, tools: [:], scan: ScanReport(server: server, findings: []), visibleTools: [])
+    }
+
+    /// Evaluations started per server: a background scan whose evaluation is no longer the
+    /// newest records nothing.
+    private var generations: [String: Int] = [:]
+
+    private static func printsOffActor(_ tools: [ToolDefinition]) async -> [ToolFingerprint.Prints] {
+        ToolFingerprint.prints(tools)
+    }
+
+    /// The verdict when every tool is pinned and unchanged on an approved server whose identity
+    /// is the approved one; nil when anything else holds (the full evaluation decides).
+    private func pinnedVerdict(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
+                               prints: [ToolFingerprint.Prints]) -> ServerVerdict? {
+        guard !tools.isEmpty, configQuarantined != true,
+              let stored = try? store.server(server), !stored.quarantined, !stored.pinOnNextSight,
+              identity == nil || stored.identity == nil || stored.identity == identity,
+              let pins = try? store.pinPrints(server: server), pins.count >= tools.count else { return nil }
+        for (t, p) in zip(tools, prints) {
+            guard let pin = pins[t.name], pin.fingerprint == p.fingerprint, pin.annotationsHash == p.annotations else { return nil }
+        }
+        let report = entry(server)?.verdict.scan ?? (try? store.scan(server: server)) ?? ScanReport(server: server, findings: [])
+        let v = SecurityGate.verdict(server: server, quarantined: false, tools: tools, pinned: pins, prints: prints, report: report)
+        return v.visibleTools.count == tools.count ? v : nil
+    }
+
+    /// The scan, plugins and state update. With `generation`, nothing is recorded (nil is
+    /// returned) when a newer evaluation of the server started meanwhile.
+    private func evaluateFully(server: String, configQuarantined: Bool?, identity: String?, tools: [ToolDefinition],
+                               prints: [ToolFingerprint.Prints], isolationMode: IsolationMode, otherServers: [String: [String]],
+                               generation: Int?) async -> ServerVerdict? {
+        var report = await Self.scanOffActor(scanner, server: server, tools: tools, otherServers: otherServers)
         for plugin in plugins {
             if let reason = ScannerPluginPlanner.skipReason(plugin, mode: isolationMode) {
                 log.warning("Docker-based scanner plugin skipped", metadata: ["server": "\(server)", "scanner": "\(plugin.name)",
@@ -229,6 +284,7 @@ public actor SecurityGate {
             }
         }
         // No await below this line: the state update is atomic with respect to other callers.
+        if let generation, generations[server] != generation { return nil }
         let verdict: ServerVerdict
         do {
             verdict = try update(server: server, configQuarantined: configQuarantined, identity: identity, tools: tools,
