@@ -41,6 +41,9 @@ public protocol IsolationBackend: Sendable {
     /// process (a container id), or nil. May wait up to `timeout` seconds.
     func started(_ plan: LaunchPlan, timeout: Double) async -> String?
 
+    /// The server answered `initialize`: what was needed only to start it (a secret file) can go.
+    func initialized(_ plan: LaunchPlan)
+
     /// Stops what the backend started besides the process; runs concurrently with the
     /// process's own stop ladder and ends within the backend's bound.
     func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async
@@ -83,6 +86,7 @@ extension IsolationBackend {
         return plan
     }
     public func started(_ plan: LaunchPlan, timeout: Double) async -> String? { nil }
+    public func initialized(_ plan: LaunchPlan) {}
     public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {}
     public func cleanUp(_ plan: LaunchPlan) -> [String] {
         PlannedFiles.remove(plan)
