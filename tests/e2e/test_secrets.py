@@ -362,7 +362,6 @@ def test_docker_server_gets_the_secret_through_a_removed_file(proxy, container_b
     assert "No such file" in inside, inside
     wrote = _call(p, "dsec", "write_file", {"path": "/run/mcpproxy/secrets/env", "content": "x"})
     assert "Read-only file system" in wrote or "Permission denied" in wrote, wrote
-    print(f"[{cb.id}] inside after start: {inside!r}; write: {wrote!r}")
     base = os.path.dirname(host_dir)
     base_texts = {}
     for root, _dirs, files in os.walk(base):
@@ -398,3 +397,30 @@ def test_docker_server_gets_the_secret_through_a_removed_file(proxy, container_b
     p.stop()
     assert not os.path.exists(new_dir), "the secret directory is removed when the container stops"
     assert cb.managed_containers(server="dsec") == []
+
+
+def test_docker_secret_launcher_keeps_the_image_entrypoint(proxy, container_backend, tmp_path):
+    """An image with an ENTRYPOINT: `docker run IMAGE cmd` runs `ENTRYPOINT cmd`; with the launcher
+    as entrypoint the proxy puts the image's entrypoint after the launcher's `--`, so the same
+    command line results (here `/fixture --name epfix`; without it, `epfix` would not be found)."""
+    cb = container_backend
+    tag = f"mcpproxy-fixture-ep:dsec{os.getpid()}"
+    (tmp_path / "Dockerfile").write_text(f'FROM {IMAGE}\nENTRYPOINT ["/fixture", "--name"]\n')
+    cb.cli("build", "-q", "-t", tag, str(tmp_path))
+    try:
+        value = _value(f"ep-{cb.id}")
+        server = {"name": "epfix", "command": "epfix", "quarantined": False, "env": {"EP_TOKEN": "${secret:ep}"},
+                  "isolation": {"mode": "docker", "image": tag, "network_mode": "none"}}
+        p = proxy.create(make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **cb.settings()}))
+        assert _set_secret(p, "ep", value).returncode == 0
+        p.start()
+        p.wait_healthy()
+        p.wait_ready(["epfix"], timeout=120)
+        assert _get_env(p, "epfix", "EP_TOKEN") == value
+        cid, inspected, _ = _secret_mount(cb, "epfix")
+        args = inspected["Args"] if cb.engine == "docker" else inspected["Config"]["Cmd"]
+        assert args == ["--env-file", "/run/mcpproxy/secrets/env", "--", "/fixture", "--name", "epfix"], args
+        _assert_nowhere(p, value, {f"{cb.engine} inspect": cb.cli("inspect", cid).stdout})
+        p.stop()
+    finally:
+        cb.cli("rmi", "-f", tag, check=False)
