@@ -53,9 +53,15 @@ public enum ContainerLifecycle {
                 throw ProxyError(.unsupported, "server \"\(server)\": \(problem)")
             }
         }
-        let inspect = await engine.run(["image", "inspect", "--format", "{{.Id}}", container.image], environment: env, timeout: 30)
+        // A plan with the secret launcher also needs the image's entrypoint: same round trip.
+        let format = plan.secrets == nil ? "{{.Id}}" : "{{.Id}}\t{{json .Config.Entrypoint}}"
+        let inspect = await engine.run(["image", "inspect", "--format", format, container.image], environment: env, timeout: 30)
         if inspect.status == 0 {
-            log("image \(container.image) is present locally (\(inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).prefix(19)))")
+            let fields = inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\t", maxSplits: 1)
+            log("image \(container.image) is present locally (\(fields.first?.prefix(19) ?? ""))")
+            if plan.secrets != nil, fields.count == 2 {
+                return keepingImageEntrypoint(prepared, entrypointJSON: String(fields[1]))
+            }
             return await keepingImageEntrypoint(prepared, engine: engine)
         }
         if inspect.timedOut {
@@ -84,7 +90,15 @@ public enum ContainerLifecycle {
     static func keepingImageEntrypoint(_ plan: LaunchPlan, engine: ContainerEngine) async -> LaunchPlan {
         guard plan.secrets != nil, let image = plan.container?.image else { return plan }
         let r = await engine.run(["image", "inspect", "--format", "{{json .Config.Entrypoint}}", image], environment: plan.environment, timeout: 30)
-        guard r.status == 0, let data = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).data(using: .utf8),
+        guard r.status == 0 else { return plan }
+        return keepingImageEntrypoint(plan, entrypointJSON: r.stdout)
+    }
+
+    /// `plan` with the entrypoint from `image inspect`'s `{{json .Config.Entrypoint}}` (null or
+    /// a list of words) placed after the launcher's `--`.
+    static func keepingImageEntrypoint(_ plan: LaunchPlan, entrypointJSON: String) -> LaunchPlan {
+        guard plan.secrets != nil, let image = plan.container?.image,
+              let data = entrypointJSON.trimmingCharacters(in: .whitespacesAndNewlines).data(using: .utf8),
               let entrypoint = (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) as? [String] else { return plan }
         var out = plan
         out.arguments = SecretDelivery.withImageEntrypoint(plan.arguments, image: image, entrypoint: entrypoint)

@@ -118,9 +118,9 @@ public struct SecretDelivery: Sendable, Equatable {
         return out
     }
 
-    /// Creates the base directory 0700 (0711 when the container user cannot be made the owner:
-    /// it must traverse it), refusing one that is a symlink or not ours (a shared /dev/shm).
-    static func ensureBase(_ base: String, mode: mode_t) throws {
+    /// Creates the base directory 0700, refusing one that is a symlink or not ours (a shared
+    /// /dev/shm). The container never walks it: the engine mounts the launch directory itself.
+    static func ensureBase(_ base: String, mode: mode_t = 0o700) throws {
         if mkdir(base, 0o700) != 0 && errno != EEXIST {
             throw ProxyError(.internalError, "cannot create the secret directory \(base): \(String(cString: strerror(errno)))")
         }
@@ -133,14 +133,14 @@ public struct SecretDelivery: Sendable, Equatable {
 
     /// Writes the directory and the file with their modes set at creation: the launch directory
     /// and file are owned by the container user (proxy root, numeric user: 0700/0400); otherwise
-    /// the directory is 0711 and the file 0444 under a base the container user can traverse but
-    /// not list (docs/security.md says what that exposes).
+    /// the launch directory is 0711 and the file 0444, inside the proxy user's 0700 base
+    /// (docs/security.md says what that exposes).
     public func write() throws {
         let base = (hostDir as NSString).deletingLastPathComponent
         let chownable = geteuid() == 0 && uid != nil && gid != nil
         let sameUser = uid == geteuid()
         let privateMode = chownable || sameUser
-        try Self.ensureBase(base, mode: privateMode ? 0o700 : 0o711)
+        try Self.ensureBase(base)
         if !Self.isMemoryBacked(base) {
             throw ProxyError(.refused, "the secret directory \(base) is not on memory-backed storage (tmpfs); secrets are never written to disk")
         }

@@ -136,3 +136,17 @@ struct SecretDeliveryTests {
         #expect(FileManager.default.fileExists(atPath: mine))
     }
 }
+
+@Suite("Secret delivery: the image entrypoint from image inspect")
+struct SecretEntrypointJSONTests {
+    @Test("null, a list, or garbage from {{json .Config.Entrypoint}}")
+    func parse() throws {
+        var c = SecretDeliveryTests.context()
+        c.secretEnvNames = ["GH_TOKEN"]
+        let plan = try DockerFixture.plan(SecretDeliveryTests.server(), context: c)
+        #expect(ContainerLifecycle.keepingImageEntrypoint(plan, entrypointJSON: "null\n").arguments == plan.arguments)
+        #expect(ContainerLifecycle.keepingImageEntrypoint(plan, entrypointJSON: "not json").arguments == plan.arguments)
+        let spliced = ContainerLifecycle.keepingImageEntrypoint(plan, entrypointJSON: "[\"/ep\",\"-x\"]\n").arguments
+        #expect(Array(spliced.suffix(6)) == ["--", "/ep", "-x", "/fixture", "--name", "x"])
+    }
+}
