@@ -18,6 +18,7 @@ import json
 import os
 import secrets as pysecrets
 import shutil
+import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -371,6 +372,14 @@ def test_docker_server_gets_the_secret_through_a_removed_file(proxy, container_b
             except OSError:
                 pass
     inspect_text = cb.cli("inspect", cid).stdout
+    # What MCP clients can list: the tools, the server listing (upstream_servers), retrieve_tools.
+    mcp = p.session()
+    mcp_texts = {
+        "MCP tools/list": json.dumps(mcp.request("tools/list")),
+        "MCP upstream_servers list": json.dumps(mcp.request("tools/call", {"name": "upstream_servers", "arguments": {"operation": "list"}})),
+        "MCP retrieve_tools": json.dumps(mcp.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "environment variable"}})),
+    }
+    assert "dsec" in mcp_texts["MCP upstream_servers list"], mcp_texts["MCP upstream_servers list"][:500]
     # Where the value must be: the server process's own environment (what root on the host can
     # read; docs/security.md). Under runc the server is a host process; under gVisor it lives
     # inside the sandbox kernel and its environment is not in any host /proc.
@@ -380,7 +389,7 @@ def test_docker_server_gets_the_secret_through_a_removed_file(proxy, container_b
         assert host_pids, "the containerized server is visible as a host process"
         assert any(value.encode() in Path(f"/proc/{pid}/environ").read_bytes() for pid in host_pids)
     for v in (value, multi):
-        _assert_nowhere(p, v, {f"{cb.engine} inspect": inspect_text, **base_texts})
+        _assert_nowhere(p, v, {f"{cb.engine} inspect": inspect_text, **base_texts, **mcp_texts})
 
     # A crash restarts the server in a new container with a new file, removed again; the old
     # container's directory is gone.
@@ -424,3 +433,30 @@ def test_docker_secret_launcher_keeps_the_image_entrypoint(proxy, container_back
         p.stop()
     finally:
         cb.cli("rmi", "-f", tag, check=False)
+
+
+def test_docker_secret_directory_of_a_killed_proxy_is_removed_at_next_start(proxy, container_backend):
+    """SIGKILL leaves the proxy no chance to clean up: the next proxy's start-up removes the
+    secret directories whose proxy pid is dead (orphan cleanup), and its own server works."""
+    cb = container_backend
+    server = {"name": "orph", "command": "/fixture", "args": ["--name", "orph"], "quarantined": False,
+              "env": {"O_TOKEN": "${secret:orph}"}, "isolation": {"mode": "docker", "image": IMAGE, "network_mode": "none"}}
+    cfg = make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **cb.settings()})
+    p1 = proxy.create(cfg)
+    assert _set_secret(p1, "orph", "first-value").returncode == 0
+    p1.start()
+    p1.wait_healthy()
+    p1.wait_ready(["orph"], timeout=120)
+    _, _, old_dir = _secret_mount(cb, "orph")
+    assert os.path.isdir(old_dir)
+    p1.send_signal(signal.SIGKILL)
+    p1.proc.wait(timeout=30)
+    assert os.path.isdir(old_dir), "a killed proxy cannot remove it itself"
+    p2 = proxy.create(cfg)
+    assert _set_secret(p2, "orph", "second-value").returncode == 0
+    p2.start()
+    p2.wait_healthy()
+    p2.wait_ready(["orph"], timeout=120)
+    assert not os.path.exists(old_dir), "the orphaned secret directory was removed at start"
+    assert _get_env(p2, "orph", "O_TOKEN") == "second-value"
+    assert "removed the secret directory" in p2.all_logs()

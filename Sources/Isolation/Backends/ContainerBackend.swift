@@ -66,10 +66,10 @@ public struct ContainerBackend: IsolationBackend {
     public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
                                log: @escaping @Sendable (String) -> Void) async -> Int {
         var removed = 0
+        // Secret directories of proxies that died (logged; the count is of containers).
         if let base = SecretDelivery.baseDirectory() {
             for name in SecretDelivery.cleanupOrphans(base: base) {
                 log("removed the secret directory \(base)/\(name): its proxy is gone")
-                removed += 1
             }
         }
         for engine in Self.engines(in: config) where engine.executable() != nil {
