@@ -124,6 +124,15 @@ struct SecretDeliveryTests {
         #expect(FileManager.default.fileExists(atPath: d.hostDir))
         d.removeDirectory()
         #expect(!FileManager.default.fileExists(atPath: d.hostDir))
+        // Owner unknown (a user name, the image's user) and not the proxy's uid: the container
+        // user must read it by path: launch directory 0711, file 0444; the base stays 0700.
+        let open_ = SecretDelivery(hostDir: base + "/\(getpid())-unit-\(UUID().uuidString.prefix(8))", hostLauncher: "/x",
+                                   contents: "B=2\0", names: ["B"], uid: nil, gid: nil)
+        try open_.write()
+        defer { open_.removeDirectory() }
+        #expect(stat(open_.hostDir, &st) == 0 && st.st_mode & 0o777 == 0o711)
+        #expect(stat(open_.hostFile, &st) == 0 && st.st_mode & 0o777 == 0o444)
+        #expect(stat(base, &st) == 0 && st.st_mode & 0o777 == 0o700 && st.st_uid == geteuid())
         // A directory of a dead proxy (pid 999999999 does not exist) is an orphan; ours is not.
         let dead = base + "/999999999-mcpproxy-gone-1"
         let mine = base + "/\(getpid())-mcpproxy-mine-1"
