@@ -9,7 +9,7 @@ import ProxyCore
 /// Planning is pure (config and launch context in, `LaunchPlan` out). Everything else is the
 /// thin doing side around the spawn, which the supervisor performs itself:
 ///
-///     plan → prepare → spawn (Upstream) → started → ... → stop ∥ process stop ladder → cleanUp
+///     plan → prepare → spawn (Upstream) → started → initialized → ... → stop ∥ process stop ladder → cleanUp
 ///                                                      ↘ exit → diagnose
 ///
 /// Every hook has a do-nothing default, so a backend states only what it does.
