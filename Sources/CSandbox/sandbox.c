@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -919,6 +920,93 @@ int mcpx_sandbox_main(int argc, char **argv) {
     return MCPX_SANDBOX_EXIT_EXEC;
 }
 
+/* ---- env-file exec: the entrypoint of a container that receives secrets -------------------------
+   `mcpproxy-sandbox --env-file FILE -- command args...` (see csandbox.h). The launcher is mounted
+   read-only into the container as its entrypoint; FILE lies in a read-only bind mount of a
+   memory-backed host directory that the proxy empties once the server has started. The file holds
+   `NAME=VALUE` entries each ended by a NUL byte (values may contain newlines). The entries are
+   added to the container's environment (replacing same-named variables) and the command is
+   exec'd, looked up on that environment's PATH like the engine would. No confinement here: the
+   container is the boundary. */
+
+#define MCPX_ENVFILE_MAX (1 << 20)
+
+static int mcpx_envfile_read(const char *path, char **buf_out, size_t *len_out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    if (!S_ISREG(st.st_mode) || st.st_size > MCPX_ENVFILE_MAX) { close(fd); errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL; return -1; }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) { close(fd); errno = ENOMEM; return -1; }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = 0;
+    *buf_out = buf;
+    *len_out = got;
+    return 0;
+}
+
+int mcpx_memory_backed(const char *path) {
+    struct statfs st;
+    if (statfs(path, &st) != 0) return 0;
+    return st.f_type == 0x01021994 /* tmpfs */ || st.f_type == (typeof(st.f_type))0x858458f6 /* ramfs */;
+}
+
+int mcpx_envfile_main(int argc, char **argv) {
+    if (argc < 5 || strcmp(argv[1], "--env-file") != 0 || strcmp(argv[3], "--") != 0) {
+        fprintf(stderr, "mcpproxy-sandbox: usage: mcpproxy-sandbox --env-file FILE -- COMMAND [ARGS...]\n");
+        return MCPX_SANDBOX_EXIT_USAGE;
+    }
+    const char *path = argv[2];
+    char **command = argv + 4;
+    char *buf = NULL;
+    size_t len = 0;
+    if (mcpx_envfile_read(path, &buf, &len) < 0) {
+        fprintf(stderr, "mcpproxy-sandbox: cannot read the secret environment file %s: %s "
+                "(it is removed once the server has started; a restarted process inside the same container cannot read it again)\n",
+                path, strerror(errno));
+        return MCPX_SANDBOX_EXIT_SETUP;
+    }
+    size_t have = 0, add = 0;
+    for (char **e = environ; e && *e; e++) have++;
+    for (size_t i = 0; i < len; i++) if (buf[i] == 0) add++;
+    if (len > 0 && buf[len - 1] != 0) add++;
+    char **envp = calloc(have + add + 1, sizeof *envp);
+    if (!envp) { fprintf(stderr, "mcpproxy-sandbox: out of memory\n"); return MCPX_SANDBOX_EXIT_SETUP; }
+    size_t k = 0;
+    /* The file's entries first; a container variable of the same name is dropped. */
+    for (size_t i = 0; i < len; ) {
+        char *entry = buf + i;
+        size_t elen = strlen(entry);
+        i += elen + 1;
+        char *eq = strchr(entry, '=');
+        if (elen == 0 || !eq || eq == entry) continue;
+        envp[k++] = entry;
+    }
+    size_t filed = k;
+    for (char **e = environ; e && *e; e++) {
+        char *eq = strchr(*e, '=');
+        size_t nlen = eq ? (size_t)(eq - *e) : strlen(*e);
+        int shadowed = 0;
+        for (size_t j = 0; j < filed && !shadowed; j++) {
+            if (strncmp(envp[j], *e, nlen) == 0 && envp[j][nlen] == '=') shadowed = 1;
+        }
+        if (!shadowed) envp[k++] = *e;
+    }
+    envp[k] = NULL;
+    mcpx_exec(command, envp);
+    int e = errno;
+    fprintf(stderr, "mcpproxy-sandbox: cannot exec %s: %s\n", command[0], strerror(e));
+    return e == ENOENT ? 127 : 126;
+}
+
 #else /* not Linux: the sandbox mode is a documented no-op there; the launcher refuses to run. */
 #include <stdio.h>
 
@@ -929,5 +1017,13 @@ int mcpx_sandbox_main(int argc, char **argv) {
     (void)argv;
     fprintf(stderr, "mcpproxy-sandbox: the native sandbox needs Linux (Landlock); use isolation mode docker or none\n");
     return MCPX_SANDBOX_EXIT_DEGRADED;
+}
+int mcpx_memory_backed(const char *path) { (void)path; return 0; }
+
+int mcpx_envfile_main(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "mcpproxy-sandbox: --env-file needs Linux\n");
+    return MCPX_SANDBOX_EXIT_SETUP;
 }
 #endif

@@ -28,14 +28,18 @@ struct DoctorCommand: AsyncParsableCommand {
             servers = [s]
         }
         let home = ProcessSettings.current.home
-        let ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
+        var ctx = LaunchContext(dataDir: paths.resolvedDataDir, instanceID: "doctor", proxyPID: getpid(),
                                 hostEnvironment: ProcessSettings.current.environment,
                                 sandboxLauncher: ProxyRuntimeLauncherPath.find(), runtimeDir: paths.resolvedDataDir + "/run",
                                 homeDir: home, launchID: "doctor",
                                 proxyListenPorts: ListenAddress.parse(config.listen).map { [$0.port] } ?? [])
+        ctx.secretsBaseDir = SecretDelivery.baseDirectory()
         var out: [JSONValue] = []
         var failed = false
         for s in servers {
+            // Planned as the proxy plans it (secret variables through the launcher's file); the
+            // plan holds references only, never values (nothing is resolved here).
+            ctx.secretEnvNames = SecretResolver.secretEnvironmentNames(of: s)
             let decision = IsolationResolver.resolve(s, global: config.dockerIsolation)
             var o: [String: JSONValue] = ["name": .string(s.name), "protocol": .string(s.effectiveProtocol.rawValue),
                                           "enabled": .bool(s.enabled),

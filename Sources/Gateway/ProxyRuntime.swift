@@ -131,16 +131,19 @@ public final class ProxyRuntime: Sendable {
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
+        let secretsBase = SecretDelivery.baseDirectory()
         let (traces, traceService) = try Self.makeTracing(config.tracing, logger: logger)
         tracingService = traceService
         var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
-                LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
-                              hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
-                              runtimeDir: runtimeDir, homeDir: home,
-                              launchID: String(UUID().uuidString.lowercased().prefix(8)),
-                              proxyListenPorts: listenPorts)
+                var c = LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
+                                      hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
+                                      runtimeDir: runtimeDir, homeDir: home,
+                                      launchID: String(UUID().uuidString.lowercased().prefix(8)),
+                                      proxyListenPorts: listenPorts)
+                c.secretsBaseDir = secretsBase
+                return c
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
             backends: plugins.backends)

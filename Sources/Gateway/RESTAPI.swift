@@ -344,6 +344,7 @@ public struct RESTAPI: Sendable {
             "warnings": .array(plan.warnings.map { .string($0) }),
             "enforcement": .object(plan.enforcement.mapValues { .string($0) }),
         ]
+        if let secrets = plan.secrets { o["secret_environment_keys"] = .array(secrets.names.map { .string($0) }) }
         if plan.mode == .docker { o["docker_run_args"] = .array(plan.redactedCommandLine.dropFirst().map { .string($0) }) }
         if let w = plan.workingDirectory { o["working_dir"] = .string(w) }
         return .object(o)

@@ -41,6 +41,7 @@ public enum ContainerLifecycle {
                                                  attributes: [.posixPermissions: 0o700])
         try? FileManager.default.removeItem(atPath: container.cidFile)
         try PlannedFiles.write(plan)
+        try plan.secrets?.write()
 
         let env = plan.environment
         let cli = try engine.requireExecutable(server: server)
@@ -52,10 +53,16 @@ public enum ContainerLifecycle {
                 throw ProxyError(.unsupported, "server \"\(server)\": \(problem)")
             }
         }
-        let inspect = await engine.run(["image", "inspect", "--format", "{{.Id}}", container.image], environment: env, timeout: 30)
+        // A plan with the secret launcher also needs the image's entrypoint: same round trip.
+        let format = plan.secrets == nil ? "{{.Id}}" : "{{.Id}}\t{{json .Config.Entrypoint}}"
+        let inspect = await engine.run(["image", "inspect", "--format", format, container.image], environment: env, timeout: 30)
         if inspect.status == 0 {
-            log("image \(container.image) is present locally (\(inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).prefix(19)))")
-            return prepared
+            let fields = inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\t", maxSplits: 1)
+            log("image \(container.image) is present locally (\(fields.first?.prefix(19) ?? ""))")
+            if plan.secrets != nil, fields.count == 2 {
+                return keepingImageEntrypoint(prepared, entrypointJSON: String(fields[1]))
+            }
+            return await keepingImageEntrypoint(prepared, engine: engine)
         }
         if inspect.timedOut {
             throw ProxyError(.unavailable, "server \"\(server)\": the \(engine.daemonName) did not answer within 30 s (\(engine.endpointDescription(env))); check that it is running and responsive")
@@ -69,13 +76,33 @@ public enum ContainerLifecycle {
         }
         if pull.status == 0 {
             log("image \(container.image) pulled")
-            return prepared
+            return await keepingImageEntrypoint(prepared, engine: engine)
         }
         if ContainerEngine.classify(stderr: pull.stderr) == .daemonUnreachable {
             throw engine.unreachable(server: server, env: env, stderr: pull.stderr)
         }
         let why = pull.timedOut ? "the pull did not finish within \(Int(pullTimeout)) s" : CommandRunner.lastLine(pull.stderr) ?? "\(engine.name) pull exited with status \(pull.status)"
         throw ProxyError(.notFound, "server \"\(server)\": image \"\(container.image)\" is not present locally and could not be pulled: \(why). Pull or build it (\(engine.name) pull \(container.image)), or set isolation.image to an image that exists locally")
+    }
+
+    /// A plan whose entrypoint is the secret launcher (`SecretDelivery`) runs the image's own
+    /// entrypoint after it, so the command means what it means without secrets.
+    static func keepingImageEntrypoint(_ plan: LaunchPlan, engine: ContainerEngine) async -> LaunchPlan {
+        guard plan.secrets != nil, let image = plan.container?.image else { return plan }
+        let r = await engine.run(["image", "inspect", "--format", "{{json .Config.Entrypoint}}", image], environment: plan.environment, timeout: 30)
+        guard r.status == 0 else { return plan }
+        return keepingImageEntrypoint(plan, entrypointJSON: r.stdout)
+    }
+
+    /// `plan` with the entrypoint from `image inspect`'s `{{json .Config.Entrypoint}}` (null or
+    /// a list of words) placed after the launcher's `--`.
+    static func keepingImageEntrypoint(_ plan: LaunchPlan, entrypointJSON: String) -> LaunchPlan {
+        guard plan.secrets != nil, let image = plan.container?.image,
+              let data = entrypointJSON.trimmingCharacters(in: .whitespacesAndNewlines).data(using: .utf8),
+              let entrypoint = (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) as? [String] else { return plan }
+        var out = plan
+        out.arguments = SecretDelivery.withImageEntrypoint(plan.arguments, image: image, entrypoint: entrypoint)
+        return out
     }
 
     /// After spawn: the container id from the cid file (polls up to `timeout` seconds), nil if
@@ -105,6 +132,7 @@ public enum ContainerLifecycle {
         defer {
             try? FileManager.default.removeItem(atPath: container.cidFile)
             PlannedFiles.remove(plan)
+            plan.secrets?.removeDirectory()
         }
         let engine = engine ?? self.engine(of: plan)
         guard engine.executable() != nil else { return }
@@ -340,7 +368,9 @@ public enum ContainerLifecycle {
 
     /// The server command inside the container: the first argument after the image.
     static func commandInContainer(_ plan: LaunchPlan) -> String {
-        guard let image = plan.container?.image, let i = plan.arguments.lastIndex(of: image), i + 1 < plan.arguments.count else { return "?" }
-        return plan.arguments[i + 1]
+        guard let image = plan.container?.image, let i = plan.arguments.lastIndex(of: image) else { return "?" }
+        var rest = plan.arguments[(i + 1)...]
+        if plan.secrets != nil, rest.starts(with: SecretDelivery.launcherArguments) { rest = rest.dropFirst(SecretDelivery.launcherArguments.count) }
+        return rest.first ?? "?"
     }
 }

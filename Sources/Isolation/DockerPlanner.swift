@@ -341,13 +341,18 @@ public enum DockerPlanner {
             args += ["--tmpfs", "\(plannedHomeDir):rw,exec,nosuid,nodev,size=\(global.tmpfsSize)", "--env", plannedHome]
             enforcement["home"] = "\(plannedHomeDir) tmpfs size=\(global.tmpfsSize) exec"
         }
+        var secretVariables: [String: String] = [:]
         for key in server.env.keys.sorted() {
             let value = server.env[key]!
             if key.isEmpty || key.contains("=") || key.hasPrefix("-") {
                 ctx.invalid("mcpServers.\(server.name).env: \"\(key)\" is not a variable name")
                 continue
             }
-            if clientVariables.contains(key) {
+            if context.secretEnvNames.contains(key) {
+                // A `${secret:NAME}` value: through the launcher's file, never the engine's
+                // command line, environment or the container's config (SecretDelivery).
+                secretVariables[key] = value
+            } else if clientVariables.contains(key) {
                 if value.contains("\n") || value.contains("\r") {
                     ctx.invalid("mcpServers.\(server.name).env.\(key): a multi-line value cannot be passed to a container for this name (it would redirect the docker client); use another variable name")
                 }
@@ -364,6 +369,16 @@ public enum DockerPlanner {
             args += ["--env-file", envFile]
         }
 
+        var secrets: SecretDelivery?
+        if !secretVariables.isEmpty {
+            secrets = planSecrets(secretVariables, server: server.name, name: name, user: ctx.allows(.imageUser) ? nil : user,
+                                  extras: allExtras, &ctx)
+            if let secrets {
+                args += secrets.runOptions
+                enforcement["secrets"] = "\(secrets.names.count) via read-only tmpfs file, removed after start"
+            }
+        }
+
         // Volumes: read-only unless marked rw; dangerous sources refused unless opted in.
         for (i, spec) in (iso.volumes ?? []).enumerated() {
             if let normalized = checkVolume(spec, &ctx, origin: "\(where_).volumes[\(i)]") {
@@ -374,6 +389,7 @@ public enum DockerPlanner {
         args += allExtras
 
         args.append(choice.image)
+        if secrets != nil { args += SecretDelivery.launcherArguments }
         args.append(command)
         args += server.args
 
@@ -385,7 +401,40 @@ public enum DockerPlanner {
                                                        engine: cli, runtime: runtime?.name ?? runtimeName),
                               warnings: ctx.warnings, enforcement: enforcement, files: files)
         plan.ownPIDNamespace = !(engine?.clientNeedsHostPIDs ?? false)
+        plan.secrets = secrets
         return (plan, ctx)
+    }
+
+    /// The secret delivery for `variables` (docs/security.md, "Secrets"), or nil with the reason
+    /// recorded: no memory-backed directory, no launcher, an `--entrypoint` or `--user` in
+    /// extra args that would bypass or misdirect it, a NUL byte in a value.
+    static func planSecrets(_ variables: [String: String], server: String, name: String, user: String?,
+                            extras: [String], _ ctx: inout Checks) -> SecretDelivery? {
+        let names = variables.keys.sorted()
+        let what = "env \(names.joined(separator: ", ")) (from ${secret:...})"
+        guard let base = ctx.context.secretsBaseDir else {
+            ctx.invalid("\(what): no memory-backed directory (tmpfs) for the secret file on this host (looked for /run, $XDG_RUNTIME_DIR and /dev/shm on tmpfs); mount a tmpfs at /run or /dev/shm")
+            return nil
+        }
+        guard let launcher = ctx.context.sandboxLauncher else {
+            ctx.invalid("\(what): the static launcher mcpproxy-sandbox is not installed next to mcpproxy; it is the container entrypoint that reads the secret file")
+            return nil
+        }
+        let extraFacts = DockerRunFacts.of(runArguments: extras)
+        if DockerCLI.parse(extras).options.contains(where: { $0.name == "entrypoint" }) {
+            ctx.invalid("\(what): extra_args set --entrypoint, which would bypass the launcher that delivers secrets; remove it (the image's entrypoint is kept automatically)")
+            return nil
+        }
+        let effectiveUser = extraFacts.user ?? user
+        let encoded = SecretDelivery.encode(variables)
+        if let bad = encoded.bad {
+            ctx.invalid("mcpServers.\(server).env.\(bad): a NUL byte cannot be passed in an environment variable")
+            return nil
+        }
+        let owner = SecretDelivery.numericOwner(effectiveUser)
+        let dir = (base as NSString).appendingPathComponent("\(ctx.context.proxyPID)-\(name)")
+        return SecretDelivery(hostDir: dir, hostLauncher: launcher, contents: encoded.contents, names: names,
+                              uid: owner?.uid, gid: owner?.gid)
     }
 
     /// What the planner believes the engine will do with `plan`: its argv read by the same

@@ -33,6 +33,9 @@ public struct LaunchPlan: Sendable, Equatable {
     /// must see host pids in /proc: podman's client starts conmon and runc, which record and
     /// signal containers by host pid (in a PID namespace runc cannot even create one).
     public var ownPIDNamespace: Bool = true
+    /// Secret values for a container, delivered through a file on a read-only memory-backed
+    /// mount read by the launcher entrypoint (`SecretDelivery`); nil when there are none.
+    public var secrets: SecretDelivery?
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String?, decision: IsolationDecision,
@@ -111,6 +114,13 @@ public struct LaunchContext: Sendable, Equatable {
     public var platform: String
     /// TCP ports the proxy itself listens on: a sandboxed server is never granted them.
     public var proxyListenPorts: [Int]
+    /// Names of the server's `env` variables whose values came from `${secret:NAME}` references
+    /// (`SecretResolver.secretEnvironmentNames`): docker mode delivers them through a file
+    /// (`SecretDelivery`), never on the engine's command line or in the container's config.
+    public var secretEnvNames: Set<String> = []
+    /// The memory-backed directory for secret files (`SecretDelivery.baseDirectory`), nil when
+    /// this host has none.
+    public var secretsBaseDir: String?
 
     public init(dataDir: String, instanceID: String, proxyPID: Int32, hostEnvironment: [String: String],
                 sandboxLauncher: String?, runtimeDir: String, homeDir: String, launchID: String,

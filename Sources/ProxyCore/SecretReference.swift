@@ -133,17 +133,18 @@ public enum SecretResolver {
         references(of: server).contains { $0.name == name }
     }
 
+    /// Names of the `env` variables of `server` whose values hold a reference: docker mode
+    /// delivers those through a file (never `docker run -e`, which `docker inspect` shows).
+    public static func secretEnvironmentNames(of server: ServerConfig) -> Set<String> {
+        Set(server.env.compactMap { k, v in SecretReference.names(in: v).isEmpty ? nil : k })
+    }
+
     /// `server` with every reference replaced by its value from `source` (default: the installed
     /// store). A missing or unreadable secret is an invalidConfig error naming the server, the
-    /// place and the reference. Servers in docker mode may not use references yet: `docker run -e`
-    /// would show the value in `docker inspect` (refused, not leaked).
+    /// place and the reference. `config` is accepted for callers that pass it; it changes
+    /// nothing (docker mode takes the resolved values through `SecretDelivery`).
     public static func resolve(_ server: ServerConfig, config: ProxyConfig? = nil,
                                source: SecretSource? = nil) throws -> ServerConfig {
-        let refs = references(of: server)
-        let isolation = config.map { IsolationResolver.resolve(server, global: $0.dockerIsolation).mode }
-        if !refs.isEmpty, isolation == .docker {
-            throw ProxyError(.unsupported, "server \"\(server.name)\": ${secret:\(refs[0].name)} in \(refs[0].place) cannot be used in isolation mode docker yet (the value would be visible in `docker inspect`); use mode sandbox or none, or put the value in the config")
-        }
         let store = source ?? installed
         var cache: [String: String] = [:]
         func value(_ place: String) -> (String) throws -> String {

@@ -342,7 +342,9 @@ public actor UpstreamServer {
     }
 
     private func connect(_ gen: Int) async throws {
-        let ctx = env.launchContext()
+        var ctx = env.launchContext()
+        // Which env values are secrets (docker mode delivers those through a file).
+        ctx.secretEnvNames = SecretResolver.secretEnvironmentNames(of: config)
         let loop = env.group.next()
         let peer = JSONRPCPeer(serverName: name, eventLoop: loop)
         // One task per burst of list_changed, not one per notification (a flood of 20,000 would
@@ -470,6 +472,8 @@ public actor UpstreamServer {
         } catch let e as ProxyError where e.code == .timeout {
             throw ProxyError(.timeout, "server \"\(name)\" did not complete initialize within \(JSONRPCPeer.format(startupTimeout))\(stderrTail.isEmpty ? "" : "; last stderr: \(stderrTail.suffix(3).joined(separator: " | "))")")
         }
+        // The server is up: a secret file its launcher read is no longer needed.
+        if let plan { backend(plan).initialized(plan) }
         if let err = initReply.rpcError { throw ProxyError(.upstreamFailed, "server \"\(name)\" rejected initialize: \(err)", detail: nil, cause: err) }
         let result = initReply.resultValue()
         serverInfo = result?["serverInfo"]

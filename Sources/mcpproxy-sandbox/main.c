@@ -11,4 +11,11 @@
 void swift_addNewDSOImage(const void *sections) { (void)sections; }
 int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
 
-int main(int argc, char **argv) { return mcpx_sandbox_main(argc, argv); }
+#include <string.h>
+
+// `--env-file FILE -- command...`: the container entrypoint that turns a secret file into the
+// server's environment (docs/security.md, "Secrets"); anything else: the sandbox launcher.
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--env-file") == 0) return mcpx_envfile_main(argc, argv);
+    return mcpx_sandbox_main(argc, argv);
+}

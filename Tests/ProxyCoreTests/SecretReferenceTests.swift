@@ -66,18 +66,17 @@ struct SecretReferenceTests {
         }
     }
 
-    @Test("docker mode refuses references instead of passing them to docker run")
-    func dockerRefused() throws {
+    @Test("docker mode resolves references too and names the env variables that hold secrets")
+    func dockerResolves() throws {
         var s = ServerConfig(name: "d")
         s.command = "uvx"
-        s.env = ["T": "${secret:t}"]
+        s.env = ["T": "${secret:t}", "PLAIN": "p", "LIT": "$${secret:t}"]
         s.isolation = ServerIsolationConfig()
         s.isolation?.mode = .docker
         var config = ProxyConfig()
         config.servers = [s]
-        #expect(throws: ProxyError.self) { try SecretResolver.resolve(s, config: config, source: DictionarySource(values: ["t": "v"])) }
-        s.isolation?.mode = .sandbox
         #expect(try SecretResolver.resolve(s, config: config, source: DictionarySource(values: ["t": "v"])).env["T"] == "v")
+        #expect(SecretResolver.secretEnvironmentNames(of: s) == ["T"])
     }
 
     @Test("the config loader accepts references in url, headers and env, and reports malformed ones")

@@ -2,7 +2,13 @@
 that a `${secret:NAME}` reference in a server's env / HTTP headers / url hands to the server at
 launch, and that appears nowhere else: not in the config, the database file, the logs, REST
 answers, `doctor --json`, `upstream list --json`, the activity log, or any process's command line.
-Real proxy binary, real fixture server (isolation none and sandbox), a real HTTP upstream.
+Real proxy binary, real fixture server (isolation none, sandbox, and docker on every container
+backend: docker and podman, with runc and gVisor's runsc), a real HTTP upstream.
+
+Docker mode: the value travels in a file on a read-only tmpfs mount that the static launcher
+(the container's entrypoint) turns into the server's environment; the proxy deletes the file once
+the server has started. The tests also grep `docker inspect` / `podman inspect` and the host
+secret directory.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import json
 import os
 import secrets as pysecrets
 import shutil
+import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from container_backends import IMAGE, container_backend  # noqa: F401 (the fixture)
 from e2e_support import (bin_dir, fixture_server, make_config, reachable_fixture, result_text, run_async, wait_until)
 
 
@@ -164,6 +172,11 @@ def test_sandbox_mode_gets_the_secret(proxy, tmp_path):
     info = p.server("sbx")
     assert info["isolation"]["mode"] == "sandbox"
     assert _get_env(p, "sbx", "SBX_TOKEN") == value
+    # The launcher hands it over at exec time (environment, not argv): the server process (the
+    # launcher's pid after exec) holds it in its environment; no argv or log does.
+    environ = Path(f"/proc/{info['pid']}/environ").read_bytes()
+    assert f"SBX_TOKEN={value}".encode() in environ.split(b"\0")
+    assert value.encode() not in Path(f"/proc/{info['pid']}/cmdline").read_bytes()
     _assert_nowhere(p, value)
 
 
@@ -292,3 +305,158 @@ def test_the_leak_search_finds_a_plain_value(proxy):
         assert "mcp_config.json" in str(e), e
     else:
         raise AssertionError("the leak search missed a plain value in the config")
+
+
+def _call(p, server: str, tool: str, args: dict) -> str:
+    async def body():
+        async with p.client() as s:
+            return await s.call_tool("call_tool", {"name": f"{server}:{tool}", "args": args})
+    return "".join(getattr(c, "text", "") for c in run_async(body).content)
+
+
+def _secret_mount(cb, server: str) -> tuple[str, dict, str]:
+    """The container of `server`: its id, its inspect document, and the host directory mounted
+    at the secret path."""
+    ids = cb.managed_containers(server=server)
+    assert len(ids) == 1, ids
+    info = cb.inspect(ids[0])
+    sources = [m["Source"] for m in info["Mounts"] if m["Destination"] == "/run/mcpproxy/secrets"]
+    assert len(sources) == 1, info["Mounts"]
+    return ids[0], info, sources[0]
+
+
+def test_docker_server_gets_the_secret_through_a_removed_file(proxy, container_backend):
+    cb = container_backend
+    value = _value(f"dk-{cb.id}")
+    multi = f"first line\nsecond {pysecrets.token_hex(8)}"
+    server = {"name": "dsec", "command": "/fixture", "args": ["--name", "dsec"], "quarantined": False,
+              "env": {"DS_TOKEN": "${secret:ds}", "DS_MULTI": "${secret:dsmulti}", "DS_PLAIN": "plain-visible"},
+              "isolation": {"mode": "docker", "image": IMAGE, "network_mode": "none"}}
+    p = proxy.create(make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **cb.settings()}))
+    assert _set_secret(p, "ds", value).returncode == 0
+    assert _set_secret(p, "dsmulti", multi).returncode == 0
+    p.start()
+    p.wait_healthy()
+    p.wait_ready(["dsec"], timeout=120)
+    info = p.server("dsec")
+    assert info["isolation"]["mode"] == "docker"
+    # The server's environment holds the values (multi-line kept), and the plain variable as before.
+    assert _get_env(p, "dsec", "DS_TOKEN") == value
+    assert _get_env(p, "dsec", "DS_MULTI") == multi
+    assert _get_env(p, "dsec", "DS_PLAIN") == "plain-visible"
+    assert _call(p, "dsec", "whoami", {}).startswith("uid=65534 gid=65534")
+
+    cid, inspected, host_dir = _secret_mount(cb, "dsec")
+    config = inspected["Config"]
+    assert config["Entrypoint"] in (["/run/mcpproxy/launch"], "/run/mcpproxy/launch"), config["Entrypoint"]
+    # Both mounts are read-only.
+    mounts = {m["Destination"]: m for m in inspected["Mounts"]}
+    assert mounts["/run/mcpproxy/secrets"]["RW"] is False and mounts["/run/mcpproxy/launch"]["RW"] is False
+    assert any(e.startswith("DS_PLAIN=") for e in config["Env"])
+    assert not any(e.startswith(("DS_TOKEN=", "DS_MULTI=")) for e in config["Env"])
+    # After start the host directory is empty (the file was deleted once initialize was answered)
+    # and the file is gone inside the container too.
+    wait_until(lambda: os.path.isdir(host_dir) and os.listdir(host_dir) == [], 30, what="the secret file to be removed")
+    st = os.stat(host_dir)
+    assert st.st_mode & 0o777 == 0o700 and st.st_uid == 65534, (oct(st.st_mode), st.st_uid)
+    inside = _call(p, "dsec", "read_file", {"path": "/run/mcpproxy/secrets/env"})
+    assert "No such file" in inside, inside
+    wrote = _call(p, "dsec", "write_file", {"path": "/run/mcpproxy/secrets/env", "content": "x"})
+    assert "Read-only file system" in wrote or "Permission denied" in wrote, wrote
+    base = os.path.dirname(host_dir)
+    base_texts = {}
+    for root, _dirs, files in os.walk(base):
+        for f in files:
+            try:
+                base_texts[os.path.join(root, f)] = Path(root, f).read_text(errors="replace")
+            except OSError:
+                pass
+    inspect_text = cb.cli("inspect", cid).stdout
+    # What MCP clients can list: the tools, the server listing (upstream_servers), retrieve_tools.
+    mcp = p.session()
+    mcp_texts = {
+        "MCP tools/list": json.dumps(mcp.request("tools/list")),
+        "MCP upstream_servers list": json.dumps(mcp.request("tools/call", {"name": "upstream_servers", "arguments": {"operation": "list"}})),
+        "MCP retrieve_tools": json.dumps(mcp.request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "environment variable"}})),
+    }
+    assert "dsec" in mcp_texts["MCP upstream_servers list"], mcp_texts["MCP upstream_servers list"][:500]
+    # Where the value must be: the server process's own environment (what root on the host can
+    # read; docs/security.md). Under runc the server is a host process; under gVisor it lives
+    # inside the sandbox kernel and its environment is not in any host /proc.
+    if not cb.gvisor:
+        host_pids = [pid for pid in filter(str.isdigit, os.listdir("/proc"))
+                     if (lambda c: c.startswith(b"/fixture\0--name\0dsec"))(Path(f"/proc/{pid}/cmdline").read_bytes() if os.path.exists(f"/proc/{pid}/cmdline") else b"")]
+        assert host_pids, "the containerized server is visible as a host process"
+        assert any(value.encode() in Path(f"/proc/{pid}/environ").read_bytes() for pid in host_pids)
+    for v in (value, multi):
+        _assert_nowhere(p, v, {f"{cb.engine} inspect": inspect_text, **base_texts, **mcp_texts})
+
+    # A crash restarts the server in a new container with a new file, removed again; the old
+    # container's directory is gone.
+    try:
+        _call(p, "dsec", "crash", {"code": 3})
+    except Exception:
+        pass
+    wait_until(lambda: (cb.managed_containers(server="dsec") or [cid])[0] != cid and p.server("dsec")["state"] == "ready",
+               120, what="dsec restarted in a new container")
+    assert _get_env(p, "dsec", "DS_TOKEN") == value
+    _, _, new_dir = _secret_mount(cb, "dsec")
+    assert new_dir != host_dir and not os.path.exists(host_dir)
+    wait_until(lambda: os.listdir(new_dir) == [], 30, what="the new secret file to be removed")
+    p.stop()
+    assert not os.path.exists(new_dir), "the secret directory is removed when the container stops"
+    assert cb.managed_containers(server="dsec") == []
+
+
+def test_docker_secret_launcher_keeps_the_image_entrypoint(proxy, container_backend, tmp_path):
+    """An image with an ENTRYPOINT: `docker run IMAGE cmd` runs `ENTRYPOINT cmd`; with the launcher
+    as entrypoint the proxy puts the image's entrypoint after the launcher's `--`, so the same
+    command line results (here `/fixture --name epfix`; without it, `epfix` would not be found)."""
+    cb = container_backend
+    tag = f"mcpproxy-fixture-ep:dsec{os.getpid()}"
+    (tmp_path / "Dockerfile").write_text(f'FROM {IMAGE}\nENTRYPOINT ["/fixture", "--name"]\n')
+    cb.cli("build", "-q", "-t", tag, str(tmp_path))
+    try:
+        value = _value(f"ep-{cb.id}")
+        server = {"name": "epfix", "command": "epfix", "quarantined": False, "env": {"EP_TOKEN": "${secret:ep}"},
+                  "isolation": {"mode": "docker", "image": tag, "network_mode": "none"}}
+        p = proxy.create(make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **cb.settings()}))
+        assert _set_secret(p, "ep", value).returncode == 0
+        p.start()
+        p.wait_healthy()
+        p.wait_ready(["epfix"], timeout=120)
+        assert _get_env(p, "epfix", "EP_TOKEN") == value
+        cid, inspected, _ = _secret_mount(cb, "epfix")
+        args = inspected["Args"] if cb.engine == "docker" else inspected["Config"]["Cmd"]
+        assert args == ["--env-file", "/run/mcpproxy/secrets/env", "--", "/fixture", "--name", "epfix"], args
+        _assert_nowhere(p, value, {f"{cb.engine} inspect": cb.cli("inspect", cid).stdout})
+        p.stop()
+    finally:
+        cb.cli("rmi", "-f", tag, check=False)
+
+
+def test_docker_secret_directory_of_a_killed_proxy_is_removed_at_next_start(proxy, container_backend):
+    """SIGKILL leaves the proxy no chance to clean up: the next proxy's start-up removes the
+    secret directories whose proxy pid is dead (orphan cleanup), and its own server works."""
+    cb = container_backend
+    server = {"name": "orph", "command": "/fixture", "args": ["--name", "orph"], "quarantined": False,
+              "env": {"O_TOKEN": "${secret:orph}"}, "isolation": {"mode": "docker", "image": IMAGE, "network_mode": "none"}}
+    cfg = make_config([server], docker_isolation={"mode": "docker", "timeout": "60s", **cb.settings()})
+    p1 = proxy.create(cfg)
+    assert _set_secret(p1, "orph", "first-value").returncode == 0
+    p1.start()
+    p1.wait_healthy()
+    p1.wait_ready(["orph"], timeout=120)
+    _, _, old_dir = _secret_mount(cb, "orph")
+    assert os.path.isdir(old_dir)
+    p1.send_signal(signal.SIGKILL)
+    p1.proc.wait(timeout=30)
+    assert os.path.isdir(old_dir), "a killed proxy cannot remove it itself"
+    p2 = proxy.create(cfg)
+    assert _set_secret(p2, "orph", "second-value").returncode == 0
+    p2.start()
+    p2.wait_healthy()
+    p2.wait_ready(["orph"], timeout=120)
+    assert not os.path.exists(old_dir), "the orphaned secret directory was removed at start"
+    assert _get_env(p2, "orph", "O_TOKEN") == "second-value"
+    assert "removed the secret directory" in p2.all_logs()

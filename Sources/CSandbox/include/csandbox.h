@@ -29,6 +29,16 @@ extern "C" {
 /// Returns only on failure (with one of the exit statuses above); on success it execs the server.
 int mcpx_sandbox_main(int argc, char **argv);
 
+/// The container entrypoint for servers that receive secrets: `argv` is
+/// `[prog, "--env-file", FILE, "--", command, args...]`. Adds the NUL-separated `NAME=VALUE`
+/// entries of FILE to the environment and execs the command (PATH lookup). Returns only on
+/// failure: MCPX_SANDBOX_EXIT_USAGE, MCPX_SANDBOX_EXIT_SETUP (file unreadable), 127 (command not
+/// found) or 126 (not executable), the statuses a container engine uses for the same faults.
+int mcpx_envfile_main(int argc, char **argv);
+
+/// 1 when `path` lies on a memory-backed filesystem (tmpfs or ramfs), else 0.
+int mcpx_memory_backed(const char *path);
+
 /// The Landlock ABI version the running kernel supports: 0 when Landlock is absent or disabled.
 int mcpx_landlock_abi(void);
 

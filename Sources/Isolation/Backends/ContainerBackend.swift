@@ -41,6 +41,18 @@ public struct ContainerBackend: IsolationBackend {
         await ContainerLifecycle.containerID(plan, timeout: timeout)
     }
 
+    /// The server answered `initialize`: the launcher read the secret file before exec, so it is
+    /// deleted and no longer visible inside the container.
+    public func initialized(_ plan: LaunchPlan) {
+        plan.secrets?.removeFile()
+    }
+
+    public func cleanUp(_ plan: LaunchPlan) -> [String] {
+        PlannedFiles.remove(plan)
+        plan.secrets?.removeDirectory()
+        return []
+    }
+
     public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {
         await ContainerLifecycle.stop(plan, containerID: handle, grace: grace)
     }
@@ -54,6 +66,12 @@ public struct ContainerBackend: IsolationBackend {
     public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
                                log: @escaping @Sendable (String) -> Void) async -> Int {
         var removed = 0
+        // Secret directories of proxies that died (logged; the count is of containers).
+        if let base = SecretDelivery.baseDirectory() {
+            for name in SecretDelivery.cleanupOrphans(base: base) {
+                log("removed the secret directory \(base)/\(name): its proxy is gone")
+            }
+        }
         for engine in Self.engines(in: config) where engine.executable() != nil {
             removed += await ContainerLifecycle.cleanupOrphans(instanceID: instanceID, environment: environment,
                                                                engine: engine, log: log).count

@@ -9,7 +9,7 @@ import ProxyCore
 /// Planning is pure (config and launch context in, `LaunchPlan` out). Everything else is the
 /// thin doing side around the spawn, which the supervisor performs itself:
 ///
-///     plan → prepare → spawn (Upstream) → started → ... → stop ∥ process stop ladder → cleanUp
+///     plan → prepare → spawn (Upstream) → started → initialized → ... → stop ∥ process stop ladder → cleanUp
 ///                                                      ↘ exit → diagnose
 ///
 /// Every hook has a do-nothing default, so a backend states only what it does.
@@ -40,6 +40,9 @@ public protocol IsolationBackend: Sendable {
     /// After spawn: observes the launch; returns a handle of what was started besides the
     /// process (a container id), or nil. May wait up to `timeout` seconds.
     func started(_ plan: LaunchPlan, timeout: Double) async -> String?
+
+    /// The server answered `initialize`: what was needed only to start it (a secret file) can go.
+    func initialized(_ plan: LaunchPlan)
 
     /// Stops what the backend started besides the process; runs concurrently with the
     /// process's own stop ladder and ends within the backend's bound.
@@ -83,6 +86,7 @@ extension IsolationBackend {
         return plan
     }
     public func started(_ plan: LaunchPlan, timeout: Double) async -> String? { nil }
+    public func initialized(_ plan: LaunchPlan) {}
     public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {}
     public func cleanUp(_ plan: LaunchPlan) -> [String] {
         PlannedFiles.remove(plan)
