@@ -122,14 +122,40 @@ func loadToolsFile() -> Bool {
     if stamp == toolsFileStamp { return false }
     toolsFileStamp = stamp
     guard let data = FileManager.default.contents(atPath: path),
-          let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { extraTools = []; return true }
+          let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { extraTools = []; extraToolsText = nil; return true }
     extraTools = list
+    // The file's own text between its brackets, spliced into unpaged tools/list answers: a
+    // 10,000-tool list re-serialized by JSONSerialization took this fixture ~2 s per answer,
+    // which the catalogue benchmark then counted as the proxy's start-up.
+    var text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if text.hasPrefix("[") && text.hasSuffix("]") {
+        // JSON strings cannot hold a raw line break, so any is white space between tokens:
+        // the answer must stay on one line.
+        text = String(text.dropFirst().dropLast()).trimmingCharacters(in: .whitespacesAndNewlines)
+        extraToolsText = text.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
+    } else {
+        extraToolsText = nil
+    }
     return true
 }
+var extraToolsText: String? = nil
 _ = loadToolsFile()
 func allTools() -> [[String: Any]] {
     toolsLock.lock(); defer { toolsLock.unlock() }
     return builtinTools + (faultTools ? faultToolDefinitions : []) + extraTools
+}
+
+/// The unpaged tools/list answer with the tools file's text spliced in (nil without one).
+func splicedToolsList(id: Any?) -> String? {
+    toolsLock.lock(); defer { toolsLock.unlock() }
+    guard let extra = extraToolsText else { return nil }
+    let own = builtinTools + (faultTools ? faultToolDefinitions : [])
+    guard let ownData = try? JSONSerialization.data(withJSONObject: own, options: [.withoutEscapingSlashes]),
+          let idData = try? JSONSerialization.data(withJSONObject: [id ?? NSNull()], options: []) else { return nil }
+    let ownText = String(decoding: ownData.dropFirst().dropLast(), as: UTF8.self)
+    let idText = String(decoding: idData.dropFirst().dropLast(), as: UTF8.self)
+    let items = [ownText, extra].filter { !$0.isEmpty }.joined(separator: ",")
+    return "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"result\":{\"tools\":[\(items)]}}"
 }
 
 var initialized = false
@@ -221,6 +247,8 @@ while let line = readLine(strippingNewline: true) {
             var result: [String: Any] = ["tools": Array(tools[start..<end])]
             if end < tools.count { result["nextCursor"] = String(end) }
             send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": result])
+        } else if let spliced = splicedToolsList(id: id) {
+            sendRaw(spliced)
         } else {
             send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": ["tools": tools]])
         }
