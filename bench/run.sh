@@ -269,7 +269,7 @@ echo "rss idle_kb=$RSS_IDLE after_load_kb=$RSS_LOAD hwm_kb=$HWM" >>"$RAW"
 # CPU per call: utime+stime of the peer's process tree without the fixture (the gateway's own
 # cost, as for mcpproxy above), and of the fixture apart.
 PEER_KEYS=()
-declare -A PEER_LABEL PEER_LINE PEER_CPU PEER_UP_CPU PEER_READY PEER_READY_RUNS PEER_FAIL
+declare -A PEER_LABEL PEER_LINE PEER_CPU PEER_UP_CPU PEER_READY PEER_READY_RUNS PEER_FAIL PEER_CRASHES
 tree_ticks() {  # tree_ticks PID → "GATEWAY_TICKS FIXTURE_TICKS" over the pid and its descendants
   local g=0 u=0 p t
   for p in "$1" $(descendants "$1"); do
@@ -284,64 +284,80 @@ tree_ticks() {  # tree_ticks PID → "GATEWAY_TICKS FIXTURE_TICKS" over the pid 
 ECHO_BODY='{"jsonrpc":"2.0","id":{ID},"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'
 INIT_BODY='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
 PEER_TIMEOUT=${PEER_TIMEOUT:-90}
-# measure_peer KEY LABEL "LOADGEN FLAGS" CMD... : for each of 1/8/32 sessions a fresh peer is
-# started, waited for (bounded: until an initialize POST on /mcp answers 200), loaded and stopped.
-# A fresh instance per point because sparfenyuk mcp-proxy 0.13.0 (with the mcp SDK pip resolves)
-# can be left broken by the calls the load generator abandons in flight at the end of a point
-# ("Task group is not initialized", connections reset at the next point); both peers are treated
-# alike. Time to ready is the median of the three starts. A peer that fails is reported as such
-# and the run goes on.
-measure_peer() {
-  local key=$1 label=$2 flags=$3 port t0 code c line calls total g0 u0 g1 u1 readies=""
+# peer_point KEY C "LOADGEN FLAGS" CMD... : start a fresh peer, wait for it (bounded: until an
+# initialize POST on /mcp answers 200), load it at C sessions, stop it. Sets P_LINE, P_G, P_U (CPU
+# ticks of the peer's tree without the fixture, and of the fixture), P_READY (ms) or P_ERR; on a
+# failure the peer's log is kept as bench/results/peer-KEY-C.log.
+peer_point() {
+  local key=$1 c=$2 flags=$3 port t0 code g0 u0 g1 u1
   shift 3
-  PEER_KEYS+=("$key"); PEER_LABEL[$key]=$label
-  for c in 1 8 32; do
-    port=$(free_port)
-    mkdir -p "$WORK/peer-$key-$c"
-    t0=$(date +%s%N)
-    ( cd "$WORK/peer-$key-$c" && exec "${@//@PORT@/$port}" ) </dev/null >"$WORK/peer-$key-$c.log" 2>&1 &
-    PEER_PID=$!
-    code=000
-    while [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt "$PEER_TIMEOUT" ]; do
-      kill -0 "$PEER_PID" 2>/dev/null || break
-      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' -d "$INIT_BODY" "http://127.0.0.1:$port/mcp" || true)
-      [ "$code" = 200 ] && break
-      sleep 0.1
-    done
-    if [ "$code" != 200 ]; then
-      if kill -0 "$PEER_PID" 2>/dev/null; then
-        PEER_FAIL[$key]="not ready within ${PEER_TIMEOUT} s (last HTTP status $code)"
-      else
-        PEER_FAIL[$key]="exited before it was ready"
-      fi
-      log "peer $key: ${PEER_FAIL[$key]}; log tail:"; tail -20 "$WORK/peer-$key-$c.log" >&2
-      echo "peer $key c=$c failed=not_ready" >>"$RAW"
-      stop_peer; return 0
-    fi
-    readies="$readies $(( ($(date +%s%N) - t0) / 1000000 ))"
+  P_LINE="" P_ERR="" P_READY=""
+  port=$(free_port)
+  mkdir -p "$WORK/peer-$key-$c"
+  t0=$(date +%s%N)
+  ( cd "$WORK/peer-$key-$c" && exec "${@//@PORT@/$port}" ) </dev/null >"$WORK/peer-$key-$c.log" 2>&1 &
+  PEER_PID=$!
+  code=000
+  while [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt "$PEER_TIMEOUT" ]; do
+    kill -0 "$PEER_PID" 2>/dev/null || break
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
+      -H 'Accept: application/json, text/event-stream' -d "$INIT_BODY" "http://127.0.0.1:$port/mcp" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  if [ "$code" != 200 ]; then
+    if kill -0 "$PEER_PID" 2>/dev/null; then P_ERR="not ready within ${PEER_TIMEOUT} s (last HTTP status $code)"
+    else P_ERR="exited before it was ready"; fi
+  else
+    P_READY=$(( ($(date +%s%N) - t0) / 1000000 ))
     PEER_KIDS=$(descendants "$PEER_PID")
     read -r g0 u0 < <(tree_ticks "$PEER_PID")
     # shellcheck disable=SC2086  # flags is a word list
-    if ! "$OUT/bin/loadgen" -p "$port" -c "$c" -d "$DURATION" -w 1 -b "$ECHO_BODY" $flags >"$WORK/lg.txt" 2>"$WORK/lg.err"; then
-      PEER_FAIL[$key]="loadgen failed at $c sessions: $(cat "$WORK/lg.txt" "$WORK/lg.err" | tr '\n' ' ')"
-      log "peer $key: ${PEER_FAIL[$key]}"; tail -20 "$WORK/peer-$key-$c.log" >&2
-      echo "peer $key c=$c failed=loadgen" >>"$RAW"
-      stop_peer; return 0
+    if "$OUT/bin/loadgen" -p "$port" -c "$c" -d "$DURATION" -w 1 -b "$ECHO_BODY" $flags >"$WORK/lg.txt" 2>"$WORK/lg.err"; then
+      read -r g1 u1 < <(tree_ticks "$PEER_PID")
+      P_LINE=$(cat "$WORK/lg.txt") P_G=$((g1 - g0)) P_U=$((u1 - u0))
+    else
+      P_ERR="loadgen failed at $c sessions: $(cat "$WORK/lg.txt" "$WORK/lg.err" | tr '\n' ' ')"
     fi
-    read -r g1 u1 < <(tree_ticks "$PEER_PID")
-    stop_peer
-    line=$(cat "$WORK/lg.txt"); calls=$(kv "$line" calls)
+  fi
+  stop_peer
+  if [ -n "$P_ERR" ]; then
+    cp "$WORK/peer-$key-$c.log" "$OUT/peer-$key-$c.log"
+    log "peer $key c=$c: $P_ERR (peer log: $OUT/peer-$key-$c.log)"
+    return 1
+  fi
+}
+# measure_peer KEY LABEL "LOADGEN FLAGS" CMD... : 1/8/32 sessions, each on a fresh peer process
+# (peer_point). A fresh instance per point, and one retry on a fresh instance when a point fails,
+# because sparfenyuk mcp-proxy 0.13.0 (with the mcp SDK pip resolves) can crash under this load:
+# its stdio client dies (anyio.BrokenResourceError in stdout_reader, then "Task group is not
+# initialized" on every request) and the load generator sees its connections reset. Both peers
+# are treated alike; the failures are counted and reported. Time to ready is the median of the
+# starts. A point that fails twice is reported as not measured and the run goes on.
+measure_peer() {
+  local key=$1 label=$2 flags=$3 c calls total readies="" tries
+  shift 3
+  PEER_KEYS+=("$key"); PEER_LABEL[$key]=$label; PEER_CRASHES[$key]=0
+  for c in 1 8 32; do
+    for tries in 1 2; do
+      if peer_point "$key" "$c" "$flags" "$@"; then break; fi
+      PEER_CRASHES[$key]=$((PEER_CRASHES[$key] + 1))
+      echo "peer $key c=$c try=$tries failed=$(tr ' ' '_' <<<"$P_ERR")" >>"$RAW"
+    done
+    if [ -z "$P_LINE" ]; then PEER_FAIL[$key]="$P_ERR (twice)"; break; fi
+    readies="$readies $P_READY"
+    calls=$(kv "$P_LINE" calls)
     total=$(awk -v c="$calls" -v d="$DURATION" 'BEGIN{print c * (d + 1) / d}')
-    PEER_CPU[$key:$c]=$(awk -v t=$((g1 - g0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
-    PEER_UP_CPU[$key:$c]=$(awk -v t=$((u1 - u0)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
-    PEER_LINE[$key:$c]=$line
-    echo "peer $key c=$c $line peer_cpu_us_per_call=${PEER_CPU[$key:$c]} upstream_cpu_us_per_call=${PEER_UP_CPU[$key:$c]} ready_ms=${readies##* }" >>"$RAW"
-    log "peer $key c=$c (fresh instance, ready in ${readies##* } ms): $line peer_cpu_us/call=${PEER_CPU[$key:$c]}"
+    PEER_CPU[$key:$c]=$(awk -v t="$P_G" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+    PEER_UP_CPU[$key:$c]=$(awk -v t="$P_U" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+    PEER_LINE[$key:$c]=$P_LINE
+    echo "peer $key c=$c $P_LINE peer_cpu_us_per_call=${PEER_CPU[$key:$c]} upstream_cpu_us_per_call=${PEER_UP_CPU[$key:$c]} ready_ms=$P_READY" >>"$RAW"
+    log "peer $key c=$c (fresh instance, ready in $P_READY ms): $P_LINE peer_cpu_us/call=${PEER_CPU[$key:$c]}"
   done
-  PEER_READY[$key]=$(tr ' ' '\n' <<<"$readies" | sed '/^$/d' | sort -n | sed -n 2p)
+  PEER_READY[$key]=$(tr ' ' '\n' <<<"$readies" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END{if (NR) print a[int((NR + 1) / 2)]}')
   PEER_READY_RUNS[$key]=$(sed 's/^ //; s/ /,/g' <<<"$readies")
 }
+rm -f "$OUT"/peer-*.log
 if [ "$PEERS" = 1 ]; then
   FIXTURE_Q=$(printf '%q --name fixture' "$BIN_DIR/mcpproxy-fixture")
   # sparfenyuk mcp-proxy: stdio server exposed over HTTP (streamable HTTP on /mcp, sessions).
@@ -472,7 +488,7 @@ declare -A PEER_TARGET=([sparfenyuk]=20 [contextforge]=4)
   fi
   for key in "${PEER_KEYS[@]}"; do
     [ -n "${PEER_LINE[$key:32]:-}" ] || continue
-    echo "| ${PEER_LABEL[$key]%% (*}: fixture CPU per call 1/8/32; spawn → initialize answered (median of 3 starts) | ${PEER_UP_CPU[$key:1]} / ${PEER_UP_CPU[$key:8]} / ${PEER_UP_CPU[$key:32]} µs; ${PEER_READY[$key]} ms (runs: ${PEER_READY_RUNS[$key]}) |"
+    echo "| ${PEER_LABEL[$key]%% (*}: fixture CPU per call 1/8/32; spawn → initialize answered (median of the starts); failed points, each retried once on a fresh instance | ${PEER_UP_CPU[$key:1]} / ${PEER_UP_CPU[$key:8]} / ${PEER_UP_CPU[$key:32]} µs; ${PEER_READY[$key]} ms (runs: ${PEER_READY_RUNS[$key]}); ${PEER_CRASHES[$key]} |"
   done
   echo "| proxy context switches per call, 1/8/32 sessions (perf stat) | ${CS[1]} / ${CS[8]} / ${CS[32]} |"
   echo "| upstream (fixture) CPU per call through the proxy, 1/8/32 | ${UP_CPU[1]} / ${UP_CPU[8]} / ${UP_CPU[32]} µs |"
