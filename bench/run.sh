@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Gateway core benchmark: per-call latency (p50/p99) and calls/s at 1, 8 and 32 concurrent
 # sessions through `mcpproxy serve` against the raw stdio floor (the same fixture server driven
-# directly over its pipes), plus proxy RSS after load, proxy CPU per call and time to ready.
+# directly over its pipes), plus proxy RSS after load, proxy CPU per call and time to ready, and,
+# in the same run, two peers bridging the same fixture (same load generator, same durations):
+# sparfenyuk mcp-proxy (PyPI mcp-proxy) and IBM ContextForge's stdio bridge (mcpgateway.translate).
 #
-# Usage: bench/run.sh [--no-build] [--quick] [--update-docs] [--perf]
+# Usage: bench/run.sh [--no-build] [--quick] [--update-docs] [--perf] [--no-peers]
 #   --no-build     use the binaries already in $BIN_DIR (default .build/release)
+#   --no-peers     skip the peers (no Python venv needed)
 #   --quick        short runs (1 s per point) for a smoke test of the harness
 #   --update-docs  splice the result table into docs/benchmarks.md ("Gateway core" section)
 #   --perf         also record a perf profile of the proxy at 32 sessions (top symbols)
-# Env: BIN_DIR (binaries), DURATION (s per load point, default 5), CALLS (stdio floor calls, 20000)
+# Env: BIN_DIR (binaries), DURATION (s per load point, default 5), CALLS (stdio floor calls, 20000),
+#      PEER_VENV (default bench/.venv-peers: created and filled from PyPI with the pinned peers
+#      when missing or at other versions; bench-only, nothing else uses it)
 #
-# Idempotent, loopback only, bounded: every wait has a timeout, the proxy is always stopped.
+# Idempotent, loopback only (apart from the one-time pip install of the peers), bounded: every wait
+# has a timeout, the proxy and the peers are always stopped.
 # Results: bench/results/gateway-core.md (+ raw key=value lines in bench/results/raw.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD=1 QUICK=0 UPDATE_DOCS=0 PERF=0
+BUILD=1 QUICK=0 UPDATE_DOCS=0 PERF=0 PEERS=1
 for a in "$@"; do
   case "$a" in
     --no-build) BUILD=0 ;;
+    --no-peers) PEERS=0 ;;
     --quick) QUICK=1 ;;
     --update-docs) UPDATE_DOCS=1 ;;
     --perf) PERF=1 ;;
@@ -46,10 +53,48 @@ done
 cc -O2 -Wall -o "$OUT/bin/stdio_floor" bench/stdio_floor.c
 cc -O2 -Wall -o "$OUT/bin/loadgen" bench/loadgen.c
 
+# ---- the peers' venv (bench only; pinned versions) ----------------------------------------------
+MCP_PROXY_VERSION=0.13.0
+CONTEXTFORGE_VERSION=1.0.7
+PEER_VENV=${PEER_VENV:-$ROOT/bench/.venv-peers}
+if [ "$PEERS" = 1 ]; then
+  peers_installed() {
+    [ -x "$PEER_VENV/bin/python" ] && "$PEER_VENV/bin/python" - "$MCP_PROXY_VERSION" "$CONTEXTFORGE_VERSION" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(0 if (version("mcp-proxy"), version("mcp-contextforge-gateway")) == tuple(sys.argv[1:3]) else 1)
+PY
+  }
+  if ! peers_installed; then
+    log "installing the peers into $PEER_VENV (mcp-proxy==$MCP_PROXY_VERSION, mcp-contextforge-gateway==$CONTEXTFORGE_VERSION)"
+    [ -x "$PEER_VENV/bin/python" ] || python3 -m venv "$PEER_VENV"
+    timeout 1200 "$PEER_VENV/bin/pip" install -q --disable-pip-version-check \
+      "mcp-proxy==$MCP_PROXY_VERSION" "mcp-contextforge-gateway==$CONTEXTFORGE_VERSION" >&2 \
+      || { echo "pip install of the peers failed (run with --no-peers to skip them)" >&2; exit 1; }
+    peers_installed || { echo "peers not importable from $PEER_VENV" >&2; exit 1; }
+  fi
+fi
+
 WORK=$(mktemp -d /tmp/mcpproxy-bench.XXXXXX)
 PROXY_PID=""
 OPEN_PID=""
+PEER_PID=""
+PEER_KIDS=""
+descendants() { local k; for k in $(pgrep -P "$1" 2>/dev/null); do echo "$k"; descendants "$k"; done; }
+stop_peer() {  # TERM the peer, KILL it after 10 s, then KILL whatever of its process tree is left
+  [ -n "$PEER_PID" ] || return 0
+  PEER_KIDS="$PEER_KIDS $(descendants "$PEER_PID")"
+  if kill -0 "$PEER_PID" 2>/dev/null; then
+    kill -TERM "$PEER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PEER_PID" 2>/dev/null || true
+  fi
+  wait "$PEER_PID" 2>/dev/null || true
+  for k in $PEER_KIDS; do kill -KILL "$k" 2>/dev/null || true; done
+  PEER_PID="" PEER_KIDS=""
+}
 cleanup() {
+  stop_peer
   [ -n "$OPEN_PID" ] && kill -KILL "$OPEN_PID" 2>/dev/null || true
   if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
     kill -TERM "$PROXY_PID" 2>/dev/null || true
@@ -218,6 +263,118 @@ RSS_LOAD=$(awk '/VmRSS/{print $2}' "/proc/$PROXY_PID/status")
 HWM=$(awk '/VmHWM/{print $2}' "/proc/$PROXY_PID/status")
 echo "rss idle_kb=$RSS_IDLE after_load_kb=$RSS_LOAD hwm_kb=$HWM" >>"$RAW"
 
+# ---- the peers: same fixture, same load generator, same durations, this run -------------------
+# Each peer bridges its own `mcpproxy-fixture --name fixture` (stdio) to HTTP on a loopback port and
+# the load generator calls the fixture's own `echo` tool through it (the peers have no call_tool).
+# CPU per call: utime+stime of the peer's process tree without the fixture (the gateway's own
+# cost, as for mcpproxy above), and of the fixture apart.
+PEER_KEYS=()
+declare -A PEER_LABEL PEER_LINE PEER_CPU PEER_UP_CPU PEER_READY PEER_READY_RUNS PEER_FAIL PEER_CRASHES
+tree_ticks() {  # tree_ticks PID → "GATEWAY_TICKS FIXTURE_TICKS" over the pid and its descendants
+  local g=0 u=0 p t
+  for p in "$1" $(descendants "$1"); do
+    t=$(cpu_ticks "$p" 2>/dev/null) || continue
+    case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+      mcpproxy-fixtur*) u=$((u + t)) ;;
+      *) g=$((g + t)) ;;
+    esac
+  done
+  echo "$g $u"
+}
+ECHO_BODY='{"jsonrpc":"2.0","id":{ID},"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'
+INIT_BODY='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
+PEER_TIMEOUT=${PEER_TIMEOUT:-90}
+# peer_point KEY C "LOADGEN FLAGS" CMD... : start a fresh peer, wait for it (bounded: until an
+# initialize POST on /mcp answers 200), load it at C sessions, stop it. Sets P_LINE, P_G, P_U (CPU
+# ticks of the peer's tree without the fixture, and of the fixture), P_READY (ms) or P_ERR; on a
+# failure the peer's log is kept as bench/results/peer-KEY-C.log.
+peer_point() {
+  local key=$1 c=$2 flags=$3 port t0 code g0 u0 g1 u1
+  shift 3
+  P_LINE="" P_ERR="" P_READY=""
+  port=$(free_port)
+  mkdir -p "$WORK/peer-$key-$c"
+  t0=$(date +%s%N)
+  ( cd "$WORK/peer-$key-$c" && exec "${@//@PORT@/$port}" ) </dev/null >"$WORK/peer-$key-$c.log" 2>&1 &
+  PEER_PID=$!
+  code=000
+  while [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt "$PEER_TIMEOUT" ]; do
+    kill -0 "$PEER_PID" 2>/dev/null || break
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
+      -H 'Accept: application/json, text/event-stream' -d "$INIT_BODY" "http://127.0.0.1:$port/mcp" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  if [ "$code" != 200 ]; then
+    if kill -0 "$PEER_PID" 2>/dev/null; then P_ERR="not ready within ${PEER_TIMEOUT} s (last HTTP status $code)"
+    else P_ERR="exited before it was ready"; fi
+  else
+    P_READY=$(( ($(date +%s%N) - t0) / 1000000 ))
+    PEER_KIDS=$(descendants "$PEER_PID")
+    read -r g0 u0 < <(tree_ticks "$PEER_PID")
+    # shellcheck disable=SC2086  # flags is a word list
+    if "$OUT/bin/loadgen" -p "$port" -c "$c" -d "$DURATION" -w 1 -b "$ECHO_BODY" $flags >"$WORK/lg.txt" 2>"$WORK/lg.err"; then
+      read -r g1 u1 < <(tree_ticks "$PEER_PID")
+      P_LINE=$(cat "$WORK/lg.txt") P_G=$((g1 - g0)) P_U=$((u1 - u0))
+    else
+      P_ERR="loadgen failed at $c sessions: $(cat "$WORK/lg.txt" "$WORK/lg.err" | tr '\n' ' ')"
+    fi
+  fi
+  stop_peer
+  if [ -n "$P_ERR" ]; then
+    cp "$WORK/peer-$key-$c.log" "$OUT/peer-$key-$c.log"
+    log "peer $key c=$c: $P_ERR (peer log: $OUT/peer-$key-$c.log)"
+    return 1
+  fi
+}
+# measure_peer KEY LABEL "LOADGEN FLAGS" CMD... : 1/8/32 sessions, each on a fresh peer process
+# (peer_point). A fresh instance per point, and one retry on a fresh instance when a point fails,
+# because sparfenyuk mcp-proxy 0.13.0 (with the mcp SDK pip resolves) can crash under this load:
+# its stdio client dies (anyio.BrokenResourceError in stdout_reader, then "Task group is not
+# initialized" on every request) and the load generator sees its connections reset. Both peers
+# are treated alike; the failures are counted and reported. Time to ready is the median of the
+# starts. A point that fails twice is reported as not measured and the run goes on.
+measure_peer() {
+  local key=$1 label=$2 flags=$3 c calls total readies="" tries
+  shift 3
+  PEER_KEYS+=("$key"); PEER_LABEL[$key]=$label; PEER_CRASHES[$key]=0
+  for c in 1 8 32; do
+    for tries in 1 2; do
+      if peer_point "$key" "$c" "$flags" "$@"; then break; fi
+      PEER_CRASHES[$key]=$((PEER_CRASHES[$key] + 1))
+      echo "peer $key c=$c try=$tries failed=$(tr ' ' '_' <<<"$P_ERR")" >>"$RAW"
+    done
+    if [ -z "$P_LINE" ]; then PEER_FAIL[$key]="$P_ERR (twice)"; break; fi
+    readies="$readies $P_READY"
+    calls=$(kv "$P_LINE" calls)
+    total=$(awk -v c="$calls" -v d="$DURATION" 'BEGIN{print c * (d + 1) / d}')
+    PEER_CPU[$key:$c]=$(awk -v t="$P_G" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+    PEER_UP_CPU[$key:$c]=$(awk -v t="$P_U" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.0f", n ? t / hz / n * 1e6 : 0}')
+    PEER_LINE[$key:$c]=$P_LINE
+    echo "peer $key c=$c $P_LINE peer_cpu_us_per_call=${PEER_CPU[$key:$c]} upstream_cpu_us_per_call=${PEER_UP_CPU[$key:$c]} ready_ms=$P_READY" >>"$RAW"
+    log "peer $key c=$c (fresh instance, ready in $P_READY ms): $P_LINE peer_cpu_us/call=${PEER_CPU[$key:$c]}"
+  done
+  PEER_READY[$key]=$(tr ' ' '\n' <<<"$readies" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END{if (NR) print a[int((NR + 1) / 2)]}')
+  PEER_READY_RUNS[$key]=$(sed 's/^ //; s/ /,/g' <<<"$readies")
+}
+rm -f "$OUT"/peer-*.log
+if [ "$PEERS" = 1 ]; then
+  FIXTURE_Q=$(printf '%q --name fixture' "$BIN_DIR/mcpproxy-fixture")
+  # sparfenyuk mcp-proxy: stdio server exposed over HTTP (streamable HTTP on /mcp, sessions).
+  measure_peer sparfenyuk "sparfenyuk mcp-proxy $MCP_PROXY_VERSION (HTTP, echo)" "" \
+    "$PEER_VENV/bin/mcp-proxy" --host 127.0.0.1 --port @PORT@ --log-level WARNING \
+    -- "$BIN_DIR/mcpproxy-fixture" --name fixture
+  # ContextForge's bridge: streamable HTTP, stateless, JSON responses (so no session: loadgen -n).
+  # It refuses to start without these secrets set; fresh random ones for this run only.
+  # (base64 of 48 random bytes: its checks reject secrets that are short or of low character entropy)
+  rnd() { head -c 48 /dev/urandom | base64 -w0 | tr -d '/+='; }
+  measure_peer contextforge "ContextForge translate $CONTEXTFORGE_VERSION (HTTP stateless JSON, echo)" "-n" \
+    env JWT_SECRET_KEY="$(rnd)" AUTH_ENCRYPTION_SECRET="$(rnd)" PLATFORM_ADMIN_PASSWORD="Bench-$(rnd)-Aa1!" \
+    BASIC_AUTH_PASSWORD="Bench-$(rnd)-Bb2!" \
+    "$PEER_VENV/bin/python" -m mcpgateway.translate --stdio "$FIXTURE_Q" --expose-streamable-http \
+    --host 127.0.0.1 --port @PORT@ --stateless --jsonResponse --logLevel warning
+fi
+
 # ---- authentication cost at 32 sessions, one run -----------------------------------------------
 # The same proxy with the admin key, an agent token and a JWT (cached after its first check), then
 # a second proxy with "mcp_auth": "none". The difference in proxy CPU per call is the cost of the
@@ -277,6 +434,10 @@ added=$(awk -v a="$proxy_p50_1" -v b="$floor_p50_1" 'BEGIN{printf "%.0f", a - b}
 rps32=$(kv "${PROXY[32]}" rps)
 verdict_lat=$(awk -v x="$added" 'BEGIN{print (x <= 150) ? "met" : "not met"}')
 verdict_rps=$(awk -v x="$rps32" 'BEGIN{print (x >= 5000) ? "met" : "not met"}')
+floor_share=$(awk -v a="$rps32" -v b="$(kv "${FLOOR[32]}" rps)" 'BEGIN{printf "%.0f", b ? 100 * a / b : 0}')
+verdict_share=$(awk -v x="$floor_share" 'BEGIN{print (x >= 80) ? "met" : "not met"}')
+# Ratio targets against the peers (issue 13): calls/s at 32 sessions, p50 at 1 session.
+declare -A PEER_TARGET=([sparfenyuk]=20 [contextforge]=4)
 {
   echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/run.sh\`, binaries: $(basename "$BIN_DIR") build."
   echo
@@ -292,11 +453,43 @@ verdict_rps=$(awk -v x="$rps32" 'BEGIN{print (x >= 5000) ? "met" : "not met"}')
     l=${PROXY[$c]}
     echo "| through mcpproxy (HTTP, call_tool) | $c session$([ "$c" = 1 ] || echo s) | $(kv "$l" rps) | $(kv "$l" p50_us) | $(kv "$l" p90_us) | $(kv "$l" p99_us) | $(kv "$l" max_us) | $(kv "$l" loadgen_cpu_pct)% | ${PROXY_CPU[$c]} |"
   done
+  for key in "${PEER_KEYS[@]}"; do
+    for c in 1 8 32; do
+      l=${PEER_LINE[$key:$c]:-}
+      if [ -n "$l" ]; then
+        echo "| through ${PEER_LABEL[$key]} | $c session$([ "$c" = 1 ] || echo s) | $(kv "$l" rps) | $(kv "$l" p50_us) | $(kv "$l" p90_us) | $(kv "$l" p99_us) | $(kv "$l" max_us) | $(kv "$l" loadgen_cpu_pct)% | ${PEER_CPU[$key:$c]} |"
+      else
+        echo "| through ${PEER_LABEL[$key]} | $c session$([ "$c" = 1 ] || echo s) | not measured: ${PEER_FAIL[$key]:-} | | | | | | |"
+      fi
+    done
+  done
+  if [ "${#PEER_KEYS[@]}" -gt 0 ]; then
+    for key in "${PEER_KEYS[@]}"; do
+      echo
+      l=${PEER_LINE[$key:32]:-}
+      if [ -n "$l" ]; then
+        r=$(awk -v a="$rps32" -v b="$(kv "$l" rps)" 'BEGIN{printf "%.1f", b ? a / b : 0}')
+        v=$(awk -v r="$r" -v t="${PEER_TARGET[$key]}" 'BEGIN{print (r >= t) ? "met" : "not met"}')
+        echo "mcpproxy vs ${PEER_LABEL[$key]%% (*} at 32 sessions: ${r}x calls/s (target ≥ ${PEER_TARGET[$key]}x: $v)."
+      else
+        echo "mcpproxy vs ${PEER_LABEL[$key]%% (*} at 32 sessions: not measured (${PEER_FAIL[$key]:-})."
+      fi
+    done
+  fi
   echo
   echo "| measure | value |"
   echo "| --- | --- |"
   echo "| p50 added latency at 1 session (proxy p50 − floor p50) | ${added} µs (target ≤ 150 µs: $verdict_lat) |"
   echo "| calls/s at 32 sessions | $rps32 (target ≥ 5,000: $verdict_rps) |"
+  echo "| calls/s at 32 sessions / stdio floor at 32 in flight | ${floor_share}% (target ≥ 80%: $verdict_share) |"
+  if [ -n "${PEER_LINE[contextforge:1]:-}" ]; then
+    r=$(awk -v a="$proxy_p50_1" -v b="$(kv "${PEER_LINE[contextforge:1]}" p50_us)" 'BEGIN{printf "%.2f", b ? a / b : 0}')
+    echo "| p50 at 1 session, mcpproxy / ContextForge bridge | ${r}x (target ≤ 0.6x: $(awk -v r="$r" 'BEGIN{print (r <= 0.6) ? "met" : "not met"}')) |"
+  fi
+  for key in "${PEER_KEYS[@]}"; do
+    [ -n "${PEER_LINE[$key:32]:-}" ] || continue
+    echo "| ${PEER_LABEL[$key]%% (*}: fixture CPU per call 1/8/32; spawn → initialize answered (median of the starts); failed points, each retried once on a fresh instance | ${PEER_UP_CPU[$key:1]} / ${PEER_UP_CPU[$key:8]} / ${PEER_UP_CPU[$key:32]} µs; ${PEER_READY[$key]} ms (runs: ${PEER_READY_RUNS[$key]}); ${PEER_CRASHES[$key]} |"
+  done
   echo "| proxy context switches per call, 1/8/32 sessions (perf stat) | ${CS[1]} / ${CS[8]} / ${CS[32]} |"
   echo "| upstream (fixture) CPU per call through the proxy, 1/8/32 | ${UP_CPU[1]} / ${UP_CPU[8]} / ${UP_CPU[32]} µs |"
   echo "| proxy RSS idle / after load / peak | $((RSS_IDLE / 1024)) / $((RSS_LOAD / 1024)) / $((HWM / 1024)) MiB |"
