@@ -703,6 +703,7 @@ public final class MCPHandler: Sendable {
             return ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
         }
         guard catalog.serverNames.contains(server) else { return unknown() }
+        if let why = catalog.held[server] { return ToolFailure(message: why) }
         if let why = catalog.refusals["\(server):*"] { return ToolFailure(message: why) }
         if let why = catalog.refusals[qualified],
            let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),
