@@ -17,7 +17,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_support import SERVERS_DIR, fixture_server, make_config, result_text, venv_python, wait_until
+from e2e_support import (SERVERS_DIR, fixture_server, make_config, mcp_client_session, result_text, tool_result_json, run_async, venv_python,
+                          wait_until)
 
 SCRIPT = SERVERS_DIR / "misbehaving_server.py"
 # The distribution python: a sandboxed server runs as its own unprivileged uid and cannot enter
@@ -115,7 +116,11 @@ def test_memory_hog_in_the_sandbox_is_held_across_a_restart_until_released(proxy
     assert "mcpproxy upstream release hog" in held["monitor_hold"]["hint"], held
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 20, 0.2, "the held server's process to be gone")
     assert_refused_with_release_hint(p, "hog", "memory")
-    # A held server is not searchable, and a restart through REST is refused.
+    # A held server is not searchable (the search says why), and a restart through REST is refused.
+    found = p.session().request("tools/call", {"name": "retrieve_tools", "arguments": {"query": "echo the text back"}})
+    listing = tool_result_json(found["result"])
+    assert not any(t["name"].startswith("hog:") for t in listing["tools"]), listing
+    assert listing["held"]["held_by_monitor"] == ["hog"], listing
     assert p.rest("POST", "/api/v1/servers/hog/restart").status == 409
     assert metric(p, "mcpproxy_monitor_events_total", server="hog", rule="memory", action="hold") == 1
     assert metric(p, "mcpproxy_servers_held_by_monitor") == 1
@@ -184,18 +189,37 @@ def test_spinning_server_is_reported_and_keeps_running_with_action_event(proxy):
     monitor = {"interval": "200ms", "cpu": {"share": 0.5, "for": "1s"}}  # action: the default, event
     p = proxy(make_config([misbehaving("spin")], monitor=monitor), wait=["spin"])
     assert events(p, "spin") == []
-    assert result_text(call(p, "spin:spin")) == "spinning"
+    logs: list = []
+
+    async def on_log(params):
+        logs.append((params.level, params.logger, params.data))
+
+    async def body():
+        import anyio
+        # An MCP client that may use the server hears of the event on its stream.
+        async with mcp_client_session(p.mcp_url, token=p.api_key, logging_callback=on_log) as session:
+            r = await session.call_tool("call_tool", {"name": "spin:spin", "args": {}})
+            assert "".join(c.text for c in r.content) == "spinning"
+            for _ in range(300):
+                if any(lg == "mcpproxy.monitor" for _, lg, _ in logs):
+                    break
+                await anyio.sleep(0.1)
+    run_async(body, timeout=60)
+    notes = [(level, data) for level, lg, data in logs if lg == "mcpproxy.monitor"]
+    assert notes, logs
+    assert notes[0][0] == "warning" and notes[0][1]["rule"] == "cpu" and notes[0][1]["server"] == "spin", notes
     ev = wait_event(p, "spin", "cpu", timeout=30)
+    assert ev["id"] == notes[0][1]["id"], (ev, notes)
     assert ev["action"] == "event" and "with no call in flight" in ev["reason"], ev
-    time.sleep(1)
+    # Once reported, a streak is not reported again every interval (no call is made meanwhile:
+    # a call would end the streak, and a new one would be reported).
+    time.sleep(1.5)
+    assert len(events(p, "spin", "cpu")) == 1
+    assert metric(p, "mcpproxy_monitor_events_total", server="spin", rule="cpu", action="event") == 1
     s = p.server("spin")
     assert s["state"] == "ready" and "monitor_hold" not in s, s
     ok = call(p, "spin:echo", {"text": "still here"})
     assert result_text(ok) == "still here", ok
-    assert metric(p, "mcpproxy_monitor_events_total", server="spin", rule="cpu", action="event") == 1
-    # Once reported, a streak is not reported again every interval.
-    time.sleep(1.5)
-    assert len(events(p, "spin", "cpu")) == 1
 
 
 def test_thread_storm_in_a_docker_container_is_held(proxy):
