@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import hashlib
+import tempfile
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -185,9 +189,12 @@ def test_crash_loop_is_held_and_stops_restarting(proxy):
     assert "monitor: server loop: rule crash_loop fired (hold)" in p.main_log()
 
 
-def test_spinning_server_is_reported_and_keeps_running_with_action_event(proxy):
+@pytest.mark.parametrize("mode", ["none", "sandbox"])
+def test_spinning_server_is_reported_and_keeps_running_with_action_event(proxy, mode):
     monitor = {"interval": "200ms", "cpu": {"share": 0.5, "for": "1s"}}  # action: the default, event
-    p = proxy(make_config([misbehaving("spin")], monitor=monitor), wait=["spin"])
+    server = misbehaving("spin", sandbox={} if mode == "sandbox" else None)
+    p = proxy(make_config([server], monitor=monitor), wait=["spin"])
+    assert p.server("spin")["isolation"]["mode"] == mode
     assert events(p, "spin") == []
     logs: list = []
 
@@ -258,3 +265,56 @@ def test_thread_storm_in_a_docker_container_is_held(proxy):
     assert r.status == 200, r
     p.wait_ready(["storm"], timeout=90)
     assert "storm" in result_text(call(p, "storm:echo", {"text": "storm"}))
+
+
+FIXTURE_SOURCE = Path(__file__).resolve().parents[2] / "Sources" / "mcpproxy-fixture" / "main.swift"
+MONITOR_IMAGE = "mcpproxy-fixture:monitor"
+
+
+def monitor_image() -> str:
+    """The fixture server (with its `hog` and `spin` fault tools) as a static binary in a
+    FROM-scratch image of its own tag, built here when the source changed (a label carries the
+    source's hash), as scripts/build-test-images.sh does for mcpproxy-fixture:test."""
+    digest = hashlib.sha256(FIXTURE_SOURCE.read_bytes()).hexdigest()
+    current = subprocess.run(["docker", "image", "inspect", "--format", '{{ index .Config.Labels "mcpproxy.fixture.sha256" }}',
+                              MONITOR_IMAGE], capture_output=True, text=True).stdout.strip()
+    if current == digest:
+        return MONITOR_IMAGE
+    with tempfile.TemporaryDirectory() as work:
+        built = subprocess.run(["swiftc", "-static-executable", "-O", str(FIXTURE_SOURCE), "-o", f"{work}/fixture"],
+                               capture_output=True, text=True, timeout=600)
+        assert built.returncode == 0, built.stderr[-4000:]
+        Path(work, "Dockerfile").write_text(f"FROM scratch\nCOPY fixture /fixture\nLABEL mcpproxy.fixture.sha256=\"{digest}\"\n")
+        image = subprocess.run(["docker", "build", "-q", "-t", MONITOR_IMAGE, work], capture_output=True, text=True, timeout=600)
+        assert image.returncode == 0, image.stderr[-4000:]
+    return MONITOR_IMAGE
+
+
+def docker_fixture(name: str, **isolation) -> dict:
+    iso = {"mode": "docker", "image": monitor_image(), "network_mode": "none", **isolation}
+    return {"name": name, "command": "/fixture", "args": ["--name", name, "--fault-tools"], "protocol": "stdio",
+            "quarantined": False, "isolation": iso}
+
+
+def test_memory_hog_and_spinner_in_docker_containers(proxy):
+    """Docker mode: a container that eats memory is held, one that spins while idle is reported,
+    each judged against its container's own limits (memory_limit, cpu_limit)."""
+    monitor = {"interval": "200ms", "memory": {"share": 0.5, "for": "1s", "action": "hold"}, "cpu": {"share": 0.5, "for": "1s"}}
+    cfg = make_config([docker_fixture("dhog", memory_limit="128m"), docker_fixture("dspin", cpu_limit="1.0")], monitor=monitor,
+                      docker_isolation={"mode": "docker", "timeout": "60s", "engine": "docker", "oci_runtime": "runc"})
+    p = proxy(cfg, wait=["dhog", "dspin"], ready_timeout=90)
+    assert "holding 90 MB" in result_text(call(p, "dhog:hog", {"mb": 90}))
+    assert result_text(call(p, "dspin:spin")) == "spinning"
+    hog = wait_event(p, "dhog", "memory", timeout=30)
+    assert "of its limit 128 MiB" in hog["reason"] and hog["action"] == "hold", hog
+    spin = wait_event(p, "dspin", "cpu", timeout=30)
+    assert "of its limit of 1 CPUs with no call in flight" in spin["reason"] and spin["action"] == "event", spin
+    wait_held(p, "dhog")
+    wait_until(lambda: p.server("dhog")["container_id"] is None, 60, 0.3, "the held server's container to be stopped")
+    assert_refused_with_release_hint(p, "dhog", "memory")
+    assert p.server("dspin")["state"] == "ready"
+    assert metric(p, "mcpproxy_servers_held_by_monitor") == 1
+    r = p.rest("POST", "/api/v1/servers/dhog/release")
+    assert r.status == 200, r
+    p.wait_ready(["dhog"], timeout=90)
+    assert result_text(call(p, "dhog:echo", {"text": "ok"})) == "ok"
