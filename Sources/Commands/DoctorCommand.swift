@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Isolation
+import MCPSecurity
 import ProxyCore
 
 /// `mcpproxy doctor [SERVER]`: checks the config and shows how each server would be launched
@@ -36,6 +37,7 @@ struct DoctorCommand: AsyncParsableCommand {
         ctx.secretsBaseDir = SecretDelivery.baseDirectory()
         var out: [JSONValue] = []
         var failed = false
+        let holds = Self.monitorHolds(dataDir: paths.resolvedDataDir)
         for s in servers {
             // Planned as the proxy plans it (secret variables through the launcher's file); the
             // plan holds references only, never values (nothing is resolved here).
@@ -64,6 +66,7 @@ struct DoctorCommand: AsyncParsableCommand {
                     failed = true
                 }
             } else if let u = s.url { o["url"] = .string(u) }
+            if let h = holds[s.name] { o.merge(RESTAPI.holdFields(h)) { _, b in b } }
             out.append(.object(o))
         }
         let report: JSONValue = ["config": .string(paths.resolvedConfig),
@@ -78,6 +81,10 @@ struct DoctorCommand: AsyncParsableCommand {
                 print("\n\(o["name"]?.stringValue ?? "?")  [\(o["protocol"]?.stringValue ?? "")]")
                 print("  isolation: \(o["isolation"]?["mode"]?.stringValue ?? "") (\(o["isolation"]?["reason"]?.stringValue ?? ""))")
                 if let e = o["error"]?.stringValue { print("  ERROR: \(e)") }
+                if let h = o["monitor_hold"] {
+                    print("  HELD BY MONITOR (held_by_monitor): rule \(h["rule"]?.stringValue ?? "?"): \(h["reason"]?.stringValue ?? "")")
+                    print("  it stays stopped until released: mcpproxy upstream release \(o["name"]?.stringValue ?? "")")
+                }
                 if let at = o["command_found"]?.stringValue { print("  command: \(at)") }
                 if let note = o["command_check"]?.stringValue { print("  command: not checked: \(note)") }
                 if let l = o["launch"] {
@@ -95,6 +102,17 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         if failed { throw ExitCode.findings }
+    }
+}
+
+extension DoctorCommand {
+    /// The runtime monitor's holds in the state database (none when it does not exist yet:
+    /// doctor never creates it).
+    static func monitorHolds(dataDir: String) -> [String: MonitorHold] {
+        let path = (dataDir as NSString).appendingPathComponent(SecurityStore.fileName)
+        guard FileManager.default.fileExists(atPath: path), let store = try? SecurityStore.open(path: path),
+              let all = try? store.monitorHolds() else { return [:] }
+        return Dictionary(all.map { ($0.server, $0) }, uniquingKeysWith: { a, _ in a })
     }
 }
 

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import MCPSecurity
 import ProxyCore
 
 /// `mcpproxy upstream ...`: manage servers in the config file (the running proxy applies the
 /// change live).
 struct UpstreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "upstream", abstract: "Manage upstream servers in the config file.",
-                                                    subcommands: [List.self, Add.self, Remove.self, Approve.self, Quarantine.self, Enable.self, Disable.self])
+                                                    subcommands: [List.self, Add.self, Remove.self, Approve.self, Quarantine.self, Release.self, Enable.self, Disable.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List configured servers.")
@@ -153,6 +154,27 @@ struct UpstreamCommand: AsyncParsableCommand {
                 var e = e ?? [:]; e["quarantined"] = true; return e
             }
             print("quarantined \(name) in \(paths.resolvedConfig)")
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release a server held by the runtime monitor (held_by_monitor); it starts again.",
+            discussion: "With the proxy running, the release goes through its REST API and the server starts at once. Otherwise the hold is removed from the state database and the server starts with the proxy.")
+        @OptionGroup var paths: PathOptions
+        @Argument var name: String
+        func run() async throws {
+            if let proxy = RunningProxy.locate(paths: paths), let (status, body) = await proxy.call(.POST, "/api/v1/servers/\(name)/release") {
+                guard status == 200 else { print("error: \(RunningProxy.message(body))"); throw ExitCode(RunningProxy.failure(status: status, body: body).code) }
+                print("released \(name); it is starting")
+                return
+            }
+            let store = try SecurityStore.open(dataDir: paths.resolvedDataDir)
+            guard try store.removeMonitorHold(name) else {
+                print("error: server \"\(name)\" is not held by the runtime monitor")
+                throw ExitCode(.notFound)
+            }
+            print("released \(name) in \(store.path); it starts with the proxy")
         }
     }
 

@@ -547,14 +547,20 @@ public final class MCPHandler: Sendable {
             if key[key.index(after: colon)...] == "*" { servers.append(server) } else { tools += 1 }
         }
         let pending = manager.pendingNames.filter { identity.mayUse(server: $0) }
-        guard !servers.isEmpty || tools > 0 || !pending.isEmpty else { return nil }
+        let monitorHeld = catalog.held.keys.filter { identity.mayUse(server: $0) }.sorted()
+        guard !servers.isEmpty || tools > 0 || !pending.isEmpty || !monitorHeld.isEmpty else { return nil }
         var parts: [String] = []
         if !servers.isEmpty { parts.append("\(servers.count) server(s) quarantined (\(servers.sorted().joined(separator: ", ")))") }
         if tools > 0 { parts.append("\(tools) tool(s) held for review") }
         if !pending.isEmpty { parts.append("\(pending.count) server(s) awaiting approval to start (\(pending.sorted().joined(separator: ", ")))") }
-        let note = parts.joined(separator: "; ") + ". Their tools are not searchable until a person approves them (`mcpproxy upstream approve NAME`, or POST /api/v1/servers/NAME/approve).";
-        return (["quarantined_servers": .array(servers.sorted().map { .string($0) }), "held_tools": .number(Double(tools)),
-                 "awaiting_approval": .array(pending.sorted().map { .string($0) })], note)
+        var note = parts.isEmpty ? "" : parts.joined(separator: "; ") + ". Their tools are not searchable until a person approves them (`mcpproxy upstream approve NAME`, or POST /api/v1/servers/NAME/approve)."
+        if !monitorHeld.isEmpty {
+            note += (note.isEmpty ? "" : " ") + "\(monitorHeld.count) server(s) held by the runtime monitor (\(monitorHeld.joined(separator: ", "))): stopped until a person releases them (`mcpproxy upstream release NAME`, or POST /api/v1/servers/NAME/release)."
+        }
+        var json: [String: JSONValue] = ["quarantined_servers": .array(servers.sorted().map { .string($0) }), "held_tools": .number(Double(tools)),
+                                         "awaiting_approval": .array(pending.sorted().map { .string($0) })]
+        if !monitorHeld.isEmpty { json["held_by_monitor"] = .array(monitorHeld.map { .string($0) }) }
+        return (.object(json), note)
     }
 
     static func textResult(_ v: JSONValue, isError: Bool = false) -> String {
@@ -703,6 +709,7 @@ public final class MCPHandler: Sendable {
             return ToolFailure(message: "server \"\(server)\" was added over MCP and awaits a person's approval; nothing runs until then (`mcpproxy upstream approve \(server)` or POST /api/v1/servers/\(server)/approve)")
         }
         guard catalog.serverNames.contains(server) else { return unknown() }
+        if let why = catalog.held[server] { return ToolFailure(message: why) }
         if let why = catalog.refusals["\(server):*"] { return ToolFailure(message: why) }
         if let why = catalog.refusals[qualified],
            let def = catalog.servers[server]?.tools.first(where: { $0.name == toolName }),

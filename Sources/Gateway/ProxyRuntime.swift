@@ -231,6 +231,8 @@ public final class ProxyRuntime: Sendable {
         for hook in plugins.beforeStart { await hook(self) }
         let service = SupervisorService(runtime: self)
         let tokens = TokenWatchService(authenticator: authenticator)
+        let handler = self.handler
+        let monitor = RuntimeMonitor(manager: manager, logger: logger, notify: { handler.monitorNotice($0) })
         // Tracing first: services stop in reverse order, so it flushes the others' last spans.
         let tracing = tracingService.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []
         let metricsApp = try await metricsApplication()
@@ -239,7 +241,7 @@ public final class ProxyRuntime: Sendable {
             let identity = try options.tokenFile.map { try authenticator.identity(tokenFile: $0) } ?? .admin
             let stdio = StdioFrontend(handler: handler, identity: identity, logger: logger, maxLine: initialConfig.maxRequestBodyBytes)
             let group = ServiceGroup(configuration: .init(
-                services: tracing + [.init(service: service), .init(service: tokens),
+                services: tracing + [.init(service: service), .init(service: tokens), .init(service: monitor),
                            .init(service: stdio, successTerminationBehavior: .gracefullyShutdownGroup)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -280,7 +282,7 @@ public final class ProxyRuntime: Sendable {
                 },
                 logger: appLogger)
             let group = ServiceGroup(configuration: .init(
-                services: tracing + [.init(service: service), .init(service: tokens), .init(service: app)] + metricsApp,
+                services: tracing + [.init(service: service), .init(service: tokens), .init(service: monitor), .init(service: app)] + metricsApp,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

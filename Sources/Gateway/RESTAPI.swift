@@ -122,7 +122,40 @@ public struct RESTAPI: Sendable {
                 await Self.answer { try await self.perform(op, on: s.name) }
             } }
         }
+        api.post("/servers/:name/release") { _, ctx in await self.withServer(ctx) { s in
+            await Self.answer { try await self.release(s.name) }
+        } }
+        api.get("/events") { request, _ in
+            let q = request.uri.queryParameters
+            let limit = q.get("limit").map { String($0) }
+            guard let n = limit.map({ Int($0) }) ?? 100, (1...10_000).contains(n) else {
+                return Self.error(ProxyError(.invalidArgument, "limit must be a whole number from 1 to 10000, got \"\(limit ?? "")\""))
+            }
+            let after = q.get("after").flatMap { Int(String($0)) } ?? 0
+            return Self.ok(self.eventsJSON(limit: n, server: q.get("server").map { String($0) }, after: after))
+        }
         for ext in extensions { ext.register(on: api, api: self) }
+    }
+
+    /// `GET /events?limit=&server=&after=`: the runtime monitor's recent events, newest first
+    /// (a bounded ring of `monitor.events_kept`; ids grow within one run of the proxy).
+    public func eventsJSON(limit: Int = 100, server: String? = nil, after: Int = 0) -> JSONValue {
+        ["events": .array(manager.monitorEvents.recent(limit: limit, server: server, after: after).map(\.json))]
+    }
+
+    /// `POST /servers/{name}/release`: a person releases a server held by the runtime monitor.
+    public func release(_ name: String) async throws -> JSONValue {
+        try await manager.release(name)
+        return ["ok": true, "server": .string(name), "operation": "release"]
+    }
+
+    /// The fields of a server held by the runtime monitor: its state and the hold.
+    public static func holdFields(_ h: MonitorHold?) -> [String: JSONValue] {
+        guard let h else { return [:] }
+        return ["state": "held_by_monitor",
+                "monitor_hold": ["rule": .string(h.rule), "reason": .string(h.reason), "since": .number(h.since.rounded()),
+                                 "event_id": .number(Double(h.eventID)),
+                                 "hint": .string("release: `mcpproxy upstream release \(h.server)` or POST /api/v1/servers/\(h.server)/release")]]
     }
 
     /// `GET/POST /tokens`, `DELETE /tokens/{name}`: agent tokens (admin only, like all of REST).
@@ -242,6 +275,7 @@ public struct RESTAPI: Sendable {
         let snap = await s.snapshot()
         var extra = await extraFields(s.name)
         extra["stats"] = await statsJSON(s, snap, totals: manager.metrics.callTotals())
+        extra.merge(Self.holdFields(manager.monitorHold(s.name))) { _, b in b }
         return Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name), extra: extra)
     }
 
@@ -317,6 +351,7 @@ public struct RESTAPI: Sendable {
             let snap = await s.snapshot()
             var extra = await extraFields(s.name)
             extra["stats"] = await statsJSON(s, snap, totals: totals)
+            extra.merge(Self.holdFields(manager.monitorHold(s.name))) { _, b in b }
             list.append(Self.serverJSON(snap, config: config.server(named: s.name), extra: extra))
         }
         for p in manager.pendingServers { list.append(Self.pendingJSON(p)) }
@@ -326,7 +361,8 @@ public struct RESTAPI: Sendable {
     /// `GET /servers/{name}/diagnostics`: the server, its launch plan and its recent log.
     public func diagnostics(_ s: UpstreamServer) async -> JSONValue {
         let snap = await s.snapshot()
-        var o = Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name)).objectValue ?? [:]
+        var o = Self.serverJSON(snap, config: await manager.currentConfig.server(named: s.name),
+                                extra: Self.holdFields(manager.monitorHold(s.name))).objectValue ?? [:]
         if let plan = await s.currentPlan() {
             o["launch"] = Self.planJSON(plan)
         }

@@ -79,6 +79,8 @@ public struct Catalog: Sendable {
     public var signature: Int = 0
     /// Servers whose current tool list has been through the gate.
     public var evaluated: Set<String> = []
+    /// Servers held by the runtime monitor (`held_by_monitor`) → the refusal their calls get.
+    public var held: [String: String] = [:]
 
     public func lookup(_ qualified: String) -> CatalogTool? { tools[qualified] }
 }
@@ -112,6 +114,8 @@ public actor ServerManager {
     private let store: SecurityStore?
     /// The proxy's metrics (`GET /metrics`); the handler, gateway and REST API reach them here.
     public nonisolated let metrics: ProxyMetrics
+    /// The runtime monitor's recent events (`GET /api/v1/events`).
+    public nonisolated let monitorEvents = MonitorEventLog()
 
     public init(config: ProxyConfig, configStore: ConfigStore, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
@@ -130,7 +134,62 @@ public actor ServerManager {
             } catch {
                 logger.error("cannot read the servers awaiting approval: \(error)")
             }
+            do {
+                let all = try store.monitorHolds()
+                heldBox.withLockedValue { h in for x in all { h[x.server] = x } }
+                for x in all { logger.warning("server \(x.server) stays held by the runtime monitor (rule \(x.rule): \(x.reason)); release it with `mcpproxy upstream release \(x.server)`") }
+            } catch {
+                logger.error("cannot read the monitor holds: \(error)")
+            }
         }
+    }
+
+    // MARK: runtime monitor holds
+
+    /// Servers the runtime monitor holds (`held_by_monitor`), by name.
+    private nonisolated let heldBox = NIOLockedValueBox<[String: MonitorHold]>([:])
+
+    /// The monitor's hold on `name`, if it is held.
+    public nonisolated func monitorHold(_ name: String) -> MonitorHold? { heldBox.withLockedValue { $0[name] } }
+    /// Every hold, by server name.
+    public nonisolated var monitorHolds: [String: MonitorHold] { heldBox.withLockedValue { $0 } }
+
+    /// What a call to a held server is told.
+    public static func heldMessage(_ h: MonitorHold) -> String {
+        "server \"\(h.server)\" is held by the runtime monitor (rule \(h.rule): \(h.reason)); it is stopped and its tools are refused "
+            + "until a person releases it: `mcpproxy upstream release \(h.server)` or POST /api/v1/servers/\(h.server)/release"
+    }
+
+    /// The runtime monitor holds `name`: recorded in the state database (so it stays held across
+    /// restarts of mcpproxy), stopped, and its tools refused. Returns false when it was already
+    /// held or is not configured.
+    @discardableResult
+    public func hold(_ h: MonitorHold) async -> Bool {
+        guard config.server(named: h.server) != nil, heldBox.withLockedValue({ $0[h.server] }) == nil else { return false }
+        do { try store?.addMonitorHold(h) } catch {
+            log.error("cannot record the monitor hold of \(h.server) (it is held until mcpproxy restarts): \(error)")
+        }
+        heldBox.withLockedValue { $0[h.server] = h }
+        log.warning("server \(h.server) held by the runtime monitor (rule \(h.rule): \(h.reason)); stopping it. Release: `mcpproxy upstream release \(h.server)` or POST /api/v1/servers/\(h.server)/release")
+        rebuildCatalog()
+        if let server = servers[h.server] { await server.stop() }
+        rebuildCatalog()
+        return true
+    }
+
+    /// A person releases a held server: the hold is forgotten and the server starts afresh from
+    /// the current config.
+    public func release(_ name: String) async throws {
+        guard heldBox.withLockedValue({ $0[name] }) != nil else {
+            throw ProxyError(.notFound, "server \"\(name)\" is not held by the runtime monitor")
+        }
+        try store?.removeMonitorHold(name)
+        heldBox.withLockedValue { _ = $0.removeValue(forKey: name) }
+        log.notice("server \(name) released from its monitor hold; starting it")
+        if let old = servers.removeValue(forKey: name) { await old.stop() }
+        verdicts.removeValue(forKey: name)
+        if let sc = config.server(named: name) { makeServer(sc) }
+        rebuildCatalog()
     }
 
     public nonisolated var catalog: Catalog { catalogBox.withLockedValue { $0 } }
@@ -178,7 +237,8 @@ public actor ServerManager {
             }
         }
         servers[s.name] = server
-        Task { await server.start() }
+        // A held server's object exists (listings, release) but does not run.
+        if heldBox.withLockedValue({ $0[s.name] }) != nil { Task { await server.stop() } } else { Task { await server.start() } }
     }
 
     /// Re-evaluates one server's tools through the gate and rebuilds the catalog.
@@ -220,8 +280,10 @@ public actor ServerManager {
         var c = Catalog()
         c.serverNames = Set(config.servers.map(\.name))
         c.servers = servers
+        let holds = heldBox.withLockedValue { $0 }
+        for (name, h) in holds where c.serverNames.contains(name) { c.held[name] = Self.heldMessage(h) }
         var list: [CatalogTool] = []
-        for s in config.servers where s.enabled {
+        for s in config.servers where s.enabled && holds[s.name] == nil {
             guard let server = servers[s.name], server.state == .ready else { continue }
             let verdict = verdicts[s.name]
             // Judged only when the verdict covers the tools the server has now: a verdict made
@@ -279,8 +341,12 @@ public actor ServerManager {
             verdicts.removeValue(forKey: name)
             await server.stop()
             await gate.forget(server: name)
+            if heldBox.withLockedValue({ $0.removeValue(forKey: name) }) != nil { try? store?.removeMonitorHold(name) }
         }
         for s in newConfig.servers {
+            if heldBox.withLockedValue({ $0[s.name] }) != nil {
+                continue  // stays stopped; release starts it from the config then in force
+            }
             if let server = servers[s.name] {
                 await server.update(config: s, proxyConfig: newConfig)
                 if server.state == .failed { await server.restart() }
@@ -449,6 +515,7 @@ public actor ServerManager {
 
     public func restart(_ name: String) async throws {
         guard let s = servers[name] else { throw ProxyError(.notFound, "no server named \"\(name)\"") }
+        if let h = heldBox.withLockedValue({ $0[name] }) { throw ProxyError(.conflict, Self.heldMessage(h)) }
         await s.restart()
     }
 

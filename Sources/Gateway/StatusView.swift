@@ -18,6 +18,8 @@ public struct StatusView: Sendable {
         public var cpuPercent: Double?
         public var memoryBytes: Double?
         public var pids: Int?
+        /// Held by the runtime monitor: "rule: reason".
+        public var hold: String? = nil
     }
 
     public var rows: [Row]
@@ -53,7 +55,8 @@ public struct StatusView: Sendable {
                 refused: Int(count(s, "refused") ?? 0),
                 cpuPercent: cpu.map { $0 * 100 },
                 memoryBytes: stats?["memory_bytes"]?.numberValue,
-                pids: stats?["pids"]?.numberValue.map { Int($0) })
+                pids: stats?["pids"]?.numberValue.map { Int($0) },
+                hold: s["monitor_hold"].map { "\($0["rule"]?.stringValue ?? "?"): \($0["reason"]?.stringValue ?? "")" })
         }
     }
 
@@ -70,11 +73,16 @@ public struct StatusView: Sendable {
         }
         let table = [header] + body
         let widths = header.indices.map { i in table.map { $0[i].count }.max() ?? 0 }
-        return table.map { line in
+        let lines = table.map { line in
             line.enumerated().map { i, cell in
                 i == line.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        }
+        // Each held server says why, and how a person releases it.
+        let holds = rows.compactMap { r in
+            r.hold.map { "\(r.name) is held by the runtime monitor (\($0)); release: mcpproxy upstream release \(r.name)" }
+        }
+        return (lines + holds).joined(separator: "\n")
     }
 
     static func bytes(_ b: Double) -> String {
@@ -95,6 +103,7 @@ public struct StatusView: Sendable {
             o["cpu_percent"] = r.cpuPercent.map { .number($0) } ?? .null
             o["memory_bytes"] = r.memoryBytes.map { .number($0) } ?? .null
             o["pids"] = r.pids.map { .number(Double($0)) } ?? .null
+            if let h = r.hold { o["monitor_hold"] = .string(h) }
             return .object(o)
         })
     }

@@ -214,6 +214,14 @@ public final class SecurityStore: Sendable {
                 """)
         }
         registerItemPins(&m)
+        m.registerMigration("monitor holds") { db in
+            try db.execute(sql: """
+                CREATE TABLE monitor_holds (
+                    server TEXT PRIMARY KEY NOT NULL,
+                    rule TEXT NOT NULL, reason TEXT NOT NULL,
+                    since REAL NOT NULL, event_id INTEGER NOT NULL);
+                """)
+        }
         return m
     }
 

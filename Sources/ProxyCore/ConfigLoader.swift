@@ -123,6 +123,8 @@ public enum ConfigLoader {
 /// Walks the JSON tree, collecting diagnostics with JSON paths.
 struct Walker {
     var diagnostics: [ConfigDiagnostic] = []
+    /// The global `monitor`, which a server's own `monitor` keys override.
+    var monitorBase = MonitorConfig()
 
     mutating func error(_ path: String, _ message: String, suggestion: String? = nil) {
         diagnostics.append(.init(severity: .error, path: path, message: message, suggestion: suggestion))
@@ -231,7 +233,7 @@ struct Walker {
         let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
                                   "data_dir", "api_key", "security", "supervision", "client_idle_timeout",
-                                  "metrics_listen", "tracing"]).union(GatewayAuthConfig.keys)
+                                  "metrics_listen", "tracing", "monitor"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
@@ -258,6 +260,8 @@ struct Walker {
         if let v = o["security"] { c.security = security(v, "security") }
         if let v = o["supervision"] { c.supervision = supervision(v, "supervision") }
         if let v = o["tracing"] { c.tracing = tracing(v, "tracing") }
+        if let v = o["monitor"] { c.monitor = monitor(v, "monitor", base: c.monitor, global: true) }
+        monitorBase = c.monitor
         if let v = o["mcpServers"] { c.servers = servers(v) }
         c.auth = auth(o, listen: c.listen)
         return c
@@ -374,7 +378,7 @@ struct Walker {
     mutating func server(_ v: Any, _ path: String, defaultName: String?) -> ServerConfig? {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["name", "command", "args", "env", "url", "protocol", "type", "enabled", "disabled", "working_dir",
-                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests"], path)
+                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "monitor"], path)
         var name = defaultName
         if let x = o["name"] { name = string(x, "\(path).name") }
         guard let name, !name.isEmpty else { error("\(path).name", "a server needs a name"); return nil }
@@ -424,6 +428,7 @@ struct Walker {
             }
         }
         if let x = o["isolation"] { s.isolation = isolation(x, "\(path).isolation") }
+        if let x = o["monitor"] { s.monitor = monitor(x, "\(path).monitor", base: monitorBase, global: false) }
 
         if s.command == nil && s.url == nil && o["command"] == nil && o["url"] == nil {
             error(path, "server \"\(name)\" needs a \"command\" (stdio) or a \"url\" (http/sse)")

@@ -34,6 +34,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var security: SecurityConfig = .init()
     /// `supervision`: how upstream servers are watched and restarted.
     public var supervision: SupervisionConfig = .init()
+    /// `monitor`: the runtime monitor (docs/monitoring.md).
+    public var monitor: MonitorConfig = .init()
     /// `tracing`: OpenTelemetry export (nil: off).
     public var tracing: TracingConfig? = nil
     public var servers: [ServerConfig] = []

@@ -50,6 +50,9 @@ public struct ServerConfig: Sendable, Equatable {
     /// Empty by default: sampling spends the user's model, elicitation asks the user, roots
     /// reveal paths; each is granted per server.
     public var clientRequests: Set<ClientRequestKind> = []
+    /// `monitor` of this server: the global `monitor` with this server's keys over it (nil: the
+    /// global one applies as it is).
+    public var monitor: MonitorConfig? = nil
 
     public init(name: String) { self.name = name }
 

@@ -27,6 +27,9 @@ public struct ServerSnapshot: Sendable {
     public var toolCount: Int
     public var lastError: String?
     public var restarts: Int
+    /// Restarts after a crash or a failed start (not a person's restarts): the monitor's
+    /// crash-loop rule counts these.
+    public var crashRestarts: Int = 0
     public var enforcement: [String: String]
     public var warnings: [String]
     public var serverInfo: JSONValue?
@@ -133,6 +136,7 @@ public actor UpstreamServer {
     private var containerID: String?
     private var decision: IsolationDecision
     private var restarts = 0
+    private var crashRestarts = 0
     private var consecutiveFailures = 0
     /// Starts in a row that never reached ready.
     private var failedStarts = 0
@@ -190,6 +194,8 @@ public actor UpstreamServer {
     /// The current tools (empty unless ready).
     public nonisolated var tools: [ToolDefinition] { live.withLockedValue { $0.tools } }
     public nonisolated var state: ServerState { live.withLockedValue { $0.state } }
+    /// Requests sent to the server and not yet answered.
+    public nonisolated var callsInFlight: Int { live.withLockedValue { $0.peer }?.callsInFlight ?? 0 }
     /// Whether the server's first start is over (it was ready, failed, or was stopped once).
     /// Callers that wait for start-up wait only for first starts, never for restarts.
     public nonisolated var firstStartOver: Bool { live.withLockedValue { $0.firstStartOver } }
@@ -216,7 +222,7 @@ public actor UpstreamServer {
         return ServerSnapshot(name: name, enabled: config.enabled, state: l.state,
                               protocolName: config.effectiveProtocol.rawValue, isolation: decision,
                               pid: process?.pid, containerID: containerID, toolCount: l.tools.count,
-                              lastError: lastError, restarts: restarts,
+                              lastError: lastError, restarts: restarts, crashRestarts: crashRestarts,
                               enforcement: plan.map { backend($0).enforcement($0) } ?? [:], warnings: plan?.warnings ?? [],
                               serverInfo: serverInfo, capabilities: capabilities)
     }
@@ -696,6 +702,7 @@ public actor UpstreamServer {
     private func restartAfterBackoff(_ gen: Int) {
         guard gen == generation, !stopping, config.enabled, state == .restarting else { return }
         restarts += 1
+        crashRestarts += 1
         launch()
     }
 
@@ -766,6 +773,7 @@ public actor UpstreamServer {
         let newDecision = IsolationResolver.resolve(newConfig, global: newProxy.dockerIsolation)
         var relevantOld = config, relevantNew = newConfig
         relevantOld.quarantined = nil; relevantNew.quarantined = nil
+        relevantOld.monitor = nil; relevantNew.monitor = nil  // the monitor watches; the process is the same
         let isolationChanged = oldDecision != newDecision
             || env.backends.backend(for: newDecision.mode).settingsChanged(from: proxyConfig, to: newProxy)
         let changed = relevantOld != relevantNew || isolationChanged || proxyConfig.supervision != newProxy.supervision

@@ -13,7 +13,9 @@
 //
 // Fault tools (reliability tests, with --fault-tools): `close_stdout` closes stdout and keeps running (a wedged
 // server), `overlong` writes one line of the given size, `block` blocks the request loop (a
-// busy single-threaded server: pings go unanswered), `flood` sends N tools/list_changed.
+// busy single-threaded server: pings go unanswered), `flood` sends N tools/list_changed, `hog`
+// allocates and touches N MiB and keeps them, `spin` starts a thread that burns CPU (the runtime
+// monitor's tests).
 // `sleep` calls run on a thread each and reply with preformatted bytes, so any number of them
 // can overlap (no Foundation work off the main thread).
 import Foundation
@@ -109,7 +111,14 @@ let faultToolDefinitions: [[String: Any]] = [
      "inputSchema": schema(["ms": ["type": "integer"]], required: ["ms"]), "annotations": ["readOnlyHint": true]],
     ["name": "flood", "description": "Send the given number of tools/list_changed notifications.",
      "inputSchema": schema(["count": ["type": "integer"]], required: ["count"]), "annotations": ["readOnlyHint": true]],
+    ["name": "hog", "description": "Allocate and touch the given number of megabytes and keep them.",
+     "inputSchema": schema(["mb": ["type": "integer"]], required: ["mb"]), "annotations": ["readOnlyHint": false]],
+    ["name": "spin", "description": "Start a thread that burns CPU until the server exits.",
+     "inputSchema": schema([:]), "annotations": ["readOnlyHint": false]],
 ]
+
+/// Memory `hog` keeps (never freed).
+var hogged: [UnsafeMutableRawPointer] = []
 
 let toolsLock = NSLock()
 var extraTools: [[String: Any]] = []
@@ -266,7 +275,7 @@ while let line = readLine(strippingNewline: true) {
             outLock.unlock()
             continue
         }
-        let isFault = ["close_stdout", "overlong", "block", "flood"].contains(toolName)
+        let isFault = ["close_stdout", "overlong", "block", "flood", "hog", "spin"].contains(toolName)
         switch isFault && !faultTools ? "" : toolName {
         case "sleep":
             // A thread per call: overlapping sleeps never wait for a pool, and the reply is
@@ -304,6 +313,20 @@ while let line = readLine(strippingNewline: true) {
         case "block":
             sleepMs(max(0, arguments["ms"] as? Int ?? 0))
             send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": text("unblocked")])
+            continue
+        case "hog":
+            let mb = max(0, min(arguments["mb"] as? Int ?? 0, 65536))
+            for _ in 0..<mb { if let p = malloc(1 << 20) { memset(p, 1, 1 << 20); hogged.append(p) } }
+            send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": text("holding \(hogged.count) MB")])
+            continue
+        case "spin":
+            let t = Thread {
+                var x: UInt64 = 1
+                while true { x = x &* 6364136223846793005 &+ 1; if x == 0 { fputs("", stderr) } }
+            }
+            t.stackSize = 256 << 10
+            t.start()
+            send(["jsonrpc": "2.0", "id": id ?? NSNull(), "result": text("spinning")])
             continue
         case "flood":
             let n = max(0, arguments["count"] as? Int ?? 0)

@@ -220,6 +220,36 @@ struct MetricsTests {
         #expect(ProcessStats.cgroup([dir]) == ProcessSample(memoryBytes: 1_048_576, pids: 7, cpuSeconds: 2.5))
     }
 
+    @Test func cgroupLimitsAreRead() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mcpx-cg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // v2
+        try "1048576\n".write(toFile: dir + "/memory.current", atomically: true, encoding: .utf8)
+        try "2097152\n".write(toFile: dir + "/memory.max", atomically: true, encoding: .utf8)
+        try "32\n".write(toFile: dir + "/pids.max", atomically: true, encoding: .utf8)
+        try "50000 100000\n".write(toFile: dir + "/cpu.max", atomically: true, encoding: .utf8)
+        var s = ProcessStats.cgroup([dir])
+        #expect(s.memoryLimitBytes == 2_097_152 && s.pidsLimit == 32 && s.cpuLimitCores == 0.5)
+        try "max\n".write(toFile: dir + "/memory.max", atomically: true, encoding: .utf8)
+        try "max\n".write(toFile: dir + "/pids.max", atomically: true, encoding: .utf8)
+        try "max 100000\n".write(toFile: dir + "/cpu.max", atomically: true, encoding: .utf8)
+        s = ProcessStats.cgroup([dir])
+        #expect(s.memoryLimitBytes == nil && s.pidsLimit == nil && s.cpuLimitCores == nil)
+        // v1: "unlimited" is a page-rounded 2^63; no quota is -1.
+        let v1 = dir + "/v1"
+        try FileManager.default.createDirectory(atPath: v1, withIntermediateDirectories: true)
+        try "9223372036854771712\n".write(toFile: v1 + "/memory.limit_in_bytes", atomically: true, encoding: .utf8)
+        try "-1\n".write(toFile: v1 + "/cpu.cfs_quota_us", atomically: true, encoding: .utf8)
+        try "100000\n".write(toFile: v1 + "/cpu.cfs_period_us", atomically: true, encoding: .utf8)
+        s = ProcessStats.cgroup([v1])
+        #expect(s.memoryLimitBytes == nil && s.cpuLimitCores == nil)
+        try "268435456\n".write(toFile: v1 + "/memory.limit_in_bytes", atomically: true, encoding: .utf8)
+        try "150000\n".write(toFile: v1 + "/cpu.cfs_quota_us", atomically: true, encoding: .utf8)
+        s = ProcessStats.cgroup([v1])
+        #expect(s.memoryLimitBytes == 268_435_456 && s.cpuLimitCores == 1.5)
+    }
+
     // MARK: config
 
     @Test func metricsListenMustBeLoopbackAndNotTheMainPort() throws {

@@ -121,6 +121,9 @@ enum ConsolePages {
                 + button("Reject", action: path + "/reject", csrf: csrf, fields: fields, style: "danger", id: "reject-\(sid)")
         }
         var h = ""
+        if str(s["state"]) == "held_by_monitor" {
+            h += button("Release", action: path + "/release", csrf: csrf, fields: fields, style: "primary", id: "release-\(sid)")
+        }
         if approval == "quarantined" {
             h += button("Approve", action: path + "/approve", csrf: csrf, fields: fields, style: "primary", id: "approve-\(sid)")
             if int(s["security"]?["blocked_tools"]) > 0 {
@@ -172,7 +175,8 @@ enum ConsolePages {
             b += "<td>\(e(str(s["isolation"]?["mode"]) ?? "—"))</td>"
             b += "<td>\(badge(approval(s)))</td>"
             b += "<td>\(state == "awaiting_approval" ? "—" : toolCounts(s))</td>"
-            b += "<td class=\"err\">\(e(str(s["last_error"]) ?? ""))</td>"
+            let hold = s["monitor_hold"].map { "held by the runtime monitor (\(str($0["rule"]) ?? "?")): \(str($0["reason"]) ?? "")" }
+            b += "<td class=\"err\">\(e(hold ?? str(s["last_error"]) ?? ""))</td>"
             b += "<td>\(actions(s, csrf: csrf, back: "list"))</td></tr>"
         }
         b += "</tbody></table>"

@@ -289,6 +289,11 @@ public struct WebConsole: Sendable {
                 _ = try await security.quarantine(name, api: rest)
                 return "Quarantined \(name): its tools are hidden from clients."
             }
+        case "release":
+            return await run {
+                _ = try await rest.release(name)
+                return "Released \(name) from its monitor hold: it is starting."
+            }
         case "reject":
             return await run {
                 // Only a server awaiting approval can be rejected; removing a configured server

@@ -8,10 +8,18 @@ public struct ProcessSample: Sendable, Equatable {
     public var memoryBytes: Double?
     public var pids: Double?
     public var cpuSeconds: Double?
-    public init(memoryBytes: Double? = nil, pids: Double? = nil, cpuSeconds: Double? = nil) {
+    /// The cgroup's limits (nil: none set, or not a cgroup): what the runtime monitor compares with.
+    public var memoryLimitBytes: Double?
+    public var pidsLimit: Double?
+    public var cpuLimitCores: Double?
+    public init(memoryBytes: Double? = nil, pids: Double? = nil, cpuSeconds: Double? = nil,
+                memoryLimitBytes: Double? = nil, pidsLimit: Double? = nil, cpuLimitCores: Double? = nil) {
         self.memoryBytes = memoryBytes
         self.pids = pids
         self.cpuSeconds = cpuSeconds
+        self.memoryLimitBytes = memoryLimitBytes
+        self.pidsLimit = pidsLimit
+        self.cpuLimitCores = cpuLimitCores
     }
 }
 
@@ -39,6 +47,16 @@ public enum ProcessStats {
                     s.cpuSeconds = usec / 1e6
                 } else if let ns = number(dir + "/cpuacct.usage") {
                     s.cpuSeconds = ns / 1e9
+                }
+            }
+        }
+        for dir in dirs {
+            if s.memoryLimitBytes == nil { s.memoryLimitBytes = limit(dir + "/memory.max") ?? limit(dir + "/memory.limit_in_bytes") }
+            if s.pidsLimit == nil { s.pidsLimit = limit(dir + "/pids.max") }
+            if s.cpuLimitCores == nil {
+                if let text = read(dir + "/cpu.max") { s.cpuLimitCores = cpuMax(text) }
+                else if let quota = number(dir + "/cpu.cfs_quota_us"), quota > 0, let period = number(dir + "/cpu.cfs_period_us"), period > 0 {
+                    s.cpuLimitCores = quota / period
                 }
             }
         }
@@ -79,6 +97,19 @@ public enum ProcessStats {
             if parts.count == 2, parts[0] == key { return Double(parts[1]) }
         }
         return nil
+    }
+
+    /// A limit file's value: nil for "max" and for v1's "unlimited" (a page-rounded 2^63).
+    static func limit(_ path: String) -> Double? {
+        guard let v = number(path), v > 0, v < 1e18 else { return nil }
+        return v
+    }
+
+    /// cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" for none) in cores.
+    static func cpuMax(_ text: String) -> Double? {
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count >= 2, let q = Double(parts[0]), let p = Double(parts[1]), q > 0, p > 0 else { return nil }
+        return q / p
     }
 
     static func number(_ path: String) -> Double? {

@@ -22,6 +22,8 @@ public enum MetricName {
     public static let serverPids = "mcpproxy_server_pids"
     public static let serverCPU = "mcpproxy_server_cpu_seconds_total"
     public static let buildInfo = "mcpproxy_build_info"
+    public static let monitorEvents = "mcpproxy_monitor_events_total"
+    public static let heldByMonitor = "mcpproxy_servers_held_by_monitor"
 
     /// Each name's HELP line. A registry refuses two help texts for one name, so this table is
     /// the only place they are written.
@@ -41,6 +43,8 @@ public enum MetricName {
         serverPids: "Processes and threads in a sandboxed server's cgroup.",
         serverCPU: "CPU time used by a server: its cgroup (sandbox) or its process (isolation none).",
         buildInfo: "Always 1; the version label names the running mcpproxy.",
+        monitorEvents: "Runtime monitor rules that fired, by server, rule and action (event or hold).",
+        heldByMonitor: "Servers held by the runtime monitor (held_by_monitor): stopped until a person releases them.",
     ]
 
     /// Latency buckets, seconds: from a fast local call to the default call timeout (120 s).
@@ -120,6 +124,9 @@ public final class ProxyMetrics: Sendable {
     private let quarantinedGauge: CoreMetrics.Gauge
     private let awaitingGauge: CoreMetrics.Gauge
     private let heldGauge: CoreMetrics.Gauge
+    private let heldByMonitorGauge: CoreMetrics.Gauge
+    /// By server label, rule and action; bounded by the server label budget times 8.
+    private let monitorCounters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
 
     /// The states `mcpproxy_upstream_servers` reports (each always present, 0 when none).
     static let states: [ServerState] = [.disabled, .starting, .ready, .unresponsive, .restarting, .failed, .stopped]
@@ -179,6 +186,8 @@ public final class ProxyMetrics: Sendable {
         quarantinedGauge = CoreMetrics.Gauge(label: MetricName.quarantined, factory: factory)
         awaitingGauge = CoreMetrics.Gauge(label: MetricName.awaitingApproval, factory: factory)
         heldGauge = CoreMetrics.Gauge(label: MetricName.toolsHeld, factory: factory)
+        heldByMonitorGauge = CoreMetrics.Gauge(label: MetricName.heldByMonitor, factory: factory)
+        heldByMonitorGauge.record(0)
         CoreMetrics.Gauge(label: MetricName.buildInfo, dimensions: [("version", ProxyVersion.current)], factory: factory).record(1)
         for g in [sessionsGauge, quarantinedGauge, awaitingGauge, heldGauge] { g.record(0) }
         for (_, g) in stateGauges { g.record(0) }
@@ -220,6 +229,20 @@ public final class ProxyMetrics: Sendable {
         }
         series.counters[outcome.rawValue].increment()
         if let nanoseconds { series.latency.recordNanoseconds(nanoseconds) }
+    }
+
+    /// Counts a runtime monitor rule that fired.
+    public func monitorEvent(server: String, rule: String, action: String) {
+        let factory = self.factory
+        let label = calls.withLockedValue { $0.budget.server(server, configured: true) }
+        let key = "\(label)\u{0}\(rule)\u{0}\(action)"
+        let counter = monitorCounters.withLockedValue { m -> CoreMetrics.Counter in
+            if let c = m[key] { return c }
+            let c = CoreMetrics.Counter(label: MetricName.monitorEvents, dimensions: [("server", label), ("rule", rule), ("action", action)], factory: factory)
+            m[key] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// Counts a refused credential.
@@ -265,6 +288,7 @@ public final class ProxyMetrics: Sendable {
             guard let colon = key.firstIndex(of: ":") else { continue }
             if !quarantinedServers.contains(String(key[..<colon])) { held += 1 }
         }
+        heldByMonitorGauge.record(manager.monitorHolds.count)
         update(samples: samples, configured: catalog.serverNames, states: stateCounts, sessions: sessions,
                quarantined: quarantinedServers.count, awaiting: manager.pendingNames.count, held: held)
         return registry.emitToBuffer()
