@@ -279,6 +279,9 @@ public struct HTTPGateway: Sendable {
             return ProxyError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes").jsonRPCResponse()
         }
         let body = Array(buffer.readableBytesView)
+        if MCPHandler.isModern(body, versionHeader: request.headers[Self.versionHeader]) {
+            return await modernPost(request, body: body, identity: identity)
+        }
         if let v = request.headers[Self.versionHeader], !MCPHandler.supportedVersions.contains(v) {
             return ProxyError(.invalidRequest, "unsupported MCP-Protocol-Version \(v); supported: \(MCPHandler.supportedVersions.joined(separator: ", "))").jsonRPCResponse()
         }
@@ -324,19 +327,62 @@ public struct HTTPGateway: Sendable {
         }
     }
 
+    static let methodHeader = HTTPField.Name("Mcp-Method")!
+    static let nameHeader = HTTPField.Name("Mcp-Name")!
+
+    /// A MCP 2026-07-28 request: no session (an `Mcp-Session-Id` is ignored), the same
+    /// authentication and scope as any request (the identity is this request's credential),
+    /// the validation ladder first (its refusals are HTTP 400 with the JSON-RPC error), then the
+    /// same handling as a session's request. Progress streams as on the session path.
+    func modernPost(_ request: Request, body: [UInt8], identity: Identity) async -> Response {
+        let headers = ModernProtocol.Headers(version: request.headers[Self.versionHeader],
+                                             method: request.headers[Self.methodHeader], name: request.headers[Self.nameHeader])
+        if let rejection = MCPHandler.modernRejection(body, headers: headers) {
+            return Self.json(HTTPResponse.Status(code: HTTPStatusCode.badRequest), rejection)
+        }
+        let accept = request.headers[.accept] ?? ""
+        let wantsSSE = accept.contains("text/event-stream") && !accept.contains("application/json")
+        let parent = handler.manager.traces.extract { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
+        let handler = self.handler
+        if accept.contains("text/event-stream"), Self.asksForProgress(body) {
+            return streamed(headers: [:], parent: parent) { related in
+                await handler.handleModern(body, checked: true, session: nil, identity: identity, related: related)
+            }
+        }
+        switch await ServiceContext.$current.withValue(parent, operation: { await handler.handleModern(body, checked: true, session: nil, identity: identity) }) {
+        case .accepted:
+            return Response(status: .accepted)
+        case .response(let bytes), .cancelled(let bytes):
+            if wantsSSE {
+                var extra = HTTPFields()
+                extra[.contentType] = "text/event-stream"
+                extra[.cacheControl] = "no-cache"
+                return Response(status: .ok, headers: extra, body: ResponseBody(byteBuffer: ByteBuffer(bytes: MCPSession.sseEvent(bytes))))
+            }
+            return Self.json(.ok, bytes)
+        }
+    }
+
     /// A request with a `progressToken` from a client that accepts an event stream: the answer is
     /// an SSE stream carrying the request's `notifications/progress`, then its response. (Other
     /// requests get a single JSON body: cheaper, and what most clients prefer.) A client that
     /// goes away mid-stream cancels the request, upstream too.
     func streamed(_ body: [UInt8], session: MCPSession?, identity: Identity, headers extra: HTTPFields, parent: ServiceContext?) -> Response {
+        let handler = self.handler
+        return streamed(headers: extra, parent: parent) { related in
+            await handler.handle(body, session: session, identity: identity, related: related)
+        }
+    }
+
+    func streamed(headers extra: HTTPFields, parent: ServiceContext?,
+                  _ run: @escaping @Sendable (_ related: @escaping @Sendable ([UInt8]) -> Void) async -> MCPHandler.Outcome) -> Response {
         var headers = extra
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
-        let handler = self.handler
         let (events, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
         let work = Task {
             let outcome = await ServiceContext.$current.withValue(parent) {
-                await handler.handle(body, session: session, identity: identity, related: { sink.yield(MCPSession.sseEvent($0)) })
+                await run({ sink.yield(MCPSession.sseEvent($0)) })
             }
             switch outcome {
             case .response(let bytes), .cancelled(let bytes): sink.yield(MCPSession.sseEvent(bytes))

@@ -260,6 +260,7 @@ public final class MCPHandler: Sendable {
             }
             switch method {
             case "initialize": return .response(initialize(id: id, body: body, env: env, session: session))
+            case ModernProtocol.discoverMethod: return .response(JSONRPC.result(id: id, json: Self.discoverResult()))
             case "ping": return .response(JSONRPC.result(id: id, json: "{}"))
             case "tools/list": return .response(JSONRPC.result(id: id, json: toolsList(for: identity)))
             case "resources/list": return .response(JSONRPC.result(id: id, json: await resourcesList(identity, templates: false)))
@@ -339,6 +340,59 @@ public final class MCPHandler: Sendable {
         }
     }
 
+    // MARK: MCP 2026-07-28 (sessionless)
+
+    /// Every version the gateway speaks: handshake-era ones (via `initialize`), then modern ones.
+    public static let allVersions = supportedVersions + ModernProtocol.versions
+
+    /// Whether `body` goes to `handleModern` rather than the session path.
+    public static func isModern(_ body: [UInt8], versionHeader: String?) -> Bool {
+        ModernProtocol.isModern(body, versionHeader: versionHeader, legacyVersions: supportedVersions)
+    }
+
+    /// The validation ladder of a modern request (see `ModernProtocol.classify`); nil when valid
+    /// or not a request (a notification, answered 202), else the error response.
+    public static func modernRejection(_ body: [UInt8], headers: ModernProtocol.Headers?) -> [UInt8]? {
+        guard let env = try? JSONRPCEnvelope.parse(body), env.kind == .request else { return nil }
+        if case .failure(let e) = ModernProtocol.classify(body, env, headers: headers, supported: allVersions) {
+            return JSONRPC.error(id: env.id, e)
+        }
+        return nil
+    }
+
+    /// One modern request, already past the ladder over HTTP (`headers` nil: check the envelope
+    /// here, as over stdio). It is handled exactly as the same request of a handshake-era
+    /// session would be, with the caller's identity of this request (no session over HTTP:
+    /// `session` is nil; stdio passes its pipe's), and its result gets the fields the modern
+    /// schema requires. The modern protocol has no client notifications: they are accepted and
+    /// dropped (cancellation is closing the request's stream).
+    public func handleModern(_ body: [UInt8], checked: Bool, session: MCPSession?, identity: Identity,
+                             related: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
+        guard let env = try? JSONRPCEnvelope.parse(body) else { return await handleOne(body, session: session, identity: identity, related: related) }
+        guard env.kind == .request, let method = env.method else { return .accepted }
+        if !checked, let rejection = Self.modernRejection(body, headers: nil) { return .response(rejection) }
+        switch await handleOne(ModernProtocol.stripEnvelope(body), session: session, identity: identity, related: related) {
+        case .response(let bytes): return .response(ModernProtocol.stampResult(bytes, method: method))
+        case let other: return other
+        }
+    }
+
+    /// The `server/discover` result: the versions, what the gateway serves (no `listChanged`:
+    /// 2026-07-28 delivers those through `subscriptions/listen`, not implemented), its
+    /// instructions and, in `_meta`, who it is.
+    static func discoverResult() -> String {
+        let result: JSONValue = [
+            "supportedVersions": .array(allVersions.map { .string($0) }),
+            "capabilities": ["tools": [:], "resources": [:], "prompts": [:], "completions": [:]],
+            "instructions": .string(instructions),
+            "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
+            "_meta": [ModernProtocol.serverInfoKey: ["name": "mcpproxy", "version": .string(ProxyVersion.current)]],
+        ]
+        return result.serialized()
+    }
+
+    static let instructions = "mcpproxy federates many MCP servers. Use retrieve_tools to search their tools, then call_tool (or call_tool_read/_write/_destructive) with the name it returns (server:tool)."
+
     // MARK: initialize
 
     func initialize(id: [UInt8], body: [UInt8], env: JSONRPCEnvelope, session: MCPSession?) -> [UInt8] {
@@ -353,7 +407,7 @@ public final class MCPHandler: Sendable {
             "capabilities": ["tools": ["listChanged": true], "resources": ["subscribe": true, "listChanged": true],
                              "prompts": ["listChanged": true], "completions": [:], "logging": [:]],
             "serverInfo": ["name": "mcpproxy", "version": .string(ProxyVersion.current)],
-            "instructions": "mcpproxy federates many MCP servers. Use retrieve_tools to search their tools, then call_tool (or call_tool_read/_write/_destructive) with the name it returns (server:tool).",
+            "instructions": .string(Self.instructions),
         ]
         return JSONRPC.result(id: id, json: result.serialized())
     }

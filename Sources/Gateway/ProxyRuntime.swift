@@ -476,7 +476,12 @@ struct StdioFrontend: Service {
                     if line.allSatisfy({ JSONSpan.isSpace($0) }) { continue }
                     group.addTask {
                         // Progress goes out on the pipe as it comes; a cancelled request gets no response.
-                        if case .response(let bytes) = await handler.handle(line, session: session, identity: identity, related: { notify($0) }) {
+                        // A MCP 2026-07-28 request (its `_meta` envelope, or `server/discover`) is
+                        // handled without the handshake, with the pipe's identity and session.
+                        let outcome = MCPHandler.isModern(line, versionHeader: nil)
+                            ? await handler.handleModern(line, checked: false, session: session, identity: identity, related: { notify($0) })
+                            : await handler.handle(line, session: session, identity: identity, related: { notify($0) })
+                        if case .response(let bytes) = outcome {
                             emit(bytes)
                         }
                         if !initialized.withLockedValue({ $0 }), (try? JSONRPCEnvelope.parse(line))?.method == "initialize" {

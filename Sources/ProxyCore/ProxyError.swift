@@ -132,6 +132,12 @@ public enum JSONRPCErrorCode {
     public static let upstreamFailed = -32002
     public static let refused = -32003
     public static let notFound = -32004
+    /// MCP 2026-07-28: an HTTP header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`)
+    /// disagrees with the request body.
+    public static let headerMismatch = -32020
+    /// MCP 2026-07-28: the request's protocol version is not spoken here (`data.supported` lists
+    /// those that are).
+    public static let unsupportedProtocolVersion = -32022
     /// "Request cancelled", as LSP numbers it.
     public static let requestCancelled = -32800
 }
