@@ -33,6 +33,8 @@ public struct LaunchPlan: Sendable, Equatable {
     /// must see host pids in /proc: podman's client starts conmon and runc, which record and
     /// signal containers by host pid (in a PID namespace runc cannot even create one).
     public var ownPIDNamespace: Bool = true
+    /// Set when the server's way out is the gateway's egress proxy (server key `egress`).
+    public var egress: EgressPlan? = nil
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String?, decision: IsolationDecision,

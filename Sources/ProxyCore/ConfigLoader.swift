@@ -374,7 +374,7 @@ struct Walker {
     mutating func server(_ v: Any, _ path: String, defaultName: String?) -> ServerConfig? {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["name", "command", "args", "env", "url", "protocol", "type", "enabled", "disabled", "working_dir",
-                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests"], path)
+                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "egress"], path)
         var name = defaultName
         if let x = o["name"] { name = string(x, "\(path).name") }
         guard let name, !name.isEmpty else { error("\(path).name", "a server needs a name"); return nil }
@@ -424,9 +424,28 @@ struct Walker {
             }
         }
         if let x = o["isolation"] { s.isolation = isolation(x, "\(path).isolation") }
+        if let x = o["egress"] {
+            if let a = x as? [Any] {
+                var rules: [EgressRule] = []
+                for (k, e) in a.enumerated() {
+                    guard let text = e as? String else {
+                        error("\(path).egress[\(k)]", "expected a \"host:port\" string, found \(typeName(e))")
+                        continue
+                    }
+                    do {
+                        let r = try EgressRule.parse(text)
+                        if !rules.contains(r) { rules.append(r) }
+                    } catch let e as ProxyError { error("\(path).egress[\(k)]", e.message) } catch {}
+                }
+                s.egress = rules
+            } else { error("\(path).egress", "expected an array of \"host:port\" strings, found \(typeName(x))") }
+        }
 
         if s.command == nil && s.url == nil && o["command"] == nil && o["url"] == nil {
             error(path, "server \"\(name)\" needs a \"command\" (stdio) or a \"url\" (http/sse)")
+        }
+        if s.egress != nil && s.url != nil && s.command == nil {
+            error("\(path).egress", "egress applies to servers the gateway launches (\"command\"); a \"url\" server's traffic does not pass through it")
         }
         if s.command != nil && s.url != nil { error(path, "server \"\(name)\" has both \"command\" and \"url\"; keep one") }
         switch s.protocolKind {

@@ -50,6 +50,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// Empty by default: sampling spends the user's model, elicitation asks the user, roots
     /// reveal paths; each is granted per server.
     public var clientRequests: Set<ClientRequestKind> = []
+    /// `egress`: the only destinations (host:port) a confined server may reach, through the
+    /// gateway's forwarding proxy (docs/egress.md). nil: not set (the isolation's
+    /// `network_mode` / `allow_tcp_connect` apply); an empty list: nothing is reachable.
+    public var egress: [EgressRule]? = nil
 
     public init(name: String) { self.name = name }
 

@@ -22,6 +22,7 @@ public enum MetricName {
     public static let serverPids = "mcpproxy_server_pids"
     public static let serverCPU = "mcpproxy_server_cpu_seconds_total"
     public static let buildInfo = "mcpproxy_build_info"
+    public static let egressDenied = "mcpproxy_egress_denied_total"
 
     /// Each name's HELP line. A registry refuses two help texts for one name, so this table is
     /// the only place they are written.
@@ -41,6 +42,7 @@ public enum MetricName {
         serverPids: "Processes and threads in a sandboxed server's cgroup.",
         serverCPU: "CPU time used by a server: its cgroup (sandbox) or its process (isolation none).",
         buildInfo: "Always 1; the version label names the running mcpproxy.",
+        egressDenied: "Connections refused by the egress proxy, by server and reason (host_not_allowed, port_not_allowed, forbidden_address, unresolvable, bad_request).",
     ]
 
     /// Latency buckets, seconds: from a fast local call to the default call timeout (120 s).
@@ -113,6 +115,8 @@ public final class ProxyMetrics: Sendable {
     private let findings: [String: CoreMetrics.Counter]
     private let calls: NIOLockedValueBox<CallTable>
     private let scrape = NIOLockedValueBox(ScrapeState())
+    /// By server label and reason, created on the first denial of each.
+    private let egress = NIOLockedValueBox([String: CoreMetrics.Counter]())
 
     // Gauges set at scrape time.
     private let sessionsGauge: CoreMetrics.Gauge
@@ -220,6 +224,20 @@ public final class ProxyMetrics: Sendable {
         }
         series.counters[outcome.rawValue].increment()
         if let nanoseconds { series.latency.recordNanoseconds(nanoseconds) }
+    }
+
+    /// Counts a connection the egress proxy refused (`reason`: `EgressPolicy.Denial` raw value).
+    public func egressDenied(server: String, reason: String) {
+        let factory = self.factory
+        let label = calls.withLockedValue { $0.budget.server(server, configured: true) }
+        let counter = egress.withLockedValue { table -> CoreMetrics.Counter in
+            let key = label + "\u{0}" + reason
+            if let c = table[key] { return c }
+            let c = CoreMetrics.Counter(label: MetricName.egressDenied, dimensions: [("server", label), ("reason", reason)], factory: factory)
+            table[key] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// Counts a refused credential.
