@@ -1,0 +1,233 @@
+"""Issue 15 item 4: egress allowlists, end to end (docs/egress.md).
+
+The real `mcpproxy serve` runs a real stdio MCP server (`mcpproxy-probe`, static, in a FROM-scratch
+image) in docker mode with `egress`. The "outside" is a network namespace behind a veth pair
+(198.51.100.1 here, 198.51.100.2 there, TEST-NET-2) with HTTP servers in it; /etc/hosts names
+it and names loopback. The probe's `http_get` goes through $http_proxy (absolute-URI GET or a
+CONNECT tunnel); `tcp_connect` tries a direct connection. Everything created is removed.
+
+Needs root (netns, /etc/hosts, iptables), dockerd, `cc -static` (scripts/setup.sh).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from e2e_support import make_config, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "mcpproxy-egress-probe:test"
+NETNS = "mcpxegr"
+HOST_IF, NS_IF = "mcpxegr0", "mcpxegr1"
+HOST_IP, OUT_IP = "198.51.100.1", "198.51.100.2"
+OK_NAME, LOOP_NAME, PRIV_NAME = "egress-ok.mcpx.test", "egress-loop.mcpx.test", "egress-private.mcpx.test"
+HOSTS_MARK = "# mcpproxy-egress-e2e"
+
+
+def sh(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, **kw)
+
+
+@pytest.fixture(scope="module")
+def probe_image():
+    """The probe compiled statically into a FROM-scratch image (no registry here)."""
+    with tempfile.TemporaryDirectory() as d:
+        sh("cc", "-static", "-O2", "-o", f"{d}/probe", str(ROOT / "Sources/mcpproxy-probe/main.c"))
+        Path(d, "Dockerfile").write_text("FROM scratch\nCOPY probe /probe\n")
+        sh("docker", "build", "-q", "-t", IMAGE, d, timeout=300)
+    return IMAGE
+
+
+def _cleanup_outside():
+    sh("ip", "netns", "del", NETNS, check=False)
+    sh("ip", "link", "del", HOST_IF, check=False)
+
+
+def _hosts_write(lines: list[str]):
+    text = Path("/etc/hosts").read_text()
+    kept = [l for l in text.splitlines() if HOSTS_MARK not in l]
+    Path("/etc/hosts").write_text("\n".join(kept + [f"{l} {HOSTS_MARK}" for l in lines]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def outside():
+    """A namespace reachable from this host only by its veth, serving HTTP on 8080 and 8081."""
+    if os.geteuid() != 0:
+        pytest.fail("the egress e2e needs root (network namespace, /etc/hosts, iptables)")
+    _cleanup_outside()
+    token = "egress-token-" + uuid.uuid4().hex
+    www = tempfile.mkdtemp(prefix="mcpx-egress-www-")
+    Path(www, "hello.txt").write_text(token)
+    servers = []
+    try:
+        sh("ip", "netns", "add", NETNS)
+        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
+        sh("ip", "link", "set", NS_IF, "netns", NETNS)
+        sh("ip", "addr", "add", f"{HOST_IP}/30", "dev", HOST_IF)
+        sh("ip", "link", "set", HOST_IF, "up")
+        sh("ip", "netns", "exec", NETNS, "ip", "addr", "add", f"{OUT_IP}/30", "dev", NS_IF)
+        sh("ip", "netns", "exec", NETNS, "ip", "link", "set", NS_IF, "up")
+        sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+        for port in (8080, 8081):
+            servers.append(subprocess.Popen(
+                ["ip", "netns", "exec", NETNS, "python3", "-m", "http.server", str(port), "--bind", OUT_IP, "--directory", www],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def up():
+            try:
+                with socket.create_connection((OUT_IP, 8080), timeout=1), socket.create_connection((OUT_IP, 8081), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(up, 20, 0.2, "the outside HTTP servers")
+        _hosts_write([f"{OUT_IP} {OK_NAME}", f"127.0.0.1 {LOOP_NAME}", f"10.99.0.1 {PRIV_NAME}"])
+        yield token
+    finally:
+        _hosts_write([])
+        for s in servers:
+            s.kill()
+            s.wait()
+        _cleanup_outside()
+
+
+@pytest.fixture
+def loopback_listener():
+    """A TCP listener on 127.0.0.1 (what a name resolving to loopback would reach)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.fixture
+def any_listener():
+    """A TCP listener on 0.0.0.0: reachable on every host address, a bridge gateway's included."""
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    s.listen(8)
+    stop = threading.Event()
+
+    def accept():
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = s.accept()
+                c.close()
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield s.getsockname()[1]
+    stop.set()
+    t.join()
+    s.close()
+
+
+def call(p, tool, arguments):
+    reply = p.session().request("tools/call", {"name": tool, "arguments": arguments}, timeout=120)
+    assert "result" in reply, reply
+    return reply["result"]["structuredContent"] if "structuredContent" in reply["result"] else reply["result"]
+
+
+def denied(samples_text: str, server: str) -> dict[str, float]:
+    out = {}
+    for family in text_string_to_metric_families(samples_text):
+        for s in family.samples:
+            if s.name == "mcpproxy_egress_denied_total" and s.labels.get("server") == server:
+                out[s.labels["reason"]] = s.value
+    return out
+
+
+def egress_networks() -> list[str]:
+    r = sh("docker", "network", "ls", "-q", "--filter", "label=mcpproxy.egress=true")
+    return r.stdout.split()
+
+
+def fence_rules() -> str:
+    return sh("iptables", "-S", "INPUT").stdout + sh("ip6tables", "-S", "INPUT").stdout
+
+
+def test_docker_egress_allows_only_the_list(proxy, probe_image, outside, loopback_listener, any_listener):
+    token = outside
+    server = {
+        "name": "egr", "command": "/probe", "quarantined": False,
+        "egress": [f"{OK_NAME}:8080", f"{LOOP_NAME}:{loopback_listener}", f"{PRIV_NAME}:80"],
+        # network_mode is overridden by egress (DECISIONS.md).
+        "isolation": {"mode": "docker", "image": probe_image, "network_mode": "bridge"},
+    }
+    before_networks = set(egress_networks())
+    p = proxy(make_config([server], routing_mode="direct", docker_isolation={"timeout": "60s"}), wait=False)
+    snap = wait_until(lambda: (lambda s: s if s and s.get("state") == "ready" else None)(p.server("egr")), 90, 0.3, "egr ready")
+    enf = snap["isolation"]["enforcement"]
+    assert enf["network"].startswith("egress: internal network mcpproxy-egress-"), enf
+    proxy_url = enf["egress_proxy"]
+    gateway, proxy_port = proxy_url.removeprefix("http://").split(":")
+    assert enf["proxy_port"].startswith("fenced:"), enf
+    nets = set(egress_networks()) - before_networks
+    assert len(nets) == 1
+    net = nets.pop()
+    info = sh("docker", "network", "inspect", "--format", "{{.Internal}} {{index .Labels \"mcpproxy.server\"}}", net).stdout.split()
+    assert info == ["true", "egr"], info
+
+    # The proxy variables are what the server sees.
+    env = call(p, "egr__env", {})
+    assert f"http_proxy={proxy_url}" in str(env) and f"HTTPS_PROXY={proxy_url}" in str(env), env
+
+    # Allowed: by name, plain HTTP and through a CONNECT tunnel.
+    for via in ("proxy", "connect"):
+        r = call(p, "egr__http_get", {"url": f"http://{OK_NAME}:8080/hello.txt", "via": via})
+        assert r["ok"] is True and token in r["response"], (via, r)
+
+    # Refused: a host not in the list (the allowed address itself, as a literal), a listed host
+    # on another port, a listed name that resolves to loopback, one that resolves to a private
+    # address, and a name the proxy cannot resolve.
+    cases = [
+        (f"http://{OUT_IP}:8080/hello.txt", "host_not_allowed"),
+        (f"http://{OK_NAME}:8081/hello.txt", "port_not_allowed"),
+        (f"http://{LOOP_NAME}:{loopback_listener}/", "forbidden_address"),
+        (f"http://{PRIV_NAME}:80/", "forbidden_address"),
+        ("http://localhost:8080/", "host_not_allowed"),
+    ]
+    for url, reason in cases:
+        for via in ("proxy", "connect"):
+            r = call(p, "egr__http_get", {"url": url, "via": via})
+            assert r["ok"] is False, (url, via, r)
+            assert r["response"].startswith("HTTP/1.1 403"), (url, via, r)
+            assert f"X-Mcpproxy-Egress-Denied: {reason}" in r["response"], (url, via, r)
+            assert token not in r["response"]
+
+    # Direct connections that bypass the proxy: the outside, and the gateway host on a port
+    # other than the proxy's (a listener on every address), fail; the proxy port is reachable.
+    direct = call(p, "egr__tcp_connect", {"host": OUT_IP, "port": 8080})
+    assert direct["ok"] is False, direct
+    print("direct:", direct)
+    bypass = call(p, "egr__tcp_connect", {"host": gateway, "port": any_listener})
+    assert bypass["ok"] is False, bypass
+    docker0 = call(p, "egr__tcp_connect", {"host": "172.17.0.1", "port": any_listener})
+    assert docker0["ok"] is False, docker0
+    assert call(p, "egr__tcp_connect", {"host": gateway, "port": int(proxy_port)})["ok"] is True
+
+    # Counted (each refused case twice: plain and CONNECT) and logged.
+    r = p.rest("GET", "/metrics")
+    assert r.status == 200
+    counts = denied(r.text, "egr")
+    assert counts == {"host_not_allowed": 4.0, "port_not_allowed": 2.0, "forbidden_address": 4.0}, counts
+    logs = p.all_logs()
+    assert f'egress denied for "egr": {LOOP_NAME} resolves to 127.0.0.1, a loopback address' in logs
+    assert f"port 8081 of {OK_NAME} is not in server \"egr\"'s egress allowlist" in logs
+
+    # Stopping the proxy removes the network and the firewall rules.
+    assert net.split()[0] and "mcpproxy-egress" in fence_rules()
+    p.stop()
+    assert net not in set(egress_networks())
+    assert enf["egress_proxy"] and "mcpproxy-egress" not in fence_rules()
