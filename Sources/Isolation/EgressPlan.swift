@@ -22,6 +22,9 @@ public struct EgressPlan: Sendable, Equatable {
     public var proxyURL: String? = nil
     /// What the host firewall does for this network (`enforcement["proxy_port"]`), once prepared.
     public var fence: String? = nil
+    /// Put before each proxy variable's name in the launch environment (the sandbox launcher's
+    /// `MCPX_SANDBOX_ENV_`; "" for a container engine's client).
+    public var variablePrefix: String = ""
 
     /// The variables that point HTTP clients at the proxy (both spellings: curl reads only the
     /// lower-case `http_proxy`, Go and Python read both).
@@ -39,8 +42,21 @@ public struct EgressPlan: Sendable, Equatable {
         return EgressPlan(policy: EgressPolicy(rules), network: "mcpproxy-egress-\(id)", hostInterface: "mcpxe\(id)", labels: l)
     }
 
-    /// The proxy variables for `proxyURL`.
-    public static func environment(proxyURL: String) -> [String: String] {
-        Dictionary(uniqueKeysWithValues: proxyVariables.map { ($0, proxyURL) })
+    /// The plan for a sandbox launch: network namespace `mcpx-<proxy pid>-<launch id>` (the pid
+    /// lets orphan cleanup tell a dead proxy's namespaces), host-side veth `mcpxs<launch id>`.
+    public static func forSandbox(server: String, launchID: String, ownerPID: Int32, rules: [EgressRule]) -> EgressPlan {
+        let id = String(launchID.filter { $0.isASCII && ($0.isLetter || $0.isNumber) }.prefix(10))
+        var plan = EgressPlan(policy: EgressPolicy(rules), network: "\(sandboxNetnsPrefix)\(ownerPID)-\(id)", hostInterface: "mcpxs\(id)",
+                              labels: ["mcpproxy.server": server])
+        plan.variablePrefix = SandboxPlanner.environmentPrefix
+        return plan
+    }
+
+    /// Names of sandbox egress network namespaces start with this.
+    public static let sandboxNetnsPrefix = "mcpx-"
+
+    /// The proxy variables for `proxyURL`, named for the launch environment.
+    public func environment(proxyURL: String) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: Self.proxyVariables.map { (variablePrefix + $0, proxyURL) })
     }
 }

@@ -4,7 +4,7 @@ import ProxyCore
 /// Turns a server's config into a launch plan, through the backend of its isolation mode.
 public enum Launcher {
     /// The isolation modes that enforce a server's `egress` allowlist.
-    public static let egressModes: Set<IsolationMode> = [.docker]
+    public static let egressModes: Set<IsolationMode> = [.docker, .sandbox]
 
     /// Plans the launch of stdio server `server` under `config`. Throws `.refused` when the
     /// isolation policy forbids what the server asks for, `.unsupported` when the mode cannot run.

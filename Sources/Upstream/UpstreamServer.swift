@@ -405,7 +405,7 @@ public actor UpstreamServer {
                 egress.proxyURL = url
                 egress.fence = EgressFence.install(egress, port: port)
                 plan.egress = egress
-                plan.environment.merge(EgressPlan.environment(proxyURL: url)) { _, new in new }
+                plan.environment.merge(egress.environment(proxyURL: url)) { _, new in new }
                 plan.enforcement["egress_proxy"] = url
                 plan.enforcement["proxy_port"] = egress.fence
                 log.info("egress: proxy \(url); \(egress.fence ?? "")")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_support import make_config, wait_until
+from e2e_support import bin_dir, make_config, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "mcpproxy-egress-probe:test"
@@ -148,36 +148,54 @@ def denied(samples_text: str, server: str) -> dict[str, float]:
     return out
 
 
-def egress_networks() -> list[str]:
-    r = sh("docker", "network", "ls", "-q", "--filter", "label=mcpproxy.egress=true")
-    return r.stdout.split()
+def egress_networks(mode: str) -> set[str]:
+    """The per-launch networks that exist now: docker networks labelled mcpproxy.egress, or
+    sandbox network namespaces."""
+    if mode == "docker":
+        return set(sh("docker", "network", "ls", "-q", "--filter", "label=mcpproxy.egress=true").stdout.split())
+    d = Path("/run/netns")
+    return {n.name for n in d.iterdir() if n.name.startswith("mcpx-")} if d.is_dir() else set()
 
 
 def fence_rules() -> str:
     return sh("iptables", "-S", "INPUT").stdout + sh("ip6tables", "-S", "INPUT").stdout
 
 
-def test_docker_egress_allows_only_the_list(proxy, probe_image, outside, loopback_listener, any_listener):
-    token = outside
-    server = {
-        "name": "egr", "command": "/probe", "quarantined": False,
-        "egress": [f"{OK_NAME}:8080", f"{LOOP_NAME}:{loopback_listener}", f"{PRIV_NAME}:80"],
+def egress_server(mode: str, image: str, egress: list[str]) -> dict:
+    if mode == "docker":
         # network_mode is overridden by egress (DECISIONS.md).
-        "isolation": {"mode": "docker", "image": probe_image, "network_mode": "bridge"},
-    }
-    before_networks = set(egress_networks())
+        return {"name": "egr", "command": "/probe", "quarantined": False, "egress": egress,
+                "isolation": {"mode": "docker", "image": image, "network_mode": "bridge"}}
+    # allow_tcp_connect is overridden by egress (DECISIONS.md).
+    return {"name": "egr", "command": str(bin_dir() / "mcpproxy-probe"), "quarantined": False, "egress": egress,
+            "isolation": {"mode": "sandbox", "network_mode": "bridge", "allow_tcp_connect": [8080]}}
+
+
+@pytest.mark.parametrize("mode", ["docker", "sandbox"])
+def test_egress_allows_only_the_list(mode, proxy, probe_image, outside, loopback_listener, any_listener):
+    token = outside
+    server = egress_server(mode, probe_image, [f"{OK_NAME}:8080", f"{LOOP_NAME}:{loopback_listener}", f"{PRIV_NAME}:80"])
+    before_networks = egress_networks(mode)
     p = proxy(make_config([server], routing_mode="direct", docker_isolation={"timeout": "60s"}), wait=False)
-    snap = wait_until(lambda: (lambda s: s if s and s.get("state") == "ready" else None)(p.server("egr")), 90, 0.3, "egr ready")
+    snap = wait_until(lambda: (lambda s: s if s and s.get("state") in ("ready", "failed") else None)(p.server("egr")), 90, 0.3, "egr ready")
+    assert snap["state"] == "ready", snap
     enf = snap["isolation"]["enforcement"]
-    assert enf["network"].startswith("egress: internal network mcpproxy-egress-"), enf
+    assert snap["isolation"]["mode"] == mode
+    expected_network = "egress: internal network mcpproxy-egress-" if mode == "docker" else "egress: own network namespace mcpx-"
+    assert enf["network"].startswith(expected_network), enf
     proxy_url = enf["egress_proxy"]
     gateway, proxy_port = proxy_url.removeprefix("http://").split(":")
     assert enf["proxy_port"].startswith("fenced:"), enf
-    nets = set(egress_networks()) - before_networks
-    assert len(nets) == 1
+    nets = egress_networks(mode) - before_networks
+    assert len(nets) == 1, nets
     net = nets.pop()
-    info = sh("docker", "network", "inspect", "--format", "{{.Internal}} {{index .Labels \"mcpproxy.server\"}}", net).stdout.split()
-    assert info == ["true", "egr"], info
+    if mode == "docker":
+        info = sh("docker", "network", "inspect", "--format", "{{.Internal}} {{index .Labels \"mcpproxy.server\"}}", net).stdout.split()
+        assert info == ["true", "egr"], info
+    else:
+        # Inside: lo and the veth, and no default route.
+        routes = sh("ip", "-n", net, "route").stdout
+        assert "default" not in routes and gateway.rsplit(".", 1)[0] in routes, routes
 
     # The proxy variables are what the server sees.
     env = call(p, "egr__env", {})
@@ -190,7 +208,7 @@ def test_docker_egress_allows_only_the_list(proxy, probe_image, outside, loopbac
 
     # Refused: a host not in the list (the allowed address itself, as a literal), a listed host
     # on another port, a listed name that resolves to loopback, one that resolves to a private
-    # address, and a name the proxy cannot resolve.
+    # address, and a name not listed.
     cases = [
         (f"http://{OUT_IP}:8080/hello.txt", "host_not_allowed"),
         (f"http://{OK_NAME}:8081/hello.txt", "port_not_allowed"),
@@ -206,15 +224,13 @@ def test_docker_egress_allows_only_the_list(proxy, probe_image, outside, loopbac
             assert f"X-Mcpproxy-Egress-Denied: {reason}" in r["response"], (url, via, r)
             assert token not in r["response"]
 
-    # Direct connections that bypass the proxy: the outside, and the gateway host on a port
-    # other than the proxy's (a listener on every address), fail; the proxy port is reachable.
-    direct = call(p, "egr__tcp_connect", {"host": OUT_IP, "port": 8080})
-    assert direct["ok"] is False, direct
-    print("direct:", direct)
-    bypass = call(p, "egr__tcp_connect", {"host": gateway, "port": any_listener})
-    assert bypass["ok"] is False, bypass
-    docker0 = call(p, "egr__tcp_connect", {"host": "172.17.0.1", "port": any_listener})
-    assert docker0["ok"] is False, docker0
+    # Direct connections that bypass the proxy: the outside, loopback, docker0 and the gateway
+    # host on a port other than the proxy's (a listener on every address) all fail; the proxy
+    # port is reachable.
+    for host, port in ((OUT_IP, 8080), ("127.0.0.1", any_listener), ("172.17.0.1", any_listener), (gateway, any_listener)):
+        direct = call(p, "egr__tcp_connect", {"host": host, "port": port})
+        assert direct["ok"] is False, (host, port, direct)
+        print(f"{mode}: direct {host}:{port}: {direct}")
     assert call(p, "egr__tcp_connect", {"host": gateway, "port": int(proxy_port)})["ok"] is True
 
     # Counted (each refused case twice: plain and CONNECT) and logged.
@@ -227,7 +243,7 @@ def test_docker_egress_allows_only_the_list(proxy, probe_image, outside, loopbac
     assert f"port 8081 of {OK_NAME} is not in server \"egr\"'s egress allowlist" in logs
 
     # Stopping the proxy removes the network and the firewall rules.
-    assert net.split()[0] and "mcpproxy-egress" in fence_rules()
+    assert "mcpproxy-egress" in fence_rules()
     p.stop()
-    assert net not in set(egress_networks())
-    assert enf["egress_proxy"] and "mcpproxy-egress" not in fence_rules()
+    assert net not in egress_networks(mode)
+    assert "mcpproxy-egress" not in fence_rules()
