@@ -57,6 +57,7 @@ extension ContainerLifecycle {
                                              log: @escaping @Sendable (String) -> Void) async -> [String] {
         let ls = await engine.run(["network", "ls", "-q", "--filter", "label=\(EgressPlan.networkLabel)=true"],
                                   environment: environment, timeout: 30)
+        EgressFence.removeStale()
         let ids = ls.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard ls.status == 0, !ids.isEmpty else { return [] }
         let inspect = await engine.run(["network", "inspect", "--format", "{{.Name}}\t{{json .Labels}}"] + ids,
