@@ -12,9 +12,10 @@ extension ContainerLifecycle {
     /// `network create` arguments for `engine`.
     static func egressNetworkCreate(_ egress: EgressPlan, engine: ContainerEngine) -> [String] {
         var args = ["network", "create", "--internal", "--driver", "bridge"]
-        if engine.name == "podman" {
-            args += ["--interface-name", egress.hostInterface]
-        } else {
+        // podman 4.3 cannot name the bridge (no --interface-name, no bridge.name option): its name
+        // is read back after creation. Its DNS server stays: an internal network without it gets
+        // no gateway address (aardvark listens there; the fence drops it).
+        if engine.name != "podman" {
             args += ["--opt", "com.docker.network.bridge.name=\(egress.hostInterface)"]
         }
         for key in egress.labels.keys.sorted() { args += ["--label", "\(key)=\(egress.labels[key]!)"] }
@@ -23,7 +24,7 @@ extension ContainerLifecycle {
 
     /// The `network inspect --format` that prints a network's gateway address.
     static func gatewayFormat(_ engine: ContainerEngine) -> String {
-        engine.name == "podman" ? "{{range .Subnets}}{{.Gateway}} {{end}}" : "{{range .IPAM.Config}}{{.Gateway}} {{end}}"
+        engine.name == "podman" ? "{{.NetworkInterface}} {{range .Subnets}}{{.Gateway}} {{end}}" : "{{range .IPAM.Config}}{{.Gateway}} {{end}}"
     }
 
     /// Creates the plan's egress network and returns the plan with `egress.gateway` set.
@@ -45,6 +46,10 @@ extension ContainerLifecycle {
             throw ProxyError(.unavailable, "server \"\(server)\": the egress network \(egress.network) has no IPv4 gateway address (\(engine.name) network inspect: \(CommandRunner.lastLine(inspect.stderr) ?? inspect.stdout))")
         }
         egress.gateway = gateway
+        if engine.name == "podman", let name = inspect.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first,
+           IPAddress(String(name)) == nil {
+            egress.hostInterface = String(name)
+        }
         var out = plan
         out.egress = egress
         return out

@@ -93,6 +93,9 @@ public final class EgressProxy: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // podman brings its bridge (and the gateway address) up only when the container
+            // starts: bind before the address exists.
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ip, name: NIOBSDSocket.Option(rawValue: 15 /* IP_FREEBIND */)), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         let server_ = try await bootstrap.bind(host: host, port: 0) { channel in
             channel.eventLoop.makeCompletedFuture {

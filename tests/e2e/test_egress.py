@@ -1,12 +1,13 @@
 """Issue 15 item 4: egress allowlists, end to end (docs/egress.md).
 
-The real `mcpproxy serve` runs a real stdio MCP server (`mcpproxy-probe`, static, in a FROM-scratch
-image) in docker mode with `egress`. The "outside" is a network namespace behind a veth pair
+The real `mcpproxy serve` runs a real stdio MCP server (`mcpproxy-probe`: static, in a FROM-scratch
+image for docker and podman; the debug build for the sandbox) with `egress`. The "outside" is a network namespace behind a veth pair
 (198.51.100.1 here, 198.51.100.2 there, TEST-NET-2) with HTTP servers in it; /etc/hosts names
 it and names loopback. The probe's `http_get` goes through $http_proxy (absolute-URI GET or a
 CONNECT tunnel); `tcp_connect` tries a direct connection. Everything created is removed.
 
-Needs root (netns, /etc/hosts, iptables), dockerd, `cc -static` (scripts/setup.sh).
+Runs in docker, podman and the sandbox. Needs root (netns, /etc/hosts, iptables), dockerd,
+podman, `cc -static` (scripts/setup.sh).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def probe_image():
         sh("cc", "-static", "-O2", "-o", f"{d}/probe", str(ROOT / "Sources/mcpproxy-probe/main.c"))
         Path(d, "Dockerfile").write_text("FROM scratch\nCOPY probe /probe\n")
         sh("docker", "build", "-q", "-t", IMAGE, d, timeout=300)
+        sh("podman", "build", "-q", "-t", IMAGE, d, timeout=300)
     return IMAGE
 
 
@@ -151,8 +153,8 @@ def denied(samples_text: str, server: str) -> dict[str, float]:
 def egress_networks(mode: str) -> set[str]:
     """The per-launch networks that exist now: docker networks labelled mcpproxy.egress, or
     sandbox network namespaces."""
-    if mode == "docker":
-        return set(sh("docker", "network", "ls", "-q", "--filter", "label=mcpproxy.egress=true").stdout.split())
+    if mode in ("docker", "podman"):
+        return set(sh(mode, "network", "ls", "-q", "--filter", "label=mcpproxy.egress=true").stdout.split())
     d = Path("/run/netns")
     return {n.name for n in d.iterdir() if n.name.startswith("mcpx-")} if d.is_dir() else set()
 
@@ -162,26 +164,26 @@ def fence_rules() -> str:
 
 
 def egress_server(mode: str, image: str, egress: list[str]) -> dict:
-    if mode == "docker":
+    if mode in ("docker", "podman"):
         # network_mode is overridden by egress (DECISIONS.md).
         return {"name": "egr", "command": "/probe", "quarantined": False, "egress": egress,
-                "isolation": {"mode": "docker", "image": image, "network_mode": "bridge"}}
+                "isolation": {"mode": "docker", "engine": mode, "image": image, "network_mode": "bridge"}}
     # allow_tcp_connect is overridden by egress (DECISIONS.md).
     return {"name": "egr", "command": str(bin_dir() / "mcpproxy-probe"), "quarantined": False, "egress": egress,
             "isolation": {"mode": "sandbox", "network_mode": "bridge", "allow_tcp_connect": [8080]}}
 
 
-@pytest.mark.parametrize("mode", ["docker", "sandbox"])
+@pytest.mark.parametrize("mode", ["docker", "podman", "sandbox"])
 def test_egress_allows_only_the_list(mode, proxy, probe_image, outside, loopback_listener, any_listener):
     token = outside
     server = egress_server(mode, probe_image, [f"{OK_NAME}:8080", f"{LOOP_NAME}:{loopback_listener}", f"{PRIV_NAME}:80"])
     before_networks = egress_networks(mode)
     p = proxy(make_config([server], routing_mode="direct", docker_isolation={"timeout": "60s"}), wait=False)
     snap = wait_until(lambda: (lambda s: s if s and s.get("state") in ("ready", "failed") else None)(p.server("egr")), 90, 0.3, "egr ready")
-    assert snap["state"] == "ready", snap
+    assert snap["state"] == "ready", (snap.get("last_error"), p.all_logs()[-3000:])
     enf = snap["isolation"]["enforcement"]
-    assert snap["isolation"]["mode"] == mode
-    expected_network = "egress: internal network mcpproxy-egress-" if mode == "docker" else "egress: own network namespace mcpx-"
+    assert snap["isolation"]["mode"] == ("sandbox" if mode == "sandbox" else "docker")
+    expected_network = "egress: own network namespace mcpx-" if mode == "sandbox" else "egress: internal network mcpproxy-egress-"
     assert enf["network"].startswith(expected_network), enf
     proxy_url = enf["egress_proxy"]
     gateway, proxy_port = proxy_url.removeprefix("http://").split(":")
@@ -189,8 +191,8 @@ def test_egress_allows_only_the_list(mode, proxy, probe_image, outside, loopback
     nets = egress_networks(mode) - before_networks
     assert len(nets) == 1, nets
     net = nets.pop()
-    if mode == "docker":
-        info = sh("docker", "network", "inspect", "--format", "{{.Internal}} {{index .Labels \"mcpproxy.server\"}}", net).stdout.split()
+    if mode != "sandbox":
+        info = sh(mode, "network", "inspect", "--format", "{{.Internal}} {{index .Labels \"mcpproxy.server\"}}", net).stdout.split()
         assert info == ["true", "egr"], info
     else:
         # Inside: lo and the veth, and no default route.
