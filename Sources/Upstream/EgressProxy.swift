@@ -44,6 +44,8 @@ public final class EgressProxy: Sendable {
     public static let maxHeadBytes = 16 * 1024
     /// Connections served at once per listener; further ones are closed.
     public static let maxConnections = 256
+    /// Seconds a client has to send its request head.
+    public static let headTimeoutSeconds: UInt64 = 30
 
     private let group: EventLoopGroup
     private let logger: Logger
@@ -148,6 +150,13 @@ public final class EgressProxy: Sendable {
     // MARK: - One connection
 
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, server: String, policy: EgressPolicy) async {
+        // A client that never finishes its request head does not hold a connection slot.
+        let channel = connection.channel
+        let headTimer = Task {
+            try await Task.sleep(nanoseconds: Self.headTimeoutSeconds * 1_000_000_000)
+            channel.close(promise: nil)
+        }
+        defer { headTimer.cancel() }
         try? await connection.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
             var buffer = ByteBuffer()
@@ -158,6 +167,7 @@ public final class EgressProxy: Sendable {
                 headEnd = Self.headEnd(buffer)
                 if headEnd == nil, buffer.readableBytes > Self.maxHeadBytes { break }
             }
+            headTimer.cancel()
             guard let end = headEnd, let head = buffer.readString(length: end) else {
                 try await self.refuse(outbound, server: server, host: "", port: 0, address: nil, reason: .badRequest,
                                       status: "431 Request Header Fields Too Large", message: "the request head is longer than \(Self.maxHeadBytes) bytes")

@@ -249,3 +249,22 @@ def test_egress_allows_only_the_list(mode, proxy, probe_image, outside, loopback
     p.stop()
     assert net not in egress_networks(mode)
     assert "mcpproxy-egress" not in fence_rules()
+
+
+@pytest.mark.parametrize("mode", ["docker", "sandbox"])
+def test_a_killed_proxy_leaves_nothing_after_the_next_start(mode, proxy, probe_image):
+    """SIGKILL leaves the egress network (or namespace) and the firewall rules behind; the next
+    proxy's orphan cleanup removes them (their owner pid is dead)."""
+    before = egress_networks(mode)
+    first = proxy(make_config([egress_server(mode, probe_image, [f"{OK_NAME}:8080"])], routing_mode="direct",
+                              docker_isolation={"timeout": "60s"}), wait=False)
+    wait_until(lambda: (p := first.server("egr")) and p.get("state") == "ready", 90, 0.3, "egr ready")
+    left = egress_networks(mode) - before
+    assert len(left) == 1 and "mcpproxy-egress" in fence_rules()
+    first.send_signal(9)
+    first.proc.wait(timeout=30)
+    assert left <= egress_networks(mode)
+    second = proxy(make_config([], routing_mode="direct"), wait=False)
+    wait_until(lambda: not (left & egress_networks(mode)), 60, 0.3, "the orphaned egress network to be removed")
+    wait_until(lambda: "mcpproxy-egress" not in fence_rules(), 30, 0.3, "the orphaned firewall rules to be removed")
+    assert "removing egress network" in second.all_logs()
