@@ -142,6 +142,7 @@ struct mcpx_policy {
     const char *chdir_to;
     long uid, gid;           /* -1: keep */
     int net_none;
+    const char *net_path;    /* --net netns:PATH: join this network namespace (egress) */
     long ports[MCPX_MAX_PORTS];
     int nports;
     int tcp_allowlist;       /* --tcp-connect or --tcp-connect-none given: connect only to ports */
@@ -207,6 +208,7 @@ static void mcpx_usage(void) {
         "  --chdir PATH           working directory of the server\n"
         "  --uid N --gid N        drop to this uid/gid (when running as root)\n"
         "  --net none|host        none: fresh network namespace (Landlock TCP deny as fallback)\n"
+        "  --net netns:PATH       join the network namespace PATH (egress; failing to is fatal)\n"
         "  --tcp-connect PORT     allow TCP connect to PORT (others denied; Landlock ABI >= 4)\n"
         "  --tcp-connect-none     an empty TCP connect allowlist (every connect denied)\n"
         "  --rlimit KIND=N        as, data, nofile, nproc, cpu, fsize (core is always 0)\n"
@@ -269,9 +271,10 @@ static int mcpx_parse(int argc, char **argv, struct mcpx_policy *p) {
             if (a[2] == 'u') p->uid = (long)n; else p->gid = (long)n;
         }
         else if (strcmp(a, "--net") == 0) {
-            if (!strcmp(v, "none")) p->net_none = 1;
-            else if (!strcmp(v, "host")) p->net_none = 0;
-            else { mcpx_err("--net %s: expected none or host", v); return -1; }
+            if (!strcmp(v, "none")) { p->net_none = 1; p->net_path = NULL; }
+            else if (!strcmp(v, "host")) { p->net_none = 0; p->net_path = NULL; }
+            else if (!strncmp(v, "netns:", 6) && v[6] == '/') { p->net_none = 0; p->net_path = v + 6; }
+            else { mcpx_err("--net %s: expected none, host or netns:/PATH", v); return -1; }
         }
         else if (strcmp(a, "--tcp-connect") == 0) {
             long long n;
@@ -857,11 +860,28 @@ int mcpx_sandbox_main(int argc, char **argv) {
 
     int abi = mcpx_landlock_abi();
 
+    /* The egress namespace is opened before any mount can hide /run. */
+    int netns_fd = -1;
+    if (p->net_path) {
+        netns_fd = open(p->net_path, O_RDONLY | O_CLOEXEC);
+        if (netns_fd < 0) { mcpx_err("network namespace %s: %s", p->net_path, strerror(errno)); return MCPX_SANDBOX_EXIT_SETUP; }
+    }
+
     if (mcpx_make_private_dirs(p, rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
     if (mcpx_apply_mounts(p, rep) < 0) return MCPX_SANDBOX_EXIT_SETUP;
     mcpx_apply_cgroups(p, rep);
 
     int net_via_landlock = 0;
+    if (netns_fd >= 0) {
+        /* Egress: the proxy made this namespace; its only route leads to the egress proxy. Not
+           joining it would leave the host network, so failure is fatal, never degraded. */
+        if (setns(netns_fd, CLONE_NEWNET) < 0) {
+            mcpx_err("cannot join network namespace %s: %s", p->net_path, strerror(errno));
+            return MCPX_SANDBOX_EXIT_SETUP;
+        }
+        close(netns_fd);
+        ON("network namespace %s (egress: a veth to the gateway only)", p->net_path);
+    }
     if (p->net_none) {
         if (unshare(CLONE_NEWNET) == 0) {
             ON("network namespace (no interfaces up)");

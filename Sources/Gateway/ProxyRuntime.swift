@@ -54,6 +54,9 @@ public final class ProxyRuntime: Sendable {
     /// `metrics_listen`: a loopback listener for `GET /metrics` without a credential.
     let metricsAddress: ListenAddress?
     public let metrics = ProxyMetrics()
+    /// The forwarding proxy of servers with an `egress` allowlist (docs/egress.md). The runtime
+    /// monitor consumes refused attempts through `egress.denials()`.
+    public let egress: EgressProxy
 
     /// Hooks other layers fill in before `run()`.
     public struct Plugins: Sendable {
@@ -148,6 +151,11 @@ public final class ProxyRuntime: Sendable {
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
             backends: plugins.backends)
         env.traces = traces
+        let proxyMetrics = metrics
+        egress = EgressProxy(group: group, logger: logger, onDenied: { d in
+            proxyMetrics.egressDenied(server: d.server, reason: d.reason.rawValue)
+        })
+        env.egress = egress
         manager = ServerManager(config: config, configStore: store, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: config, logger: logger)
@@ -286,6 +294,7 @@ public final class ProxyRuntime: Sendable {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
+        await egress.closeAll()
         try? await httpClient.shutdown()
         if runtimeDir.hasPrefix("/run/mcpproxy/") || runtimeDir.hasPrefix("/var/run/mcpproxy/") {
             try? FileManager.default.removeItem(atPath: runtimeDir)

@@ -295,7 +295,27 @@ public enum DockerPlanner {
         args += ["--memory", memory, "--memory-swap", swap, "--cpus", cpus]
         enforcement["memory"] = memory; enforcement["cpus"] = cpus
         let network: String
-        if let n = serverExtras.network ?? globalExtras.network {
+        var egress: EgressPlan? = nil
+        if let rules = server.egress {
+            // `egress` wins over network_mode (DECISIONS.md): an internal network of this launch
+            // whose only way out is the gateway's forwarding proxy.
+            let plan = EgressPlan.forContainer(server: server.name, launchID: context.launchID, rules: rules, labels: labels)
+            egress = plan
+            network = plan.network
+            if let n = serverExtras.network ?? globalExtras.network {
+                ctx.invalid("mcpServers.\(server.name).egress: an extra_args --network \(n) would replace the egress network; remove it (egress decides the network)")
+            }
+            if iso.networkMode != nil {
+                ctx.warnings.append("server \"\(server.name)\": egress is set, so \(where_).network_mode \"\(iso.networkMode!)\" is ignored (the server runs on its own internal network behind the egress proxy)")
+            }
+            for name in EgressPlan.proxyVariables where server.env[name] != nil {
+                ctx.invalid("mcpServers.\(server.name).env.\(name): egress sets the proxy variables; remove this one")
+            }
+            args += ["--network", network]
+            args += EgressPlan.proxyVariables.flatMap { ["--env", $0] }
+            enforcement["network"] = "egress: internal network \(network), out only through the egress proxy"
+            enforcement["egress"] = rules.isEmpty ? "none (no destination allowed)" : rules.map(\.description).joined(separator: ",")
+        } else if let n = serverExtras.network ?? globalExtras.network {
             network = n  // checked with its extra_args path
             if globalExtras.network != nil && serverExtras.network != nil && globalExtras.network != serverExtras.network {
                 ctx.warnings.append("server \"\(server.name)\": the per-server extra_args --network \(n) replaces the global one")
@@ -304,11 +324,13 @@ public enum DockerPlanner {
             network = iso.networkMode ?? global.networkMode
             checkNetwork(network, &ctx, origin: field("network_mode", perServer: iso.networkMode != nil))
         }
-        args += ["--network", network]; enforcement["network"] = network
+        if egress == nil { args += ["--network", network]; enforcement["network"] = network }
         if let runtime {
             if let option = runtime.runtimeOption { args += ["--runtime", option] }
             enforcement.merge(runtime.enforcement) { _, new in new }
-            if let supported = runtime.supportedNetworks, !supported.contains(network) {
+            if runtime.supportedNetworks != nil, egress != nil {
+                ctx.invalid("mcpServers.\(server.name).egress: egress with oci_runtime \(runtime.name) is not supported: \(runtime.networkLimit)")
+            } else if let supported = runtime.supportedNetworks, !supported.contains(network) {
                 ctx.invalid("\(field("network_mode", perServer: iso.networkMode != nil)): network \"\(network)\" with oci_runtime \(runtime.name): \(runtime.networkLimit); set network_mode to \(supported.sorted().map { "\"\($0)\"" }.joined(separator: " or "))")
             }
         }
@@ -402,6 +424,7 @@ public enum DockerPlanner {
                               warnings: ctx.warnings, enforcement: enforcement, files: files)
         plan.ownPIDNamespace = !(engine?.clientNeedsHostPIDs ?? false)
         plan.secrets = secrets
+        plan.egress = egress
         return (plan, ctx)
     }
 

@@ -36,6 +36,8 @@ public struct LaunchPlan: Sendable, Equatable {
     /// Secret values for a container, delivered through a file on a read-only memory-backed
     /// mount read by the launcher entrypoint (`SecretDelivery`); nil when there are none.
     public var secrets: SecretDelivery?
+    /// Set when the server's way out is the gateway's egress proxy (server key `egress`).
+    public var egress: EgressPlan? = nil
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String?, decision: IsolationDecision,

@@ -83,6 +83,9 @@ public enum SandboxPlanner {
                             host: SandboxHost, kernel: SandboxKernel) throws -> LaunchPlan {
         let name = server.name
         guard context.platform == "linux" else {
+            if server.egress != nil {
+                throw ProxyError(.unsupported, "server \"\(name)\": egress in isolation mode sandbox needs Linux (a network namespace); use isolation mode docker")
+            }
             // Seed 001's platform matrix: a documented no-op elsewhere, said loudly.
             var plan = NonePlanner.plan(server: server, command: command, decision: decision, context: context)
             plan.warnings.append("server \"\(name)\": isolation mode sandbox needs Linux (Landlock); on \(context.platform) the server runs unconfined, as with mode none. Use isolation mode docker to confine it.")
@@ -241,6 +244,28 @@ public enum SandboxPlanner {
             ports.removeAll { proxyPorts.contains($0) }
             warnings.append("server \"\(name)\": allow_tcp_connect lists \(proxyPorts.map(String.init).joined(separator: ", ")), the proxy's own listen port; dropped (a confined server never reaches the gateway)")
         }
+        var egressPlan: EgressPlan? = nil
+        if let rules = server.egress {
+            // `egress` wins over network_mode and allow_tcp_connect (DECISIONS.md): the server's
+            // own network namespace, whose one interface is a veth to the gateway's egress proxy.
+            guard isRoot else {
+                throw ProxyError(.unsupported, "server \"\(name)\": egress in isolation mode sandbox needs a root proxy (it creates the server's network namespace and veth pair); run the proxy as root or use isolation mode docker")
+            }
+            for variable in EgressPlan.proxyVariables where server.env[variable] != nil {
+                throw ProxyError(.invalidConfig, "mcpServers.\(name).env.\(variable): egress sets the proxy variables; remove this one")
+            }
+            if iso.allowTCPConnect != nil {
+                warnings.append("server \"\(name)\": egress is set, so allow_tcp_connect is ignored (the server's only way out is the egress proxy)")
+            }
+            if iso.networkMode != nil {
+                warnings.append("server \"\(name)\": egress is set, so network_mode \"\(networkMode)\" is ignored (the server runs in its own network namespace behind the egress proxy)")
+            }
+            let plan = EgressPlan.forSandbox(server: name, launchID: context.launchID, ownerPID: context.proxyPID, rules: rules)
+            egressPlan = plan
+            args += ["--net", "netns:/run/netns/\(plan.network)"]
+            enforcement["network"] = "egress: own network namespace \(plan.network), one veth to the gateway and no default route; out only through the egress proxy"
+            enforcement["egress"] = rules.isEmpty ? "none (no destination allowed)" : rules.map(\.description).joined(separator: ",")
+        } else {
         switch networkMode {
         case "none":
             args += ["--net", "none"]
@@ -256,7 +281,8 @@ public enum SandboxPlanner {
             enforcement["network"] = "host network"
             warnings.append("server \"\(name)\": network_mode \"\(networkMode)\" names a Docker network, which means nothing to the native sandbox; the server keeps the host network (use \"none\" to cut it off)")
         }
-        let listsPorts = iso.allowTCPConnect?.isEmpty == false
+        }
+        let listsPorts = iso.allowTCPConnect?.isEmpty == false && egressPlan == nil
         if networkMode != "none" && listsPorts {
             for port in ports { args += ["--tcp-connect", String(port)] }
             if ports.isEmpty {
@@ -267,7 +293,7 @@ public enum SandboxPlanner {
                 enforcement["tcp_connect"] = ports.isEmpty ? "no port" : "only ports " + ports.map(String.init).joined(separator: ", ")
             } else { notEnforced.append("tcp connect allowlist (Landlock ABI < 4)") }
         }
-        if !context.proxyListenPorts.isEmpty {
+        if !context.proxyListenPorts.isEmpty && egressPlan == nil {
             if networkMode == "none" { enforcement["proxy_port"] = "unreachable (no network)" }
             else if listsPorts && kernel.landlockABI >= 4 { enforcement["proxy_port"] = "unreachable (not in allow_tcp_connect)" }
             else { enforcement["proxy_port"] = "reachable: host network without allow_tcp_connect (authentication is the guard)" }
@@ -384,10 +410,12 @@ public enum SandboxPlanner {
         // the dynamic loader nor libc reads; the launcher strips it at the server's execve.
         var launcherEnv: [String: String] = [:]
         for (k, v) in env { launcherEnv[environmentPrefix + k] = v }
-        return LaunchPlan(executable: launcher, arguments: arguments, environment: launcherEnv,
-                          workingDirectory: nil, decision: decision,
-                          redactedCommandLine: Redactor.redactEnvAssignments([launcher] + arguments, secrets: server.env),
-                          warnings: warnings, enforcement: enforcement, cgroupDirectories: cgroupDirs)
+        var plan = LaunchPlan(executable: launcher, arguments: arguments, environment: launcherEnv,
+                              workingDirectory: nil, decision: decision,
+                              redactedCommandLine: Redactor.redactEnvAssignments([launcher] + arguments, secrets: server.env),
+                              warnings: warnings, enforcement: enforcement, cgroupDirectories: cgroupDirs)
+        plan.egress = egressPlan
+        return plan
     }
 
     // MARK: - pieces (internal for tests)

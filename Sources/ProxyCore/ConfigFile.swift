@@ -82,6 +82,7 @@ public enum ConfigFile {
         if let q = s.quarantined { o["quarantined"] = q }
         if let t = s.startupTimeout { o["timeout"] = "\(t)s" }
         if !s.clientRequests.isEmpty { o["allow_client_requests"] = s.clientRequests.map(\.rawValue).sorted() }
+        if let e = s.egress { o["egress"] = e.map(\.description) }
         if let i = s.isolation {
             var iso: [String: Any] = [:]
             if let m = i.mode { iso["mode"] = m.rawValue }

@@ -50,7 +50,7 @@ extension ConfigLoader {
     }
 
     /// Sections whose misspelling would leave servers less confined than the user wrote.
-    static let confinementSections: Set<String> = ["docker_isolation", "sandbox", "isolation"]
+    static let confinementSections: Set<String> = ["docker_isolation", "sandbox", "isolation", "egress"]
 
     /// True for a JSON path inside an isolation section (`docker_isolation`, `sandbox`, a
     /// server's `isolation`), where any typo changes confinement.

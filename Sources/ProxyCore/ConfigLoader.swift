@@ -378,7 +378,7 @@ struct Walker {
     mutating func server(_ v: Any, _ path: String, defaultName: String?) -> ServerConfig? {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["name", "command", "args", "env", "url", "protocol", "type", "enabled", "disabled", "working_dir",
-                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "monitor"], path)
+                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "monitor", "egress"], path)
         var name = defaultName
         if let x = o["name"] { name = string(x, "\(path).name") }
         guard let name, !name.isEmpty else { error("\(path).name", "a server needs a name"); return nil }
@@ -432,6 +432,9 @@ struct Walker {
 
         if s.command == nil && s.url == nil && o["command"] == nil && o["url"] == nil {
             error(path, "server \"\(name)\" needs a \"command\" (stdio) or a \"url\" (http/sse)")
+        }
+        if s.egress != nil && s.url != nil && s.command == nil {
+            error("\(path).egress", "egress applies to servers the gateway launches (\"command\"); a \"url\" server's traffic does not pass through it")
         }
         if s.command != nil && s.url != nil { error(path, "server \"\(name)\" has both \"command\" and \"url\"; keep one") }
         switch s.protocolKind {

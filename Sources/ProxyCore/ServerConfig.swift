@@ -53,6 +53,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// `monitor` of this server: the global `monitor` with this server's keys over it (nil: the
     /// global one applies as it is).
     public var monitor: MonitorConfig? = nil
+    /// `egress`: the only destinations (host:port) a confined server may reach, through the
+    /// gateway's forwarding proxy (docs/egress.md). nil: not set (the isolation's
+    /// `network_mode` / `allow_tcp_connect` apply); an empty list: nothing is reachable.
+    public var egress: [EgressRule]? = nil
 
     public init(name: String) { self.name = name }
 

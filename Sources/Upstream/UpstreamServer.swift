@@ -82,6 +82,8 @@ public struct UpstreamEnvironment: Sendable {
     public var serverRequests = ServerRequestRouter()
     /// Spans for upstream requests and `traceparent` for HTTP upstreams (off unless configured).
     public var traces = TraceHooks.off
+    /// The forwarding proxy of servers with an `egress` allowlist (nil: such servers do not start).
+    public var egress: EgressProxy? = nil
 
     public init(group: EventLoopGroup, httpClient: HTTPClient, launchContext: @escaping @Sendable () -> LaunchContext,
                 logs: LogFiles, logger: Logger, logLevel: Logger.Level, maxMessageBytes: Int,
@@ -134,6 +136,8 @@ public actor UpstreamServer {
     private var plan: LaunchPlan?
     /// What the backend started besides the process (a container id), from its `started` hook.
     private var containerID: String?
+    /// The egress proxy listener of the current launch.
+    private var egressKey: String?
     private var decision: IsolationDecision
     private var restarts = 0
     private var crashRestarts = 0
@@ -395,8 +399,26 @@ public actor UpstreamServer {
             log.info("\(backend.launchLogLine(planned))")
             let logger = log
             // Files, images, the engine CLI's path: before the startup timer.
-            let plan = try await backend.prepare(planned, log: { logger.info("\($0)") })
+            var plan = try await backend.prepare(planned, log: { logger.info("\($0)") })
             self.plan = plan
+            if var egress = plan.egress {
+                // The way out: this launch's own listener on the gateway's address of its network.
+                guard let proxy = env.egress, let gateway = egress.gateway else {
+                    throw ProxyError(.unavailable, "server \"\(name)\": egress is set but the egress proxy is not running in this process")
+                }
+                let key = "\(name)/\(ctx.launchID)"
+                egressKey = key
+                let port = try await proxy.open(key: key, server: name, policy: egress.policy, host: gateway)
+                let url = "http://\(gateway):\(port)"
+                egress.proxyURL = url
+                egress.fence = EgressFence.install(egress, port: port)
+                plan.egress = egress
+                plan.environment.merge(egress.environment(proxyURL: url)) { _, new in new }
+                plan.enforcement["egress_proxy"] = url
+                plan.enforcement["proxy_port"] = egress.fence
+                log.info("egress: proxy \(url); \(egress.fence ?? "")")
+                self.plan = plan
+            }
             let logFile = env.logs.server(name)
             let limit = env.maxMessageBytes
             let proc = try await StdioProcess.launch(
@@ -727,6 +749,10 @@ public actor UpstreamServer {
             }
         }
         if let t = transport { transport = nil; await t.close() }
+        if let key = egressKey {
+            egressKey = nil
+            await env.egress?.close(key: key)
+        }
         if let plan {
             for warning in backend(plan).cleanUp(plan) { log.warning("\(warning)") }
         }

@@ -8,7 +8,9 @@
 // Tools: ids, env, cwd, rlimits, read_file{path}, write_file{path,text}, list_dir{path},
 // tcp_connect{host,port}, unix_connect{name} (abstract), fork_bomb{count}, memory_bomb{mb},
 // kill{pid,signal}, ptrace{pid}, exec{path,args[]}, unshare, mount, echo{text},
-// unix_path_connect{path}, fork_hold{count}, memory_bomb_procs{procs,mb}, fill_disk{path,mb}.
+// unix_path_connect{path}, fork_hold{count}, memory_bomb_procs{procs,mb}, fill_disk{path,mb},
+// http_get{url,via} (through $http_proxy: via "proxy" = absolute-URI GET, "connect" = CONNECT
+// tunnel then GET; ok=true when the final status is 200; "response" holds what came back).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -263,9 +265,84 @@ static void tool_tcp_connect(struct buf *r, const char *host, long long port) {
     if (fd < 0) { put_errno(r, errno); return; }
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
     if (inet_pton(AF_INET, host ? host : "127.0.0.1", &sa.sin_addr) != 1) { close(fd); put_errno(r, EINVAL); return; }
+    /* A dropped SYN must not hang the tool: connect gives up after 5 s (EINPROGRESS). */
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); put_errno(r, e); return; }
     close(fd);
     puts_(r, "\"ok\":true");
+}
+
+/* Connects to IPv4 "a.b.c.d" port `port` (with a 10 s receive timeout); -errno on failure. */
+static int connect4(const char *host, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) { close(fd); return -EINVAL; }
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+static int send_all(int fd, const char *s) {
+    size_t n = strlen(s), off = 0;
+    while (off < n) { ssize_t k = write(fd, s + off, n - off); if (k <= 0) return -1; off += (size_t)k; }
+    return 0;
+}
+
+/* Reads into data until `stop` appears (or EOF / full); returns the length. */
+static size_t read_until(int fd, char *data, size_t cap, const char *stop) {
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(fd, data + n, cap - 1 - n)) > 0) {
+        n += (size_t)k;
+        data[n] = 0;
+        if (stop && strstr(data, stop)) break;
+    }
+    data[n] = 0;
+    return n;
+}
+
+static void tool_http_get(struct buf *r, const char *url, const char *via) {
+    const char *proxy = getenv("http_proxy");
+    if (!proxy) proxy = getenv("HTTP_PROXY");
+    if (!proxy || strncmp(proxy, "http://", 7)) { puts_(r, "\"ok\":false,\"error\":\"no http_proxy\""); return; }
+    char phost[64] = { 0 };
+    int pport = 0;
+    if (sscanf(proxy + 7, "%63[0-9.]:%d", phost, &pport) != 2) { puts_(r, "\"ok\":false,\"error\":\"bad http_proxy\""); return; }
+    if (strncmp(url, "http://", 7)) { puts_(r, "\"ok\":false,\"error\":\"url must be http://\""); return; }
+    const char *auth = url + 7;
+    const char *slash = strchr(auth, '/');
+    char authority[256] = { 0 };
+    size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
+    if (alen >= sizeof authority) alen = sizeof authority - 1;
+    memcpy(authority, auth, alen);
+    const char *path = slash ? slash : "/";
+    int fd = connect4(phost, pport);
+    if (fd < 0) { put_errno(r, -fd); return; }
+    static char data[8192];
+    char req[1024];
+    if (via && !strcmp(via, "connect")) {
+        snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority);
+        send_all(fd, req);
+        size_t n = read_until(fd, data, sizeof data, "\r\n\r\n");
+        if (n < 12 || strncmp(data + 9, "200", 3)) {
+            close(fd);
+            puts_(r, "\"ok\":false,\"stage\":\"connect\",\"response\":");
+            put_json_string(r, data, n);
+            return;
+        }
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, authority);
+    } else {
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", url, authority);
+    }
+    send_all(fd, req);
+    size_t n = read_until(fd, data, sizeof data, NULL);
+    close(fd);
+    int ok = n >= 12 && !strncmp(data + 9, "200", 3);
+    putf(r, "\"ok\":%s,\"response\":", ok ? "true" : "false");
+    put_json_string(r, data, n);
 }
 
 static void tool_unix_connect(struct buf *r, const char *name) {
@@ -504,6 +581,7 @@ static const char *TOOLS[][2] = {
     { "fork_hold", "fork {count} children that stay" },
     { "memory_bomb_procs", "{procs} children each touch {mb} MiB" },
     { "fill_disk", "write {mb} MiB to {path}" },
+    { "http_get", "GET {url} through $http_proxy, {via} proxy or connect" },
 };
 
 static void handle(const char *line) {
@@ -559,6 +637,13 @@ static void handle(const char *line) {
             char *host = read_string(find_key(args, "host"));
             tool_tcp_connect(&r, host, read_int(find_key(args, "port"), 0));
             free(host);
+        }
+        else if (!strcmp(name, "http_get")) {
+            char *url = read_string(find_key(args, "url"));
+            char *via = read_string(find_key(args, "via"));
+            tool_http_get(&r, url ? url : "", via);
+            free(url);
+            free(via);
         }
         else if (!strcmp(name, "unix_connect")) {
             char *n = read_string(find_key(args, "name"));

@@ -655,3 +655,71 @@ fileprivate func command(_ p: LaunchPlan) -> [String] { Array(p.arguments.drop {
         _ = try plan(server("/root/.venv/bin/python", args: ["-m", "srv"]), host: h)
     }
 }
+
+/// `egress` in sandbox mode (docs/egress.md): the launcher joins a namespace the proxy made.
+@Suite("Sandbox egress planning")
+struct SandboxEgressPlannerTests {
+    func withEgress(_ rules: [String], env: [String: String] = [:], _ edit: (inout ServerIsolationConfig) -> Void = { _ in }) throws -> ServerConfig {
+        var s = server("python3", args: ["-m", "srv"], edit)
+        s.egress = try rules.map(EgressRule.parse)
+        s.env = env
+        return s
+    }
+
+    @Test func egressWinsOverNetworkModeAndTCPPorts() throws {
+        var ctx = context()
+        ctx.proxyListenPorts = [8080]
+        let p = try plan(try withEgress(["api.example.com:443"]) { $0.networkMode = "none"; $0.allowTCPConnect = [443] }, ctx: ctx)
+        let egress = try #require(p.egress)
+        #expect(egress.network == "mcpx-42-l1")
+        #expect(egress.hostInterface == "mcpxsl1")
+        #expect(egress.variablePrefix == SandboxPlanner.environmentPrefix)
+        #expect(values(p, "--net") == ["netns:/run/netns/mcpx-42-l1"])
+        #expect(values(p, "--tcp-connect").isEmpty && !p.arguments.contains("--tcp-connect-none"))
+        #expect(p.enforcement["network"]?.hasPrefix("egress: own network namespace mcpx-42-l1") == true)
+        #expect(p.enforcement["egress"] == "api.example.com:443")
+        #expect(p.enforcement["proxy_port"] == nil)  // set once the proxy listens
+        #expect(p.warnings.contains { $0.contains("allow_tcp_connect is ignored") })
+        #expect(p.warnings.contains { $0.contains("network_mode \"none\" is ignored") })
+        #expect(egress.environment(proxyURL: "http://198.18.0.1:5").keys.sorted() == EgressPlan.proxyVariables.map { SandboxPlanner.environmentPrefix + $0 }.sorted())
+    }
+
+    @Test func egressNeedsRootAndLinuxAndOwnsTheProxyVariables() throws {
+        var h = SandboxFakeHost.debian
+        h.effectiveUID = 1000
+        do { _ = try plan(try withEgress(["a.example:443"]), host: h); Issue.record("planned") }
+        catch let e as ProxyError { #expect(e.code == .unsupported && e.message.contains("needs a root proxy")) }
+        do { _ = try plan(try withEgress(["a.example:443"]), ctx: context(platform: "macos")); Issue.record("planned") }
+        catch let e as ProxyError { #expect(e.code == .unsupported && e.message.contains("needs Linux")) }
+        do { _ = try plan(try withEgress(["a.example:443"], env: ["https_proxy": "http://x:1"])); Issue.record("planned") }
+        catch let e as ProxyError { #expect(e.code == .invalidConfig && e.message.contains("env.https_proxy")) }
+    }
+
+    /// The real launcher refuses to start when the namespace it should join is not there
+    /// (never the host network instead).
+    @Test func theLauncherFailsClosedWithoutItsNamespace() throws {
+        let launcher = SandboxProducts.launcher
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: launcher)
+        p.arguments = ["--name", "t", "--net", "netns:/run/netns/mcpx-does-not-exist", "--allow-degraded", "--", "/bin/true"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 121, "\(text)")
+        #expect(text.contains("network namespace /run/netns/mcpx-does-not-exist"), "\(text)")
+    }
+
+    @Test func subnetsAreDistinctSlash30sInTheBenchmarkingRange() {
+        #expect(SandboxEgress.subnet(0) == ("198.18.0.1", "198.18.0.2"))
+        #expect(SandboxEgress.subnet(1) == ("198.18.0.5", "198.18.0.6"))
+        #expect(SandboxEgress.subnet(16384) == ("198.19.0.1", "198.19.0.2"))
+        #expect(SandboxEgress.subnet(32767) == ("198.19.255.253", "198.19.255.254"))
+        #expect(SandboxEgress.subnet(32768) == SandboxEgress.subnet(0))
+        let all = Set((0..<32768).map { SandboxEgress.subnet(UInt32($0)).host })
+        #expect(all.count == 32768)
+        #expect(all.allSatisfy { AddressClass.of(IPAddress($0)!) == .privateRange })
+    }
+}

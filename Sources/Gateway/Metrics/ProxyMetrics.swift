@@ -24,6 +24,7 @@ public enum MetricName {
     public static let buildInfo = "mcpproxy_build_info"
     public static let monitorEvents = "mcpproxy_monitor_events_total"
     public static let heldByMonitor = "mcpproxy_servers_held_by_monitor"
+    public static let egressDenied = "mcpproxy_egress_denied_total"
 
     /// Each name's HELP line. A registry refuses two help texts for one name, so this table is
     /// the only place they are written.
@@ -45,6 +46,7 @@ public enum MetricName {
         buildInfo: "Always 1; the version label names the running mcpproxy.",
         monitorEvents: "Runtime monitor rules that fired, by server, rule and action (event or hold).",
         heldByMonitor: "Servers held by the runtime monitor (held_by_monitor): stopped until a person releases them.",
+        egressDenied: "Connections refused by the egress proxy, by server and reason (host_not_allowed, port_not_allowed, forbidden_address, unresolvable, bad_request).",
     ]
 
     /// Latency buckets, seconds: from a fast local call to the default call timeout (120 s).
@@ -117,6 +119,8 @@ public final class ProxyMetrics: Sendable {
     private let findings: [String: CoreMetrics.Counter]
     private let calls: NIOLockedValueBox<CallTable>
     private let scrape = NIOLockedValueBox(ScrapeState())
+    /// By server label and reason, created on the first denial of each.
+    private let egress = NIOLockedValueBox([String: CoreMetrics.Counter]())
 
     // Gauges set at scrape time.
     private let sessionsGauge: CoreMetrics.Gauge
@@ -240,6 +244,20 @@ public final class ProxyMetrics: Sendable {
             if let c = m[key] { return c }
             let c = CoreMetrics.Counter(label: MetricName.monitorEvents, dimensions: [("server", label), ("rule", rule), ("action", action)], factory: factory)
             m[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    /// Counts a connection the egress proxy refused (`reason`: `EgressPolicy.Denial` raw value).
+    public func egressDenied(server: String, reason: String) {
+        let factory = self.factory
+        let label = calls.withLockedValue { $0.budget.server(server, configured: true) }
+        let counter = egress.withLockedValue { table -> CoreMetrics.Counter in
+            let key = label + "\u{0}" + reason
+            if let c = table[key] { return c }
+            let c = CoreMetrics.Counter(label: MetricName.egressDenied, dimensions: [("server", label), ("reason", reason)], factory: factory)
+            table[key] = c
             return c
         }
         counter.increment()

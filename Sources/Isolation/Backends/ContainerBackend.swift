@@ -1,5 +1,8 @@
 import Foundation
 import ProxyCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Mode `docker`: the server runs in a hardened container (`DockerPlanner`), started by the
 /// engine CLI (`isolation.engine`: docker or podman) with the OCI runtime of
@@ -23,7 +26,8 @@ public struct ContainerBackend: IsolationBackend {
     public func launchLogLine(_ plan: LaunchPlan) -> String { DockerPlanner.runArgsLogLine(plan) }
 
     public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws -> LaunchPlan {
-        try await ContainerLifecycle.prepare(plan, log: log)
+        let prepared = try await ContainerLifecycle.prepare(plan, log: log)
+        return try await ContainerLifecycle.prepareEgress(prepared)
     }
 
     /// The container's own cgroup (the process the proxy holds is only the engine's client).
@@ -47,14 +51,24 @@ public struct ContainerBackend: IsolationBackend {
         plan.secrets?.removeFile()
     }
 
+    public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {
+        await ContainerLifecycle.stop(plan, containerID: handle, grace: grace)
+    }
+
+    /// The plan's files, its secrets directory, and its egress network once the container is gone.
     public func cleanUp(_ plan: LaunchPlan) -> [String] {
         PlannedFiles.remove(plan)
         plan.secrets?.removeDirectory()
-        return []
-    }
-
-    public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {
-        await ContainerLifecycle.stop(plan, containerID: handle, grace: grace)
+        guard let egress = plan.egress, plan.container != nil else { return [] }
+        let engine = ContainerLifecycle.engine(of: plan)
+        EgressFence.remove(egress)
+        for _ in 0..<40 {
+            let r = engine.runBlocking(["network", "rm", egress.network], environment: plan.environment, timeout: 10)
+            let text = r.stderr.lowercased()
+            if r.status == 0 || text.contains("not found") || text.contains("no such") { return [] }
+            usleep(250_000)
+        }
+        return ["the egress network \(egress.network) could not be removed (still in use?); orphan cleanup removes it at the next start"]
     }
 
     public func diagnose(_ plan: LaunchPlan, handle: String?, exitStatus: Int32, stderrTail: [String]) async -> String? {
@@ -75,6 +89,8 @@ public struct ContainerBackend: IsolationBackend {
         for engine in Self.engines(in: config) where engine.executable() != nil {
             removed += await ContainerLifecycle.cleanupOrphans(instanceID: instanceID, environment: environment,
                                                                engine: engine, log: log).count
+            removed += await ContainerLifecycle.cleanupOrphanNetworks(instanceID: instanceID, environment: environment,
+                                                                      engine: engine, log: log).count
         }
         return removed
     }

@@ -21,8 +21,25 @@ public struct SandboxBackend: IsolationBackend {
 
     public func settingsChanged(from old: ProxyConfig, to new: ProxyConfig) -> Bool { old.sandbox != new.sandbox }
 
+    /// The plan's files, and the egress network namespace when the server has `egress`.
+    public func prepare(_ plan: LaunchPlan, log: @escaping @Sendable (String) -> Void) async throws -> LaunchPlan {
+        try PlannedFiles.write(plan)
+        guard let egress = plan.egress else { return plan }
+        var out = plan
+        out.egress = try SandboxEgress.create(egress, server: plan.egress?.labels["mcpproxy.server"] ?? "?")
+        log("egress: network namespace \(egress.network), gateway \(out.egress?.gateway ?? "?") on \(egress.hostInterface)")
+        return out
+    }
+
+    /// Namespaces of dead proxies (their names carry the proxy's pid).
+    public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
+                               log: @escaping @Sendable (String) -> Void) async -> Int {
+        SandboxEgress.cleanupOrphans(log: log).count
+    }
+
     public func cleanUp(_ plan: LaunchPlan) -> [String] {
         PlannedFiles.remove(plan)
+        if let egress = plan.egress { SandboxEgress.remove(egress) }
         return plan.cgroupDirectories.filter { !SandboxCgroup.remove($0) }.map {
             "cgroup \($0) of the stopped server could not be removed"
         }
