@@ -130,16 +130,19 @@ public final class ProxyRuntime: Sendable {
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
+        let workspaceRoot = Self.makeWorkspaceRoot(dataDir: options.dataDir)
         let (traces, traceService) = try Self.makeTracing(loaded.config.tracing, logger: logger)
         tracingService = traceService
         var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
-                LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
-                              hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
-                              runtimeDir: runtimeDir, homeDir: home,
-                              launchID: String(UUID().uuidString.lowercased().prefix(8)),
-                              proxyListenPorts: listenPorts)
+                var c = LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
+                                      hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
+                                      runtimeDir: runtimeDir, homeDir: home,
+                                      launchID: String(UUID().uuidString.lowercased().prefix(8)),
+                                      proxyListenPorts: listenPorts)
+                c.workspaceRoot = workspaceRoot
+                return c
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, loaded.config.maxRequestBodyBytes),
             backends: plugins.backends)
@@ -147,12 +150,14 @@ public final class ProxyRuntime: Sendable {
         manager = ServerManager(config: loaded.config, configPath: options.configPath, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: loaded.config, logger: logger)
-        let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
+        var rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
                            extensions: plugins.restExtensions, tokenStore: plugins.stateStore)
+        rest.dataDir = options.dataDir
         let door = try FrontDoor(listen: address, auth: loaded.config.auth)
         let client = httpClient
         let jwt = loaded.config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
-        authenticator = Authenticator(adminKey: apiKey, mode: loaded.config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
+        authenticator = Authenticator(adminKey: apiKey, mode: loaded.config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger,
+                                      workspaces: loaded.config.workspaces)
         gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: loaded.config, logger: logger,
                               stateStore: plugins.stateStore)
         self.plugins = plugins
@@ -163,6 +168,21 @@ public final class ProxyRuntime: Sendable {
     let runtimeDirLock: FileLock?
     /// Per-launch runtime files (cid files, env files, sandbox homes and temp dirs).
     public let runtimeDir: String
+
+    /// Where workspaces keep files (`WorkspaceNames.root`); as root its parents are 0711 so
+    /// sandboxed servers' unprivileged uids can reach their own homes inside.
+    static func makeWorkspaceRoot(dataDir: String) -> String {
+        let root = WorkspaceNames.root(dataDir: dataDir, isRoot: getuid() == 0)
+        if getuid() == 0 {
+            for dir in [(root as NSString).deletingLastPathComponent, root] {
+                mkdir(dir, 0o711)
+                chmod(dir, 0o711)
+            }
+        } else {
+            try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        return root
+    }
 
     /// The runtime dir. As root, sandboxed servers drop to an unprivileged uid that must reach
     /// their private dirs, and the data dir (0700, often under /root) is closed to it: use
@@ -336,6 +356,7 @@ public final class ProxyRuntime: Sendable {
     func apply(_ config: ProxyConfig) async {
         handler.updateConfig(config)
         gateway.updateConfig(config)
+        authenticator.setWorkspaces(config.workspaces)
         await manager.apply(config)
     }
 }
@@ -457,7 +478,7 @@ struct StdioFrontend: Service {
             if initialized.withLockedValue({ $0 }) { notify(message) }
         })
         handler.onBroadcast { server, note in
-            guard initialized.withLockedValue({ $0 }), me.mayUse(server: server) else { return }
+            guard initialized.withLockedValue({ $0 }), me.mayReceive(from: server) else { return }
             notify(note)
         }
         await withGracefulShutdownHandler {

@@ -50,6 +50,12 @@ public struct ServerConfig: Sendable, Equatable {
     /// Empty by default: sampling spends the user's model, elicitation asks the user, roots
     /// reveal paths; each is granted per server.
     public var clientRequests: Set<ClientRequestKind> = []
+    /// `instance`: one instance for everyone (`shared`) or one per workspace (`workspace`).
+    public var instance: InstanceScope = .shared
+    /// `idle_timeout`: a workspace instance with no call for this long is stopped, seconds;
+    /// nil = `defaultIdleTimeout`.
+    public var idleTimeout: Double? = nil
+    public static let defaultIdleTimeout: Double = 600
 
     public init(name: String) { self.name = name }
 
