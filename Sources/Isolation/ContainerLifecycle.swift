@@ -336,7 +336,7 @@ public enum ContainerLifecycle {
     public struct OrphanDecision: Sendable, Equatable {
         /// Full container id.
         public var id: String
-        /// The `mcpproxy.server` label, if any.
+        /// The `mcpproxy.server` label, if any (`server@workspace` with a `mcpproxy.workspace` label).
         public var server: String?
         /// True when the container is an orphan to remove.
         public var remove: Bool
@@ -352,7 +352,8 @@ public enum ContainerLifecycle {
                                      bootID: String, isAlive: (Int32, String?) -> Bool) -> [OrphanDecision] {
         containers.map { c -> OrphanDecision in
             let l = c.labels
-            let server = l[DockerPlanner.Label.server]
+            // A workspace instance's container is named `server@workspace` in the decisions.
+            let server = l[DockerPlanner.Label.server].map { s in l[DockerPlanner.Label.workspace].map { "\(s)@\($0)" } ?? s }
             func decide(_ remove: Bool, _ reason: String) -> OrphanDecision {
                 OrphanDecision(id: c.id, server: server, remove: remove, reason: reason)
             }

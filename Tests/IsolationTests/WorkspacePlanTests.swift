@@ -48,3 +48,16 @@ import ProxyCore
         #expect(p.container?.workspaceVolumeOwner == nil)
     }
 }
+
+@Suite struct WorkspaceOrphanTests {
+    @Test func orphanCleanupNamesTheWorkspaceOfAContainer() {
+        let labels = ["mcpproxy.managed": "true", "mcpproxy.server": "files", "mcpproxy.instance": "old",
+                      "mcpproxy.owner_pid": "1", "mcpproxy.owner_host": "h", "mcpproxy.owner_boot": "b"]
+        var ws = labels
+        ws["mcpproxy.workspace"] = "alpha"
+        let d = ContainerLifecycle.selectOrphans([.init(id: "c1", labels: labels), .init(id: "c2", labels: ws)],
+                                                 instanceID: "new", host: "h", bootID: "b", isAlive: { _, _ in false })
+        #expect(d.map(\.server) == ["files", "files@alpha"])
+        #expect(d.filter { !$0.remove }.isEmpty)
+    }
+}
