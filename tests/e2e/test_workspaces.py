@@ -220,3 +220,54 @@ def test_workspace_instances_in_docker(proxy):
     assert p.cli("workspace", "delete", "beta").returncode == 0
     assert _labelled("container", "beta") == [] and _labelled("volume", "beta") == [] \
         and _labelled("network", "beta") == []
+
+
+def test_notifications_of_a_workspace_instance_reach_only_its_workspace(proxy):
+    """The real Python SDK server (py_upstream.py, stdio) as a workspace-scoped server: while
+    alpha's call logs (notifications/message) and beta has a call in flight on the same server,
+    alpha's session gets alpha's log lines and beta's gets none (with one shared instance, a log
+    line goes to every session with a call in flight on it)."""
+    from e2e_support import SERVERS_DIR, python_server
+    server = python_server("flow", [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", "flow",
+                                    "--flow-tools"], instance="workspace", idle_timeout="60s")
+    p = proxy(make_config([server], workspaces={"alpha": {"members": ["tok-a"]}, "beta": {"members": ["tok-b"]}}))
+    a, b = _tokens(p)
+    logs = {"a": [], "b": []}
+
+    def collector(who):
+        async def on_log(params):
+            logs[who].append(params.data)
+        return on_log
+
+    async def body():
+        import anyio
+        async with mcp_client_session(p.mcp_url, token=a, logging_callback=collector("a")) as sa, \
+                mcp_client_session(p.mcp_url, token=b, logging_callback=collector("b")) as sb:
+            # Both instances up first (a cold start must not swallow the overlap).
+            await sa.call_tool("call_tool", {"name": "flow:multiply", "args": {"a": 2, "b": 3}})
+            await sb.call_tool("call_tool", {"name": "flow:multiply", "args": {"a": 2, "b": 3}})
+            results = {}
+
+            async def call_b():
+                results["b"] = await sb.call_tool("call_tool", {"name": "flow:wait_ms", "args": {"ms": 1500}})
+
+            async def call_a():
+                await anyio.sleep(0.2)
+                results["a"] = await sa.call_tool("call_tool", {"name": "flow:count_with_progress", "args": {"steps": 3}})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call_b)
+                tg.start_soon(call_a)
+            for _ in range(30):
+                if len(logs["a"]) >= 3:
+                    break
+                await anyio.sleep(0.1)
+            return results
+    results = run_async(body)
+    assert not _err(results["a"]) and not _err(results["b"]), results
+    assert logs["a"][:3] == ["counted 1", "counted 2", "counted 3"], logs
+    assert logs["b"] == [], logs
+    inst = {w: [i["server"] for i in v["instances"]] for w, v in _workspaces(p).items()}
+    assert inst == {"alpha": ["flow"], "beta": ["flow"]}, inst
+    for ws in ("alpha", "beta"):
+        assert p.cli("workspace", "delete", ws).returncode == 0
