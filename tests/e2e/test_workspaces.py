@@ -162,6 +162,14 @@ def test_workspace_cli_create_add_member_list(proxy):
     assert out.returncode == 0 and "instance files@gamma" in out.stdout, out.stdout
     gone = p.cli("workspace", "delete", "gamma")
     assert gone.returncode != 0 and "no workspace" in gone.stderr, gone
+    # Without a running proxy, delete cleans up by itself.
+    assert p.cli("workspace", "create", "delta").returncode == 0
+    assert p.cli("secret", "set", "--workspace", "delta", "k", input="v").returncode == 0
+    p.stop()
+    out = p.cli("workspace", "delete", "delta")
+    assert out.returncode == 0, out.stderr
+    assert "workspace delta (config entry)" in out.stdout and "secret k" in out.stdout, out.stdout
+    assert "delta" not in p.read_config().get("workspaces", {})
 
 
 def _docker(*args: str) -> str:
