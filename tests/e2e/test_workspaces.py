@@ -301,3 +301,36 @@ def test_an_instance_whose_tools_drift_from_the_approved_definition_is_held(prox
     assert "differs from the approved definition" in p.main_log()
     for ws in ("alpha", "beta"):
         assert p.cli("workspace", "delete", ws).returncode == 0
+
+
+def test_a_pypi_server_runs_one_sandboxed_instance_per_workspace(proxy):
+    """The real `mcp-server-time` from PyPI, workspace-scoped in the sandbox: two workspaces, two
+    processes (own uid drop, own network namespace each), both answering; deleting a workspace ends
+    its process."""
+    python = Path(os.environ.get("MCPPROXY_SANDBOX_VENV", "/opt/mcpproxy-test/venv-sandbox")) / "bin" / "python"
+    assert python.exists(), f"{python} missing: run scripts/setup.sh"
+    server = {"name": "time", "command": str(python), "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+              "quarantined": False, "instance": "workspace", "isolation": {"mode": "sandbox", "network_mode": "none"}}
+    p = proxy(make_config([server], workspaces={"alpha": {"members": ["tok-a"]}, "beta": {"members": ["tok-b"]}}))
+    a, b = (p.create_token("tok-a", "--intent", "read"), p.create_token("tok-b", "--intent", "read"))
+
+    async def now(token):
+        async with mcp_client_session(p.mcp_url, token=token) as s:
+            return await s.call_tool("call_tool", {"name": "time:get_current_time", "args": {"timezone": "Asia/Tokyo"}})
+    for tok in (a, b):
+        r = run_async(lambda: now(tok))
+        assert not _err(r) and "Asia/Tokyo" in _text(r), _text(r)
+    pids = {}
+    for ws in ("alpha", "beta"):
+        inst = _workspaces(p)[ws]["instances"]
+        assert [i["server"] for i in inst] == ["time"], inst
+        pids[ws] = inst[0]["pid"]
+    definition = p.server("time")["pid"]
+    assert len({pids["alpha"], pids["beta"], definition}) == 3, (pids, definition)
+    nets = {os.readlink(f"/proc/{pid}/ns/net") for pid in (*pids.values(), definition)}
+    assert len(nets) == 3, nets
+    for ws in ("alpha", "beta"):
+        out = p.cli("workspace", "delete", ws)
+        assert out.returncode == 0 and f"instance time@{ws}" in out.stdout, out.stdout
+    wait_until(lambda: not _alive(pids["alpha"]) and not _alive(pids["beta"]), 10, 0.1, "both instances to end")
+    assert _alive(definition)
