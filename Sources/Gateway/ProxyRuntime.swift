@@ -130,7 +130,7 @@ public final class ProxyRuntime: Sendable {
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
         // unauthenticated metrics port included.
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
-        let workspaceRoot = Self.makeWorkspaceRoot(dataDir: options.dataDir)
+        let workspaceRoot = WorkspaceNames.root(dataDir: options.dataDir, isRoot: getuid() == 0)
         let (traces, traceService) = try Self.makeTracing(loaded.config.tracing, logger: logger)
         tracingService = traceService
         var env = UpstreamEnvironment(
@@ -168,21 +168,6 @@ public final class ProxyRuntime: Sendable {
     let runtimeDirLock: FileLock?
     /// Per-launch runtime files (cid files, env files, sandbox homes and temp dirs).
     public let runtimeDir: String
-
-    /// Where workspaces keep files (`WorkspaceNames.root`); as root its parents are 0711 so
-    /// sandboxed servers' unprivileged uids can reach their own homes inside.
-    static func makeWorkspaceRoot(dataDir: String) -> String {
-        let root = WorkspaceNames.root(dataDir: dataDir, isRoot: getuid() == 0)
-        if getuid() == 0 {
-            for dir in [(root as NSString).deletingLastPathComponent, root] {
-                mkdir(dir, 0o711)
-                chmod(dir, 0o711)
-            }
-        } else {
-            try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        }
-        return root
-    }
 
     /// The runtime dir. As root, sandboxed servers drop to an unprivileged uid that must reach
     /// their private dirs, and the data dir (0700, often under /root) is closed to it: use

@@ -88,6 +88,7 @@ public actor WorkspaceInstances {
             return e.server
         }
         if let old = entries.removeValue(forKey: key) { Task { await old.server.stop() } }
+        WorkspaceNames.ensureRoot(env.launchContext().workspaceRoot, isRoot: geteuid() == 0)
         let server = UpstreamServer(config: config, proxyConfig: proxyConfig, environment: env, workspace: key.workspace,
                                     onEvent: onEvent)
         entries[key] = Entry(server: server, usage: .init(lastUsed: now, inFlight: 1, idleTimeout: timeout))

@@ -92,6 +92,20 @@ public enum WorkspaceNames {
         return "/var/lib/mcpproxy/ws-" + String(h, radix: 16)
     }
 
+    /// Creates `root` when a workspace instance first needs it (not at every start): as root its
+    /// parent and itself are 0711, so sandboxed servers' unprivileged uids can reach their own
+    /// homes inside without listing anything.
+    public static func ensureRoot(_ root: String, isRoot: Bool) {
+        if isRoot {
+            for dir in [(root as NSString).deletingLastPathComponent, root] {
+                mkdir(dir, 0o711)
+                chmod(dir, 0o711)
+            }
+        } else {
+            try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+    }
+
     static func sanitized(_ s: String) -> String {
         String(s.lowercased().unicodeScalars.map { c -> Character in
             (c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c == "-" || c == "_" || c == "." ? Character(c) : "_"
