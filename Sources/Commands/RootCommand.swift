@@ -11,7 +11,7 @@ public struct RootCommand: AsyncParsableCommand {
         commandName: "mcpproxy",
         abstract: "An MCP gateway: federates MCP servers behind one endpoint and confines each stdio server.",
         version: ProxyVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, TokenCommand.self, SecretCommand.self, ScanCommand.self, StatusCommand.self, AuditCommand.self, ContainersCommand.self, SandboxExecCommand.self],
+        subcommands: [ServeCommand.self, DoctorCommand.self, UpstreamCommand.self, TokenCommand.self, SecretCommand.self, WorkspaceCommand.self, ScanCommand.self, StatusCommand.self, AuditCommand.self, ContainersCommand.self, SandboxExecCommand.self],
         defaultSubcommand: ServeCommand.self)
     public init() {}
 }

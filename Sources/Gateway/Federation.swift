@@ -62,9 +62,18 @@ extension MCPHandler {
     /// Servers whose resources and prompts `identity` may see, with their declared capabilities.
     func federated(for identity: Identity, capability: String) async -> [(name: String, server: UpstreamServer)] {
         let catalog = manager.catalog
+        let config = settings.withLockedValue { $0 }
         var out: [(String, UpstreamServer)] = []
-        for (name, server) in catalog.servers.sorted(by: { $0.key < $1.key })
+        for (name, shared) in catalog.servers.sorted(by: { $0.key < $1.key })
         where identity.mayUse(server: name) && catalog.refusals["\(name):*"] == nil && catalog.evaluated.contains(name) {
+            var server = shared
+            // A workspace-scoped server answers through the caller's workspace's instance, when
+            // one runs (listing does not start one; a tool call does).
+            if config.server(named: name)?.instance == .workspace {
+                guard let ws = identity.workspace,
+                      let own = await manager.instances.existing(InstanceKey(server: name, workspace: ws)) else { continue }
+                server = own
+            }
             let snap = await server.snapshot()
             guard snap.state == .ready, snap.capabilities?[capability] != nil else { continue }
             out.append((name, server))
@@ -178,7 +187,7 @@ extension MCPHandler {
             params = .object(o)
         }
         let body = Array(params.serialized().utf8)
-        let reply = try await asCaller(of: server.name) {
+        let reply = try await asCaller(of: server.routingKey) {
             try await server.request(method: method, params: body, timeout: timeout, progress: progress?.forward)
         }
         if let e = reply.rpcError { return JSONRPC.error(id: id, e) }

@@ -106,7 +106,7 @@ public struct HTTPGateway: Sendable {
         }
         // Upstream log messages and list changes reach the sessions that may use that server.
         handler.onBroadcast { server, note in
-            for s in sessions.all where s.hasStreams && s.identity.mayUse(server: server) { s.send(note) }
+            for s in sessions.all where s.hasStreams && s.identity.mayReceive(from: server) { s.send(note) }
         }
     }
 

@@ -23,13 +23,20 @@ public final class MCPHandler: Sendable {
         self.log = logger
         // An upstream's log message goes to the sessions whose calls are in flight on it; with
         // none (and for list changes), to every session that may use the server.
-        manager.onUpstreamNotification { [weak self] server, method, message in
+        manager.onUpstreamNotification { [weak self] key, method, message in
+            // `key` is the server, or `server@workspace` for a workspace instance: then only
+            // that workspace's sessions hear it.
+            let server = InstanceKey.parse(key)?.server ?? key
             // Nothing a quarantined server sends reaches a client.
             guard let self, manager.catalog.refusals["\(server):*"] == nil else { return }
-            if method == "notifications/resources/updated" { self.resourceUpdated(server: server, message); return }
+            if method == "notifications/resources/updated" {
+                // Subscriptions are to shared instances (docs/workspaces.md).
+                if key == server { self.resourceUpdated(server: server, message) }
+                return
+            }
             guard let note = Self.clientNotification(server: server, method: method, message) else { return }
-            if method == "notifications/message", self.deliverToCallers(server: server, note) { return }
-            for f in self.broadcasters.withLockedValue({ $0 }) { f(server, note) }
+            if method == "notifications/message", self.deliverToCallers(server: key, note) { return }
+            for f in self.broadcasters.withLockedValue({ $0 }) { f(key, note) }
         }
         manager.onServerRequest { [weak self] server, request in
             guard let self else { return JSONRPC.error(id: request.envelope.id, ProxyError(.unavailable, "mcpproxy is stopping")) }
@@ -46,7 +53,9 @@ public final class MCPHandler: Sendable {
     /// (`allow_client_requests`), is not quarantined, and the client declared the capability.
     /// The client's result (or error) goes back under the upstream's id; every refusal is an
     /// error the upstream can read.
-    func serverRequest(server: String, _ request: RawMessage) async -> [UInt8] {
+    func serverRequest(server key: String, _ request: RawMessage) async -> [UInt8] {
+        // A workspace instance asks as `server@workspace`: its callers are its workspace's.
+        let server = InstanceKey.parse(key)?.server ?? key
         let upstreamID = request.envelope.id
         let method = request.envelope.method ?? ""
         func refuse(_ e: ProxyError) -> [UInt8] {
@@ -65,7 +74,7 @@ public final class MCPHandler: Sendable {
         }
         // Upstream sessions are shared: the request goes to a session with a call in flight on
         // this server (with several, one of them).
-        let caller = callers.withLockedValue { $0[server]?.values.first(where: { $0.session != nil }) }
+        let caller = callers.withLockedValue { $0[key]?.values.first(where: { $0.session != nil }) }
         guard let caller, let session = caller.session else {
             return refuse(ProxyError(.unavailable, "no client has a call in flight on server \"\(server)\" to answer \(method)"))
         }
@@ -697,10 +706,32 @@ public final class MCPHandler: Sendable {
             manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
             throw ToolFailure(message: "call_tool_\(intent.rawValue) refused for \"\(qualified)\": \(conflict)")
         }
-        guard let server = catalog.servers[ct.server] else {
+        guard var server = catalog.servers[ct.server] else {
             manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
             throw unknown()
         }
+        // `instance: "workspace"`: the call goes to the caller's workspace's own instance
+        // (started on first use); the shared entry is only the definition the gate judged.
+        var workspaceKey: InstanceKey? = nil
+        if settings.withLockedValue({ $0.server(named: ct.server)?.instance }) == .workspace {
+            guard let ws = identity.workspace else {
+                manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
+                throw ToolFailure(message: "server \"\(ct.server)\" runs one instance per workspace, and this caller belongs to no workspace; use a token that is a member of one")
+            }
+            do { server = try await manager.acquireInstance(server: ct.server, workspace: ws) } catch let e as ProxyError {
+                manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
+                throw ToolFailure(message: e.message)
+            }
+            workspaceKey = InstanceKey(server: ct.server, workspace: ws)
+            if let drifted = Self.instanceDrift(server.tools, server: ct.server, catalog: manager.catalog) {
+                await manager.releaseInstance(server: ct.server, workspace: ws)
+                log.warning("held workspace instance \(ct.server)@\(ws): tool \"\(drifted)\" differs from the approved definition")
+                manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true, outcome: .refused)
+                throw ToolFailure(message: "server \"\(ct.server)\" is held for this workspace: its instance lists tool \"\(drifted)\" differently from the approved definition (a possible rug pull); a person must review it")
+            }
+        }
+        let instance = workspaceKey
+        let callerKey = server.routingKey
         var params = Array(#"{"name":"#.utf8)
         params += Array(JSONValue.quoted(ct.tool.name).utf8)
         params += Array(#","arguments":"#.utf8)
@@ -716,6 +747,7 @@ public final class MCPHandler: Sendable {
         var outcome = ActivityOutcome.failed
         var metricOutcome = CallOutcome.error
         defer {
+            if let instance { Task { await manager.releaseInstance(server: instance.server, workspace: instance.workspace) } }
             let elapsed = DispatchTime.now().uptimeNanoseconds - started
             manager.metrics.toolCall(server: ct.server, tool: ct.tool.name, configured: true, inCatalogue: true,
                                      outcome: metricOutcome, nanoseconds: elapsed)
@@ -724,8 +756,9 @@ public final class MCPHandler: Sendable {
                             requestID: String(decoding: id, as: UTF8.self), arguments: rawArgs, caller: identity.label)
         }
         do {
-            let reply = try await asCaller(of: ct.server) {
-                try await server.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
+            let target = server
+            let reply = try await asCaller(of: callerKey) {
+                try await target.request(method: "tools/call", params: params, timeout: timeout, progress: progress?.forward)
             }
             if let e = reply.rpcError {
                 outcome = .error
@@ -742,6 +775,18 @@ public final class MCPHandler: Sendable {
             if error is CancellationError { outcome = .cancelled }
             throw error
         }
+    }
+
+    /// The first tool of a workspace instance that differs from the definition the gate judged
+    /// (`catalog`: its visible tools; held ones stay held), or nil.
+    static func instanceDrift(_ tools: [ToolDefinition], server: String, catalog: Catalog) -> String? {
+        var definition: [String: ToolDefinition] = [:]
+        var held: Set<String> = []
+        for t in tools {
+            if let ct = catalog.tools["\(server):\(t.name)"] { definition[t.name] = ct.tool }
+            else if catalog.refusals["\(server):\(t.name)"] != nil { held.insert(t.name) }
+        }
+        return InstancePolicy.drift(instance: tools, definition: definition, held: held)
     }
 
     /// Why a call to `qualified` is not forwarded: the same answer as for a tool that does not

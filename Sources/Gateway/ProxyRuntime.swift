@@ -136,6 +136,7 @@ public final class ProxyRuntime: Sendable {
         let listenPorts = [address.port] + (metricsAddress.map { [$0.port] } ?? [])
         let secretsBase = SecretDelivery.baseDirectory()
         let (traces, traceService) = try Self.makeTracing(config.tracing, logger: logger)
+        let workspaceRoot = WorkspaceNames.root(dataDir: options.dataDir, isRoot: getuid() == 0)
         tracingService = traceService
         var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
@@ -146,6 +147,7 @@ public final class ProxyRuntime: Sendable {
                                       launchID: String(UUID().uuidString.lowercased().prefix(8)),
                                       proxyListenPorts: listenPorts)
                 c.secretsBaseDir = secretsBase
+                c.workspaceRoot = workspaceRoot
                 return c
             },
             logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
@@ -159,16 +161,18 @@ public final class ProxyRuntime: Sendable {
         manager = ServerManager(config: config, configStore: store, environment: env,
                                 gate: plugins.gate, logger: logger, store: plugins.stateStore, metrics: metrics)
         handler = MCPHandler(manager: manager, gate: plugins.gate, config: config, logger: logger)
-        let rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
+        var rest = RESTAPI(manager: manager, apiKey: apiKey, instanceID: instanceID, listen: listen, logs: logs,
                            extensions: plugins.restExtensions, tokenStore: plugins.stateStore)
+        rest.dataDir = options.dataDir
         let door = try FrontDoor(listen: address, auth: config.auth)
         let client = httpClient
         let jwt = config.auth.oauth.map { JWTVerifier(config: $0, resource: door.resource, httpClient: client, logger: logger) }
-        authenticator = Authenticator(adminKey: apiKey, mode: config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger)
+        authenticator = Authenticator(adminKey: apiKey, mode: config.auth.mode, store: plugins.stateStore, jwt: jwt, logger: logger,
+                                      workspaces: config.workspaces)
         gateway = HTTPGateway(handler: handler, rest: rest, auth: authenticator, door: door, config: config, logger: logger,
                               stateStore: plugins.stateStore)
         self.plugins = plugins
-        Self.subscribe(store, handler: handler, gateway: gateway, manager: manager)
+        Self.subscribe(store, handler: handler, gateway: gateway, authenticator: authenticator, manager: manager)
     }
     let plugins: Plugins
     /// The running config's owner (ConfigStore): publishes every change to all components.
@@ -362,10 +366,12 @@ public final class ProxyRuntime: Sendable {
     }
 
     /// Hands every published snapshot to the components, the cheap lock-guarded ones first.
-    static func subscribe(_ store: ConfigStore, handler: MCPHandler, gateway: HTTPGateway, manager: ServerManager) {
+    static func subscribe(_ store: ConfigStore, handler: MCPHandler, gateway: HTTPGateway, authenticator: Authenticator,
+                          manager: ServerManager) {
         store.subscribe { config in
             handler.updateConfig(config)
             gateway.updateConfig(config)
+            authenticator.setWorkspaces(config.workspaces)
             await manager.apply(config)
         }
     }
@@ -476,7 +482,7 @@ struct StdioFrontend: Service {
             if initialized.withLockedValue({ $0 }) { notify(message) }
         })
         handler.onBroadcast { server, note in
-            guard initialized.withLockedValue({ $0 }), me.mayUse(server: server) else { return }
+            guard initialized.withLockedValue({ $0 }), me.mayReceive(from: server) else { return }
             notify(note)
         }
         await withGracefulShutdownHandler {

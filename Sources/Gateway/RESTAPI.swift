@@ -27,6 +27,8 @@ public struct RESTAPI: Sendable {
     var extensions: [RESTExtension]
     /// Where agent tokens live; nil: the token routes answer 501.
     let tokenStore: SecurityStore?
+    /// The proxy's data directory (workspace deletion finds the workspace root from it).
+    public var dataDir: String = ""
 
     public init(manager: ServerManager, apiKey: String, instanceID: String, listen: String, logs: LogFiles,
                 extensions: [RESTExtension] = [], tokenStore: SecurityStore? = nil) {
@@ -105,6 +107,7 @@ public struct RESTAPI: Sendable {
         }
         registerTokens(on: api, auth: auth)
         registerSecrets(on: api)
+        registerWorkspaces(on: api)
         api.get("/servers/:name/tools") { _, ctx in await self.withServer(ctx) { s in Self.ok(self.toolsJSON(s)) } }
         api.get("/servers/:name/logs") { request, ctx in await self.withServer(ctx) { s in
             let tail = request.uri.queryParameters.get("tail")

@@ -105,6 +105,10 @@ public actor ServerManager {
     /// `startAll` built the first catalog: in stdio mode it often does).
     private nonisolated let configuredBox = NIOLockedValueBox<Set<String>>([])
     public nonisolated func isConfigured(_ server: String) -> Bool { configuredBox.withLockedValue { $0.contains(server) } }
+    /// The current config, readable without a hop (workspace instances start from it).
+    private nonisolated let configBox: NIOLockedValueBox<ProxyConfig>
+    /// Per-workspace instances of servers with `instance: "workspace"`.
+    public nonisolated let instances: WorkspaceInstances
     private var verdicts: [String: GateVerdict] = [:]
     /// Called after the catalog changes (sessions are told tools/list_changed).
     private nonisolated let listeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
@@ -121,6 +125,16 @@ public actor ServerManager {
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
         self.metrics = metrics
         self.config = config
+        self.configBox = NIOLockedValueBox(config)
+        let listenersBox = NIOLockedValueBox<[@Sendable (String, String, RawMessage) -> Void]>([])
+        self.notificationListeners = listenersBox
+        self.instances = WorkspaceInstances(environment: environment, logger: logger) { event in
+            // A workspace instance's notifications carry `server@workspace`; its tools are
+            // compared with the definition's on each call, so list changes need nothing here.
+            if case .notification(let key, let method, let message) = event {
+                for f in listenersBox.withLockedValue({ $0 }) { f(key, method, message) }
+            }
+        }
         configuredBox.withLockedValue { $0 = Set(config.servers.map(\.name)) }
         self.configStore = configStore
         self.env = environment
@@ -209,7 +223,7 @@ public actor ServerManager {
     public nonisolated func onUpstreamNotification(_ f: @escaping @Sendable (String, String, RawMessage) -> Void) {
         notificationListeners.withLockedValue { $0.append(f) }
     }
-    private nonisolated let notificationListeners = NIOLockedValueBox<[@Sendable (String, String, RawMessage) -> Void]>([])
+    private nonisolated let notificationListeners: NIOLockedValueBox<[@Sendable (String, String, RawMessage) -> Void]>
 
     public nonisolated func server(named name: String) async -> UpstreamServer? {
         await serverLookup(name)
@@ -332,6 +346,14 @@ public actor ServerManager {
     private func applyNow(_ newConfig: ProxyConfig) async {
         let old = config
         config = newConfig
+        configBox.withLockedValue { $0 = newConfig }
+        // Workspace instances of servers that changed or left, and of workspaces that left, stop;
+        // the next call starts them from the new config.
+        let wsNames = Set(newConfig.workspaces.map(\.name))
+        await instances.stop { key in
+            newConfig.server(named: key.server).map { $0 != old.server(named: key.server) || $0.instance != .workspace } ?? true
+                || !wsNames.contains(key.workspace)
+        }
         configuredBox.withLockedValue { $0 = Set(newConfig.servers.map(\.name)) }
         dropPendingShadowedByConfig()
         let newNames = Set(newConfig.servers.map(\.name))
@@ -403,9 +425,47 @@ public actor ServerManager {
 
     /// Stops every server (shutdown).
     public func stopAll() async {
+        await instances.shutdown()
         await withTaskGroup(of: Void.self) { group in
             for s in servers.values { group.addTask { await s.stop() } }
         }
+    }
+
+    // MARK: workspace instances
+
+    /// The instance of `server` for `workspace`, started when it is not running, once it is
+    /// ready. A call is in flight on it until `releaseInstance`. Throws when it cannot start.
+    public nonisolated func acquireInstance(server name: String, workspace: String) async throws -> UpstreamServer {
+        let cfg = configBox.withLockedValue { $0 }
+        guard let sc = cfg.server(named: name), sc.instance == .workspace else {
+            throw ProxyError(.notFound, "server \"\(name)\" has no workspace instances")
+        }
+        let key = InstanceKey(server: name, workspace: workspace)
+        let server = await instances.acquire(key, config: sc, proxyConfig: cfg)
+        let limit = (sc.startupTimeout ?? 60) + 5
+        let deadline = Date().addingTimeInterval(limit)
+        while Date() < deadline {
+            switch server.state {
+            case .ready, .unresponsive: return server
+            case .starting, .stopped, .restarting:
+                try? await Task.sleep(nanoseconds: 10_000_000)
+            default:
+                await instances.release(key)
+                let why = (await server.snapshot()).lastError ?? server.state.rawValue
+                throw ProxyError(.unavailable, "the instance of server \"\(name)\" for this workspace could not start: \(why)")
+            }
+        }
+        await instances.release(key)
+        throw ProxyError(.timeout, "the instance of server \"\(name)\" for this workspace did not become ready within \(Int(limit)) s")
+    }
+
+    public nonisolated func releaseInstance(server name: String, workspace: String) async {
+        await instances.release(InstanceKey(server: name, workspace: workspace))
+    }
+
+    /// Stops every instance of `workspace`; returns their keys (`server@workspace`).
+    public func stopInstances(workspace: String) async -> [String] {
+        await instances.stop { $0.workspace == workspace }.map(\.description)
     }
 
     // MARK: changes that persist to the config file

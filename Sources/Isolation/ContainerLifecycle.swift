@@ -47,6 +47,7 @@ public enum ContainerLifecycle {
         let cli = try engine.requireExecutable(server: server)
         var prepared = plan
         prepared.executable = cli
+        try await prepareWorkspace(container, engine: engine, env: env, server: server, log: log)
         if let check = engine.limitsCheck, geteuid() != 0 {
             let r = await engine.run(check.arguments, environment: env, timeout: 30)
             if r.status == 0, let problem = check.problem(r.stdout) {
@@ -103,6 +104,66 @@ public enum ContainerLifecycle {
         var out = plan
         out.arguments = SecretDelivery.withImageEntrypoint(plan.arguments, image: image, entrypoint: entrypoint)
         return out
+    }
+
+    /// A workspace instance's network (`--internal`: no route out, and no route to another
+    /// workspace's network) and its volume (bind-backed by a host directory owned by the
+    /// container user), each created once and labelled with the workspace.
+    static func prepareWorkspace(_ c: ContainerPlan, engine: ContainerEngine, env: [String: String], server: String,
+                                 log: @escaping @Sendable (String) -> Void) async throws {
+        guard let ws = c.labels[DockerPlanner.Label.workspace] else { return }
+        let labels = ["--label", "\(DockerPlanner.Label.managed)=true", "--label", "\(WorkspaceNames.label)=\(ws)"]
+        if let net = c.workspaceNetwork {
+            if await engine.run(["network", "inspect", net], environment: env, timeout: 30).status != 0 {
+                let r = await engine.run(["network", "create", "--internal"] + labels + [net], environment: env, timeout: 30)
+                if r.status == 0 { log("created internal workspace network \(net)") }
+                else if await engine.run(["network", "inspect", net], environment: env, timeout: 30).status != 0 {
+                    throw ProxyError(.unavailable, "server \"\(server)\": cannot create the workspace network \(net): \(CommandRunner.lastLine(r.stderr) ?? "status \(r.status)")")
+                }
+            }
+        }
+        if let vol = c.workspaceVolume, let dir = c.workspaceVolumeDir {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if let owner = c.workspaceVolumeOwner {
+                let parts = owner.split(separator: ":").map { UInt32($0) }
+                if let uid = parts.first ?? nil, chown(dir, uid, parts.count > 1 ? (parts[1] ?? uid) : uid) != 0 {
+                    // Not root: the daemon (root) reaches the directory whatever its parents'
+                    // modes; the container's user needs the leaf writable.
+                    chmod(dir, 0o777)
+                }
+            }
+            if await engine.run(["volume", "inspect", vol], environment: env, timeout: 30).status != 0 {
+                let r = await engine.run(["volume", "create", "--driver", "local", "--opt", "type=none", "--opt", "o=bind",
+                                          "--opt", "device=\(dir)"] + labels + [vol], environment: env, timeout: 30)
+                if r.status == 0 { log("created workspace volume \(vol) (\(dir))") }
+                else if await engine.run(["volume", "inspect", vol], environment: env, timeout: 30).status != 0 {
+                    throw ProxyError(.unavailable, "server \"\(server)\": cannot create the workspace volume \(vol): \(CommandRunner.lastLine(r.stderr) ?? "status \(r.status)")")
+                }
+            }
+        }
+    }
+
+    /// Removes everything the engine holds for `workspace` (containers, volumes, networks, found
+    /// by their `mcpproxy.workspace` label); returns what was removed, as "kind name" lines.
+    public static func removeWorkspace(_ workspace: String, engine: ContainerEngine = .docker,
+                                       environment env: [String: String]) async -> [String] {
+        guard engine.executable() != nil else { return [] }
+        let filter = ["--filter", "label=\(WorkspaceNames.label)=\(workspace)"]
+        var removed: [String] = []
+        let ps = await engine.run(["ps", "-a", "-q", "--no-trunc"] + filter, environment: env, timeout: 30)
+        let ids = ps.stdout.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        if !ids.isEmpty, await engine.run(["rm", "-f"] + ids, environment: env, timeout: 60).status == 0 {
+            removed += ids.map { "container \($0.prefix(12))" }
+        }
+        let vols = await engine.run(["volume", "ls", "-q"] + filter, environment: env, timeout: 30)
+        for v in vols.stdout.split(separator: "\n").map(String.init) where !v.isEmpty {
+            if await engine.run(["volume", "rm", "-f", v], environment: env, timeout: 30).status == 0 { removed.append("volume \(v)") }
+        }
+        let nets = await engine.run(["network", "ls", "--format", "{{.Name}}"] + filter, environment: env, timeout: 30)
+        for n in nets.stdout.split(separator: "\n").map(String.init) where !n.isEmpty {
+            if await engine.run(["network", "rm", n], environment: env, timeout: 30).status == 0 { removed.append("network \(n)") }
+        }
+        return removed
     }
 
     /// After spawn: the container id from the cid file (polls up to `timeout` seconds), nil if
@@ -303,7 +364,7 @@ public enum ContainerLifecycle {
     public struct OrphanDecision: Sendable, Equatable {
         /// Full container id.
         public var id: String
-        /// The `mcpproxy.server` label, if any.
+        /// The `mcpproxy.server` label, if any (`server@workspace` with a `mcpproxy.workspace` label).
         public var server: String?
         /// True when the container is an orphan to remove.
         public var remove: Bool
@@ -319,7 +380,8 @@ public enum ContainerLifecycle {
                                      bootID: String, isAlive: (Int32, String?) -> Bool) -> [OrphanDecision] {
         containers.map { c -> OrphanDecision in
             let l = c.labels
-            let server = l[DockerPlanner.Label.server]
+            // A workspace instance's container is named `server@workspace` in the decisions.
+            let server = l[DockerPlanner.Label.server].map { s in l[DockerPlanner.Label.workspace].map { "\(s)@\($0)" } ?? s }
             func decide(_ remove: Bool, _ reason: String) -> OrphanDecision {
                 OrphanDecision(id: c.id, server: server, remove: remove, reason: reason)
             }

@@ -93,6 +93,8 @@ public enum DockerPlanner {
         public static let ownerStart = "mcpproxy.owner_start"
         public static let ownerHost = "mcpproxy.owner_host"
         public static let ownerBoot = "mcpproxy.owner_boot"
+        /// The workspace of a workspace instance (also on its volume and network).
+        public static let workspace = WorkspaceNames.label
     }
 
     /// Where a container's image came from, for logs and `doctor`.
@@ -218,6 +220,7 @@ public enum DockerPlanner {
             Label.ownerBoot: owner.bootID,
         ]
         if let start = owner.startTime { labels[Label.ownerStart] = start }
+        if let ws = context.workspace { labels[Label.workspace] = ws }
 
         // Extra args first (they are placed after the planner's options, where the last
         // occurrence of a scalar option wins), so that a network given there replaces
@@ -295,6 +298,7 @@ public enum DockerPlanner {
         args += ["--memory", memory, "--memory-swap", swap, "--cpus", cpus]
         enforcement["memory"] = memory; enforcement["cpus"] = cpus
         let network: String
+        var workspaceNetwork: String? = nil
         var egress: EgressPlan? = nil
         if let rules = server.egress {
             // `egress` wins over network_mode (DECISIONS.md): an internal network of this launch
@@ -320,11 +324,18 @@ public enum DockerPlanner {
             if globalExtras.network != nil && serverExtras.network != nil && globalExtras.network != serverExtras.network {
                 ctx.warnings.append("server \"\(server.name)\": the per-server extra_args --network \(n) replaces the global one")
             }
+        } else if let ws = context.workspace, iso.networkMode == nil {
+            // A workspace instance: its workspace's internal network unless the server names one.
+            network = WorkspaceNames.network(ws)
+            workspaceNetwork = network
         } else {
             network = iso.networkMode ?? global.networkMode
             checkNetwork(network, &ctx, origin: field("network_mode", perServer: iso.networkMode != nil))
         }
-        if egress == nil { args += ["--network", network]; enforcement["network"] = network }
+        if egress == nil {
+            args += ["--network", network]
+            enforcement["network"] = workspaceNetwork != nil ? "\(network) (workspace network, internal: no route out)" : network
+        }
         if let runtime {
             if let option = runtime.runtimeOption { args += ["--runtime", option] }
             enforcement.merge(runtime.enforcement) { _, new in new }
@@ -345,6 +356,18 @@ public enum DockerPlanner {
                 ctx.invalid("\(where_).working_dir must be an absolute path inside the container, found \"\(dir)\"")
             }
             args += ["--workdir", dir]
+        }
+        // A workspace instance keeps its data in its workspace's own named volume.
+        var workspaceVolume: String? = nil
+        if let ws = context.workspace {
+            let dir = iso.workingDir ?? WorkspaceNames.defaultMount
+            let volume = WorkspaceNames.volume(workspace: ws, server: server.name)
+            workspaceVolume = volume
+            // nocopy: the engine would otherwise copy the image's (root-owned) mount point
+            // ownership onto the empty volume, and the container's user could not write it.
+            args += ["--volume", "\(volume):\(dir):nocopy"]
+            if iso.workingDir == nil { args += ["--workdir", dir] }
+            enforcement["workspace"] = "\(ws): volume \(volume) at \(dir)"
         }
         if server.workingDir != nil {
             ctx.warnings.append("server \"\(server.name)\": working_dir is a host path and is not used in docker mode; set \(where_).working_dir (a path inside the container)")
@@ -419,8 +442,17 @@ public enum DockerPlanner {
         let redacted = redactArgv([cli] + args)
         var plan = LaunchPlan(executable: cli, arguments: args, environment: clientEnv, workingDirectory: nil,
                               decision: decision, redactedCommandLine: redacted,
-                              container: ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels,
-                                                       engine: cli, runtime: runtime?.name ?? runtimeName),
+                              container: {
+                                  var c = ContainerPlan(name: name, image: choice.image, cidFile: cidFile, labels: labels,
+                                                        engine: cli, runtime: runtime?.name ?? runtimeName)
+                                  c.workspaceNetwork = workspaceNetwork
+                                  c.workspaceVolume = workspaceVolume
+                                  if let ws = context.workspace, workspaceVolume != nil {
+                                      c.workspaceVolumeDir = WorkspaceNames.dockerData(root: context.workspaceRoot, workspace: ws, server: server.name)
+                                      c.workspaceVolumeOwner = ctx.allows(.imageUser) ? nil : user
+                                  }
+                                  return c
+                              }(),
                               warnings: ctx.warnings, enforcement: enforcement, files: files)
         plan.ownPIDNamespace = !(engine?.clientNeedsHostPIDs ?? false)
         plan.secrets = secrets

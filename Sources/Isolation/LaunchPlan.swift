@@ -83,6 +83,14 @@ public struct ContainerPlan: Sendable, Equatable {
     public var engine: String
     /// The OCI runtime (`OCIRuntimes`): "runc", "runsc".
     public var runtime: String
+    /// A workspace instance's own network and volume, created (labelled with the workspace)
+    /// before the container starts; nil for shared instances or when not used.
+    public var workspaceNetwork: String? = nil
+    public var workspaceVolume: String? = nil
+    /// The host directory behind `workspaceVolume` (a local bind-backed volume), and the
+    /// container user that must own it ("uid:gid", nil: the image's user).
+    public var workspaceVolumeDir: String? = nil
+    public var workspaceVolumeOwner: String? = nil
     public init(name: String, image: String, cidFile: String, labels: [String: String],
                 engine: String = ContainerEngines.defaultName, runtime: String = OCIRuntimes.defaultName) {
         self.name = name
@@ -123,6 +131,11 @@ public struct LaunchContext: Sendable, Equatable {
     /// The memory-backed directory for secret files (`SecretDelivery.baseDirectory`), nil when
     /// this host has none.
     public var secretsBaseDir: String?
+    /// The workspace an instance is launched for (`instance: "workspace"`); nil: shared.
+    public var workspace: String? = nil
+    /// Where workspaces keep their files on this host (sandbox homes); see
+    /// `WorkspaceNames.sandboxHome`.
+    public var workspaceRoot: String = ""
 
     public init(dataDir: String, instanceID: String, proxyPID: Int32, hostEnvironment: [String: String],
                 sandboxLauncher: String?, runtimeDir: String, homeDir: String, launchID: String,

@@ -103,8 +103,11 @@ public enum SandboxPlanner {
         var warnings: [String] = []
 
         // Private per-server directories: HOME (package caches live there), TMPDIR, default cwd.
-        let privateRoot = join(context.runtimeDir, "sandbox", sanitized(name))
-        let privateHome = join(privateRoot, "home")
+        // A workspace instance: its home is the workspace's own and outlives the instance (it
+        // is removed with the workspace); TMPDIR stays per instance.
+        let privateRoot = join(context.runtimeDir, "sandbox", sanitized(name) + (context.workspace.map { "@" + sanitized($0) } ?? ""))
+        let workspaceHome = context.workspace.map { WorkspaceNames.sandboxHome(root: context.workspaceRoot, workspace: $0, server: name) }
+        let privateHome = workspaceHome ?? join(privateRoot, "home")
         let privateTmp = join(privateRoot, "tmp")
 
         var env = EnvironmentPolicy.serverEnvironment(host: context.hostEnvironment, declared: [:])
@@ -360,7 +363,12 @@ public enum SandboxPlanner {
         guard let homeBytes = ConfigLoader.parseByteSize(sandbox.homeSize) else {
             throw ProxyError(.invalidConfig, "sandbox.home_size \"\(sandbox.homeSize)\" is not a size like \"512m\"")
         }
-        if isRoot {
+        if let ws = context.workspace {
+            if isRoot { args += ["--tmpfs", "\(privateTmp)=\(homeBytes)"] }
+            else { args += ["--rlimit", "fsize=\(homeBytes)"]; rlimits.append("fsize=\(sandbox.homeSize)") }
+            enforcement["home"] = "\(privateHome) (workspace \(ws), kept until the workspace is deleted)"
+            enforcement["tmpdir"] = "\(privateTmp)"
+        } else if isRoot {
             args += ["--tmpfs", "\(privateHome)=\(homeBytes)", "--tmpfs", "\(privateTmp)=\(homeBytes)"]
             enforcement["home"] = "\(privateHome) (private tmpfs, size \(sandbox.homeSize))"
             enforcement["tmpdir"] = "\(privateTmp) (private tmpfs, size \(sandbox.homeSize))"

@@ -52,6 +52,22 @@ public enum ConfigFile {
         try writeAtomically(path: path, data: out + Data("\n".utf8))
     }
 
+    /// Applies `edit` to the `workspaces` object (name → entry) and writes the file. The JSON
+    /// tree is rewritten (comments do not survive this edit; unknown keys do). Validates first.
+    public static func updateWorkspaces(path: String, edit: (inout [String: Any]) throws -> Void) throws {
+        let data = FileManager.default.contents(atPath: path) ?? Data("{}".utf8)
+        guard var root = try JSONSerialization.jsonObject(with: Data(JSONC.strip([UInt8](data)))) as? [String: Any] else {
+            throw ProxyError(.invalidConfig, "\(path): the config is not a JSON object")
+        }
+        var ws = root["workspaces"] as? [String: Any] ?? [:]
+        try edit(&ws)
+        if ws.isEmpty { root.removeValue(forKey: "workspaces") } else { root["workspaces"] = ws }
+        let out = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let loaded = try ConfigLoader.parse(data: out, file: path)  // never write an invalid config
+        _ = loaded
+        try writeAtomically(path: path, data: out + Data("\n".utf8))
+    }
+
     /// Writes `data` to `path` via a temp file and rename, keeping the mode of an existing file.
     public static func writeAtomically(path: String, data: Data) throws {
         let fm = FileManager.default
@@ -81,6 +97,8 @@ public enum ConfigFile {
         if let w = s.workingDir { o["working_dir"] = w }
         if let q = s.quarantined { o["quarantined"] = q }
         if let t = s.startupTimeout { o["timeout"] = "\(t)s" }
+        if s.instance != .shared { o["instance"] = s.instance.rawValue }
+        if let t = s.idleTimeout { o["idle_timeout"] = "\(t)s" }
         if !s.clientRequests.isEmpty { o["allow_client_requests"] = s.clientRequests.map(\.rawValue).sorted() }
         if let e = s.egress { o["egress"] = e.map(\.description) }
         if let i = s.isolation {

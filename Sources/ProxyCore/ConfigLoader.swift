@@ -233,7 +233,7 @@ struct Walker {
         let known = Set<String>(["listen", "mcpServers", "docker_isolation", "sandbox", "routing_mode",
                                   "max_request_body", "call_tool_timeout", "allowed_origins", "log_call_arguments",
                                   "data_dir", "api_key", "security", "supervision", "client_idle_timeout",
-                                  "metrics_listen", "tracing", "monitor"]).union(GatewayAuthConfig.keys)
+                                  "metrics_listen", "tracing", "monitor", "workspaces"]).union(GatewayAuthConfig.keys)
         unknownKeys(o, known, "")
         if let v = o["listen"], let s = string(v, "listen") {
             if ListenAddress.parse(s) == nil { error("listen", "expected HOST:PORT (port 0-65535), found \"\(s)\"") } else { c.listen = s }
@@ -263,6 +263,7 @@ struct Walker {
         if let v = o["monitor"] { c.monitor = monitor(v, "monitor", base: c.monitor, global: true) }
         monitorBase = c.monitor
         if let v = o["mcpServers"] { c.servers = servers(v) }
+        if let v = o["workspaces"] { c.workspaces = workspaces(v, servers: c.servers) }
         c.auth = auth(o, listen: c.listen)
         return c
     }
@@ -378,7 +379,8 @@ struct Walker {
     mutating func server(_ v: Any, _ path: String, defaultName: String?) -> ServerConfig? {
         guard let o = object(v, path) else { return nil }
         unknownKeys(o, ["name", "command", "args", "env", "url", "protocol", "type", "enabled", "disabled", "working_dir",
-                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "monitor", "egress"], path)
+                        "isolation", "quarantined", "timeout", "headers", "cwd", "allow_client_requests", "monitor", "egress",
+                        "instance", "idle_timeout"], path)
         var name = defaultName
         if let x = o["name"] { name = string(x, "\(path).name") }
         guard let name, !name.isEmpty else { error("\(path).name", "a server needs a name"); return nil }
@@ -429,12 +431,26 @@ struct Walker {
         }
         if let x = o["isolation"] { s.isolation = isolation(x, "\(path).isolation") }
         if let x = o["monitor"] { s.monitor = monitor(x, "\(path).monitor", base: monitorBase, global: false) }
+        if let x = o["instance"], let v = string(x, "\(path).instance") {
+            switch InstanceScope(rawValue: v) {
+            case .shared?: s.instance = .shared
+            case .workspace?: s.instance = .workspace
+            case .session?: error("\(path).instance", "\"session\" instances are not supported yet (use \"shared\" or \"workspace\")")
+            case nil: error("\(path).instance", "expected \"shared\" or \"workspace\", found \"\(v)\"")
+            }
+        }
+        if let x = o["idle_timeout"], let t = duration(x, "\(path).idle_timeout") {
+            if t < 1 { error("\(path).idle_timeout", "must be at least 1s") } else { s.idleTimeout = t }
+        }
 
         if s.command == nil && s.url == nil && o["command"] == nil && o["url"] == nil {
             error(path, "server \"\(name)\" needs a \"command\" (stdio) or a \"url\" (http/sse)")
         }
         if s.egress != nil && s.url != nil && s.command == nil {
             error("\(path).egress", "egress applies to servers the gateway launches (\"command\"); a \"url\" server's traffic does not pass through it")
+        }
+        if s.instance == .workspace && s.command == nil && s.url != nil {
+            error("\(path).instance", "\"workspace\" instances need a stdio server (a \"command\"); an http server is one remote endpoint")
         }
         if s.command != nil && s.url != nil { error(path, "server \"\(name)\" has both \"command\" and \"url\"; keep one") }
         switch s.protocolKind {
@@ -444,6 +460,46 @@ struct Walker {
         default: break
         }
         return s
+    }
+
+    /// `workspaces`: `{"NAME": {"members": [...], "servers": [...], "intent": "write"}}`.
+    mutating func workspaces(_ v: Any, servers: [ServerConfig]) -> [WorkspaceConfig] {
+        guard let o = object(v, "workspaces") else { return [] }
+        var out: [WorkspaceConfig] = []
+        var memberOf: [String: String] = [:]
+        for name in o.keys.sorted() {
+            let path = "workspaces.\(name)"
+            guard WorkspaceConfig.isValidName(name) else {
+                error(path, "invalid workspace name \"\(name)\": use lower-case letters, digits, '-' and '_', at most 32 characters, starting with a letter or digit")
+                continue
+            }
+            guard let w = object(o[name]!, path) else { continue }
+            unknownKeys(w, WorkspaceConfig.keys, path)
+            var ws = WorkspaceConfig(name: name)
+            if let x = w["members"], let a = stringArray(x, "\(path).members") {
+                for m in a {
+                    let c = WorkspaceConfig.canonicalMember(m)
+                    if c.hasSuffix(":") { error("\(path).members", "empty member \"\(m)\""); continue }
+                    if let other = memberOf[c], other != name {
+                        error("\(path).members", "\(c) is already a member of workspace \"\(other)\" (an identity belongs to at most one workspace)")
+                        continue
+                    }
+                    memberOf[c] = name
+                    if !ws.members.contains(c) { ws.members.append(c) }
+                }
+            }
+            if let x = w["servers"], let a = stringArray(x, "\(path).servers") {
+                for s in a where !ConfigLoader.isValidServerName(s) { error("\(path).servers", "invalid server name \"\(s)\"") }
+                ws.servers = Array(Set(a)).sorted()
+            }
+            if let x = w["intent"], let s = string(x, "\(path).intent") {
+                if ["read", "write", "destructive"].contains(s) { ws.intent = s } else {
+                    error("\(path).intent", "expected read, write or destructive, found \"\(s)\"")
+                }
+            }
+            out.append(ws)
+        }
+        return out
     }
 
     /// Reports malformed `${secret:...}` references in string values (by key).

@@ -39,6 +39,8 @@ public struct ProxyConfig: Sendable, Equatable {
     /// `tracing`: OpenTelemetry export (nil: off).
     public var tracing: TracingConfig? = nil
     public var servers: [ServerConfig] = []
+    /// `workspaces`: named tenants (docs/workspaces.md), in name order.
+    public var workspaces: [WorkspaceConfig] = []
 
     public init() {}
 

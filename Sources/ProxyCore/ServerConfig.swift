@@ -57,6 +57,12 @@ public struct ServerConfig: Sendable, Equatable {
     /// gateway's forwarding proxy (docs/egress.md). nil: not set (the isolation's
     /// `network_mode` / `allow_tcp_connect` apply); an empty list: nothing is reachable.
     public var egress: [EgressRule]? = nil
+    /// `instance`: one instance for everyone (`shared`) or one per workspace (`workspace`).
+    public var instance: InstanceScope = .shared
+    /// `idle_timeout`: a workspace instance with no call for this long is stopped, seconds;
+    /// nil = `defaultIdleTimeout`.
+    public var idleTimeout: Double? = nil
+    public static let defaultIdleTimeout: Double = 600
 
     public init(name: String) { self.name = name }
 

@@ -160,8 +160,15 @@ public actor UpstreamServer {
     private var refreshPending = false
     private var stopping = false
 
+    /// The workspace this instance belongs to (`instance: "workspace"`); nil: the shared one.
+    public nonisolated let workspace: String?
+    /// How notifications and requests to clients name this instance: `server`, or
+    /// `server@workspace` for a workspace instance (server names cannot hold `@`).
+    public nonisolated var routingKey: String { workspace.map { "\(name)@\($0)" } ?? name }
+
     public init(config: ServerConfig, proxyConfig: ProxyConfig, environment: UpstreamEnvironment,
-                onEvent: @escaping @Sendable (UpstreamEvent) -> Void) {
+                workspace: String? = nil, onEvent: @escaping @Sendable (UpstreamEvent) -> Void) {
+        self.workspace = workspace
         self.name = config.name
         self.config = config
         self.proxyConfig = proxyConfig
@@ -355,12 +362,13 @@ public actor UpstreamServer {
         var ctx = env.launchContext()
         // Which env values are secrets (docker mode delivers those through a file).
         ctx.secretEnvNames = SecretResolver.secretEnvironmentNames(of: config)
+        ctx.workspace = workspace
         let loop = env.group.next()
         let peer = JSONRPCPeer(serverName: name, eventLoop: loop)
         // One task per burst of list_changed, not one per notification (a flood of 20,000 would
         // otherwise queue 20,000 tasks on this actor).
         let relistScheduled = NIOLockedValueBox(false)
-        let serverName = name
+        let serverName = routingKey
         let report = onEvent
         peer.onNotification = { [weak self] method, message in
             guard let self else { return }

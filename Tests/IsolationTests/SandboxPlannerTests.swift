@@ -723,3 +723,31 @@ struct SandboxEgressPlannerTests {
         #expect(all.allSatisfy { AddressClass.of(IPAddress($0)!) == .privateRange })
     }
 }
+
+@Suite struct WorkspaceSandboxPlanTests {
+    func ctx(_ ws: String?) -> LaunchContext {
+        var c = context()
+        c.workspace = ws
+        c.workspaceRoot = "/var/lib/mcpproxy/ws-x"
+        return c
+    }
+
+    @Test func aWorkspaceInstanceHasTheWorkspacesOwnPersistentHome() throws {
+        let p = try plan(server(), ctx: ctx("alpha"))
+        let home = "/var/lib/mcpproxy/ws-x/alpha/sandbox/s1/home"
+        #expect(p.environment[SandboxPlanner.environmentPrefix + "HOME"] == home)
+        #expect(values(p, "--mkdir").contains(home))
+        #expect(values(p, "--rw").contains(home))
+        // Root proxy: the home is not a tmpfs (it outlives the instance); TMPDIR still is.
+        #expect(!values(p, "--tmpfs").contains { $0.hasPrefix(home) })
+        #expect(values(p, "--tmpfs").contains { $0.hasPrefix("/run/mcpproxy/sandbox/s1@alpha/tmp") })
+        #expect(p.enforcement["home"]?.contains("workspace alpha") == true)
+    }
+
+    @Test func twoWorkspacesGetTwoHomes() throws {
+        let a = try plan(server(), ctx: ctx("alpha")), b = try plan(server(), ctx: ctx("beta"))
+        #expect(Set(values(a, "--rw")).isDisjoint(with: values(b, "--rw").filter { $0.contains("/ws-x/") }))
+        let shared = try plan(server(), ctx: ctx(nil))
+        #expect(!values(shared, "--rw").contains { $0.contains("/ws-x/") })
+    }
+}

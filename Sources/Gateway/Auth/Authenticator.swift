@@ -43,7 +43,12 @@ public final class Authenticator: Sendable {
     let missBudget = 20
     let jwtCacheLimit = 10_000
 
-    public init(adminKey: String, mode: MCPAuthMode, store: SecurityStore?, jwt: JWTVerifier?, logger: Logger) {
+    /// The configured workspaces: an identity that is a member gets the workspace's scope.
+    private let workspaces = NIOLockedValueBox<[WorkspaceConfig]>([])
+
+    public init(adminKey: String, mode: MCPAuthMode, store: SecurityStore?, jwt: JWTVerifier?, logger: Logger,
+                workspaces: [WorkspaceConfig] = []) {
+        self.workspaces.withLockedValue { $0 = workspaces }
         self.adminKey = adminKey
         self.mode = mode
         self.store = store
@@ -101,7 +106,7 @@ public final class Authenticator: Sendable {
         var entry = tokens.withLockedValue { $0[hash] }
         if entry == nil, let store, takeMissBudget(now: now) {
             if let record = try? store.token(hash: hash) {
-                let e = Self.entry(record)
+                let e = self.entry(record)
                 tokens.withLockedValue { $0[hash] = e }
                 entry = e
             }
@@ -121,10 +126,27 @@ public final class Authenticator: Sendable {
         }
     }
 
-    static func entry(_ r: StoredAgentToken) -> TokenEntry {
-        TokenEntry(record: r, identity: Identity(
+    static func entry(_ r: StoredAgentToken, workspaces: [WorkspaceConfig] = []) -> TokenEntry {
+        let identity = Identity(
             kind: .token, name: r.name, servers: r.servers.map(Set.init), ceiling: IntentLevel(name: r.intent) ?? .read,
-            manageServers: r.manageServers, key: "token:\(r.name):\(r.tokenHash.prefix(16))"))
+            manageServers: r.manageServers, key: "token:\(r.name):\(r.tokenHash.prefix(16))")
+        return TokenEntry(record: r, identity: identity.scoped(by: member(identity, of: workspaces)))
+    }
+
+    func entry(_ r: StoredAgentToken) -> TokenEntry { Self.entry(r, workspaces: workspaces.withLockedValue { $0 }) }
+
+    /// The workspace `identity` is a member of, if any.
+    static func member(_ identity: Identity, of workspaces: [WorkspaceConfig]) -> WorkspaceConfig? {
+        guard let m = identity.memberName else { return nil }
+        return workspaces.first { $0.has(member: m) }
+    }
+
+    /// New workspace definitions (a config reload): every identity is resolved again.
+    public func setWorkspaces(_ list: [WorkspaceConfig]) {
+        let changed = workspaces.withLockedValue { w -> Bool in defer { w = list }; return w != list }
+        guard changed else { return }
+        jwtCache.withLockedValue { $0.removeAll() }
+        reloadTokens()
     }
 
     /// Re-reads every token from the database (after a change made through REST, or one the
@@ -133,7 +155,7 @@ public final class Authenticator: Sendable {
         guard let store else { return }
         do {
             let all = try store.tokens()
-            let map = Dictionary(all.map { ($0.tokenHash, Self.entry($0)) }, uniquingKeysWith: { a, _ in a })
+            let map = Dictionary(all.map { ($0.tokenHash, entry($0)) }, uniquingKeysWith: { a, _ in a })
             tokens.withLockedValue { $0 = map }
         } catch {
             log.error("cannot read agent tokens: \(error)")
@@ -177,7 +199,7 @@ public final class Authenticator: Sendable {
         do { claims = try await verifier.verify(token) } catch {
             return .invalid("\(error)")
         }
-        guard let identity = Self.identity(claims) else {
+        guard let identity = Self.identity(claims).map({ $0.scoped(by: Self.member($0, of: workspaces.withLockedValue { $0 })) }) else {
             return .insufficientScope("the token has none of the scopes \(IntentScope.all.joined(separator: ", "))")
         }
         jwtCache.withLockedValue { cache in

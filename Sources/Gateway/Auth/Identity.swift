@@ -61,14 +61,36 @@ public struct Identity: Sendable, Equatable {
     public var manageServers: Bool
     /// What sessions are bound to: stable for one credential holder, different across holders.
     public var key: String
+    /// The workspace it belongs to (docs/workspaces.md); nil: none.
+    public var workspace: String? = nil
 
-    public init(kind: Kind, name: String, servers: Set<String>?, ceiling: IntentLevel, manageServers: Bool, key: String) {
+    public init(kind: Kind, name: String, servers: Set<String>?, ceiling: IntentLevel, manageServers: Bool, key: String,
+                workspace: String? = nil) {
         self.kind = kind
         self.name = name
         self.servers = servers
         self.ceiling = ceiling
         self.manageServers = manageServers
         self.key = key
+        self.workspace = workspace
+    }
+
+    /// How a workspace member is named in `members`: `token:NAME` or `jwt:SUBJECT`; nil for the
+    /// admin key (never a member).
+    public var memberName: String? { kind == .admin ? nil : "\(kind.rawValue):\(name)" }
+
+    /// The one authorization rule (shared/DECISIONS.md): a member of `workspace` may use the
+    /// workspace's servers ∩ its own (either absent: no limit from that side), up to the lower of
+    /// the two intent ceilings. Every identity passes through here once, when it is resolved.
+    public func scoped(by workspace: WorkspaceConfig?) -> Identity {
+        guard let workspace else { return self }
+        var out = self
+        out.workspace = workspace.name
+        if let ws = workspace.servers.map(Set.init) {
+            out.servers = servers.map { $0.intersection(ws) } ?? ws
+        }
+        if let cap = workspace.intent.flatMap(IntentLevel.init(name:)) { out.ceiling = min(ceiling, cap) }
+        return out
     }
 
     /// The full-power identity of the admin key.
@@ -76,10 +98,20 @@ public struct Identity: Sendable, Equatable {
                                        manageServers: true, key: "admin")
 
     /// How it is shown in the activity log and REST: `admin`, `token:NAME`, `jwt:SUBJECT`.
-    public var label: String { kind == .admin ? "admin" : "\(kind.rawValue):\(name)" }
+    public var label: String {
+        let base = kind == .admin ? "admin" : "\(kind.rawValue):\(name)"
+        return workspace.map { "\(base)@\($0)" } ?? base
+    }
 
     /// True when this identity may use `server`.
     public func mayUse(server: String) -> Bool { servers?.contains(server) ?? true }
+
+    /// True when a notification of `routingKey` (a server, or `server@workspace` from a
+    /// workspace instance) may reach this identity's sessions.
+    public func mayReceive(from routingKey: String) -> Bool {
+        guard let at = routingKey.firstIndex(of: "@") else { return mayUse(server: routingKey) }
+        return workspace == String(routingKey[routingKey.index(after: at)...]) && mayUse(server: String(routingKey[..<at]))
+    }
 
     /// True when this identity may see and call `tool` of `server`.
     public func allows(server: String, tool: ToolDefinition) -> Bool {
