@@ -431,6 +431,22 @@ struct Walker {
         }
         if let x = o["isolation"] { s.isolation = isolation(x, "\(path).isolation") }
         if let x = o["monitor"] { s.monitor = monitor(x, "\(path).monitor", base: monitorBase, global: false) }
+        if let x = o["egress"] {
+            if let a = x as? [Any] {
+                var rules: [EgressRule] = []
+                for (k, e) in a.enumerated() {
+                    guard let text = e as? String else {
+                        error("\(path).egress[\(k)]", "expected a \"host:port\" string, found \(typeName(e))")
+                        continue
+                    }
+                    do {
+                        let r = try EgressRule.parse(text)
+                        if !rules.contains(r) { rules.append(r) }
+                    } catch let e as ProxyError { error("\(path).egress[\(k)]", e.message) } catch {}
+                }
+                s.egress = rules
+            } else { error("\(path).egress", "expected an array of \"host:port\" strings, found \(typeName(x))") }
+        }
         if let x = o["instance"], let v = string(x, "\(path).instance") {
             switch InstanceScope(rawValue: v) {
             case .shared?: s.instance = .shared

@@ -39,7 +39,9 @@ final class ReversingTransport: UpstreamTransport, @unchecked Sendable {
         try await withThrowingTaskGroup(of: (Int, String).self) { group in
             for i in 0..<16 {
                 group.addTask {
-                    let r = try await peer.request(method: "m", params: Array(#"{"n":\#(i)}"#.utf8), timeout: 5)
+                    // Generous: all 16 must be sent before any is answered, and in a full test
+                    // run other suites keep the cooperative pool busy (seen: 5 s was not enough).
+                    let r = try await peer.request(method: "m", params: Array(#"{"n":\#(i)}"#.utf8), timeout: 60)
                     return (i, String(decoding: r.resultBytes!, as: UTF8.self))
                 }
             }
