@@ -10,6 +10,8 @@ log() { echo "[setup] $*"; }
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# iptables fences egress networks and namespaces off the gateway's other ports (egress tests).
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 # openssl makes the self-signed certificate of the TLS front-door test.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
