@@ -250,6 +250,10 @@ public struct SecretStore: SecretSource {
     }
 
     public func secretValue(named name: String) throws -> String? { try value(name: name) }
+    public func secretValue(named name: String, workspace: String?) throws -> String? {
+        if let workspace, let v = try value(name: name, scope: workspace) { return v }
+        return try value(name: name)
+    }
 
     /// Re-encrypts every secret under a new master key in one transaction and replaces the key
     /// file (new file written and fsynced first, renamed over the old one after the commit; an

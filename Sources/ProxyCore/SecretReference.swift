@@ -93,6 +93,15 @@ public protocol SecretSource: Sendable {
     /// The plain value of a global-scope secret, nil when no secret has that name. Throws when it
     /// exists but cannot be read (another master key, a damaged row, an unreadable key file).
     func secretValue(named name: String) throws -> String?
+    /// For an instance of `workspace`: that workspace's secret of this name, else the global
+    /// one (a workspace's own secrets shadow global ones for its instances only).
+    func secretValue(named name: String, workspace: String?) throws -> String?
+}
+
+extension SecretSource {
+    public func secretValue(named name: String, workspace: String?) throws -> String? {
+        try secretValue(named: name)
+    }
 }
 
 /// Replaces `${secret:NAME}` references in a server's `env`, `headers` and `url` with values:
@@ -143,15 +152,17 @@ public enum SecretResolver {
     /// store). A missing or unreadable secret is an invalidConfig error naming the server, the
     /// place and the reference. `config` is accepted for callers that pass it; it changes
     /// nothing (docker mode takes the resolved values through `SecretDelivery`).
+    /// `workspace`: the instance's workspace (`instance: "workspace"`), whose own secrets come
+    /// first; nil for a shared instance (global secrets only).
     public static func resolve(_ server: ServerConfig, config: ProxyConfig? = nil,
-                               source: SecretSource? = nil) throws -> ServerConfig {
+                               source: SecretSource? = nil, workspace: String? = nil) throws -> ServerConfig {
         let store = source ?? installed
         var cache: [String: String] = [:]
         func value(_ place: String) -> (String) throws -> String {
             { name in
                 if let v = cache[name] { return v }
                 let v: String?
-                do { v = try store?.secretValue(named: name) } catch let e as ProxyError {
+                do { v = try store?.secretValue(named: name, workspace: workspace) } catch let e as ProxyError {
                     throw ProxyError(.invalidConfig, "server \"\(server.name)\": cannot read ${secret:\(name)} (\(place)): \(e.message)")
                 }
                 guard let v else {

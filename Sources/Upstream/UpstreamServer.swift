@@ -395,7 +395,7 @@ public actor UpstreamServer {
         let startupTimeout = config.startupTimeout ?? env.backends.backend(for: decision.mode).startupTimeout(proxyConfig)
         // `${secret:NAME}` values enter here only, for the launcher/transport; `config` (logs,
         // REST, identity) keeps the references.
-        let resolved = try SecretResolver.resolve(config, config: proxyConfig)
+        let resolved = try SecretResolver.resolve(config, config: proxyConfig, workspace: workspace)
         switch config.effectiveProtocol {
         case .stdio, .auto:
             let planned = try Launcher.plan(server: resolved, config: proxyConfig, context: ctx, backends: env.backends)

@@ -42,6 +42,26 @@ struct SecretStoreTests {
         #expect(try s.value(name: "gh") == nil)
     }
 
+    @Test("a workspace's own secret shadows the global one for that workspace's instances only")
+    func workspaceSecretsComeFirst() throws {
+        let dir = TempDir()
+        let s = try make(dir)
+        try s.set(name: "token", value: "global-value")
+        try s.set(name: "token", scope: "team1", value: "team1-value")
+        try s.set(name: "only-team1", scope: "team1", value: "t1")
+        #expect(try s.secretValue(named: "token", workspace: "team1") == "team1-value")
+        #expect(try s.secretValue(named: "token", workspace: "team2") == "global-value")
+        #expect(try s.secretValue(named: "token", workspace: nil) == "global-value")
+        #expect(try s.secretValue(named: "only-team1", workspace: "team1") == "t1")
+        #expect(try s.secretValue(named: "only-team1", workspace: nil) == nil)      // never leaks to shared instances
+        #expect(try s.secretValue(named: "only-team1", workspace: "team2") == nil)  // nor to another workspace
+        var server = ServerConfig(name: "srv")
+        server.command = "x"
+        server.env = ["TOKEN": "${secret:token}"]
+        #expect(try SecretResolver.resolve(server, source: s, workspace: "team1").env["TOKEN"] == "team1-value")
+        #expect(try SecretResolver.resolve(server, source: s).env["TOKEN"] == "global-value")
+    }
+
     @Test("a ciphertext moved to another name or scope does not decrypt")
     func associatedData() throws {
         let dir = TempDir()
