@@ -198,7 +198,10 @@ def test_doctor_looks_for_the_command_inside_the_image(proxy, container_backend)
                {**fixture_server("absent"), "isolation": {"mode": "docker", "image": "mcpx-never-built:none",
                                                           "network_mode": "none"}}]
     p = proxy.create(make_config(servers, docker_isolation={"mode": "docker", **container_backend.settings()}))
-    before = set(container_backend.cli("ps", "-a", "-q", "--no-trunc").stdout.split())
+    # Only doctor's own probe containers (label mcpproxy.doctor=probe): other containers on a
+    # shared host come and go on their own.
+    probes = ("ps", "-a", "-q", "--no-trunc", "--filter", "label=mcpproxy.doctor=probe")
+    before = set(container_backend.cli(*probes).stdout.split())
     r = p.cli("doctor", "--json")
     assert r.returncode == 1, r  # a server that cannot start is a finding
     report = {s["name"]: s for s in json.loads(r.stdout)["servers"]}
@@ -206,7 +209,7 @@ def test_doctor_looks_for_the_command_inside_the_image(proxy, container_backend)
     assert "is not in image" in report["missing"]["error"] and IMAGE in report["missing"]["error"]
     assert "looked in its PATH" in report["bare"]["error"], report["bare"]
     assert "not on this host yet" in report["absent"]["command_check"] and "error" not in report["absent"]
-    after = set(container_backend.cli("ps", "-a", "-q", "--no-trunc").stdout.split())
+    after = set(container_backend.cli(*probes).stdout.split())
     assert after <= before, "doctor left a container behind"
     text = p.cli("doctor", "present")
     assert text.returncode == 0 and "command: /fixture" in text.stdout, text
