@@ -87,7 +87,14 @@ struct EgressProxyTests {
             ("GET /x HTTP/1.1\r\n\r\n", "400", .badRequest),
         ]
         for (request, status, reason) in cases {
-            let answer = try await Task.detached { try self.exchange(port, request) }.value
+            // The blocking socket exchange runs on a thread of its own, never on the cooperative
+            // pool: with the pool's two threads busy (other suites in a full run), the proxy's
+            // own async handler could not run and the read timed out (seen in CI).
+            let answer: String = try await withCheckedThrowingContinuation { done in
+                Thread.detachNewThread {
+                    do { done.resume(returning: try self.exchange(port, request)) } catch { done.resume(throwing: error) }
+                }
+            }
             #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(request): \(answer)")
             #expect(answer.contains("X-Mcpproxy-Egress-Denied: \(reason.rawValue)"), "\(answer)")
         }
