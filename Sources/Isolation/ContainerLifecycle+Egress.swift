@@ -62,7 +62,7 @@ extension ContainerLifecycle {
                                              log: @escaping @Sendable (String) -> Void) async -> [String] {
         let ls = await engine.run(["network", "ls", "-q", "--filter", "label=\(EgressPlan.networkLabel)=true"],
                                   environment: environment, timeout: 30)
-        EgressFence.removeStale()
+        await Blocking.run { EgressFence.removeStale() }
         let ids = ls.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard ls.status == 0, !ids.isEmpty else { return [] }
         let inspect = await engine.run(["network", "inspect", "--format", "{{.Name}}\t{{json .Labels}}"] + ids,
@@ -75,7 +75,7 @@ extension ContainerLifecycle {
             let r = await engine.run(["network", "rm", d.id], environment: environment, timeout: 30)
             if r.status == 0 { removed.append(d.id) }
         }
-        EgressFence.removeStale()
+        await Blocking.run { EgressFence.removeStale() }
         return removed
     }
 }

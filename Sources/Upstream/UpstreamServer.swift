@@ -419,7 +419,8 @@ public actor UpstreamServer {
                 let port = try await proxy.open(key: key, server: name, policy: egress.policy, host: gateway)
                 let url = "http://\(gateway):\(port)"
                 egress.proxyURL = url
-                egress.fence = EgressFence.install(egress, port: port)
+                let fenced = egress
+                egress.fence = await Blocking.run { EgressFence.install(fenced, port: port) }
                 plan.egress = egress
                 plan.environment.merge(egress.environment(proxyURL: url)) { _, new in new }
                 plan.enforcement["egress_proxy"] = url
@@ -762,7 +763,7 @@ public actor UpstreamServer {
             await env.egress?.close(key: key)
         }
         if let plan {
-            for warning in backend(plan).cleanUp(plan) { log.warning("\(warning)") }
+            for warning in await backend(plan).cleanUp(plan) { log.warning("\(warning)") }
         }
         containerID = nil
     }

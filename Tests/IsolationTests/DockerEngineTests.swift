@@ -5,7 +5,7 @@ import ProxyCore
 
 /// Docker isolation against the real engine (scripts/setup.sh starts dockerd; the fixture image
 /// is built locally by scripts/build-test-images.sh). These never skip: a missing engine fails.
-@Suite("Docker isolation on the real engine", .serialized)
+@Suite("Docker isolation on the real engine", .serialized, .holdsAThread)
 struct DockerEngineTests {
     typealias E = DockerEngine
 

@@ -5,7 +5,7 @@ import ProxyCore
 
 /// The seam: one backend per mode through one registry; engines and OCI runtimes through theirs;
 /// what the container plan becomes for each engine and runtime (pure).
-@Suite("Isolation backends, engines and OCI runtimes")
+@Suite("Isolation backends, engines and OCI runtimes", .holdsAThread)
 struct IsolationBackendTests {
     typealias F = DockerFixture
 

@@ -9,7 +9,7 @@ import Glibc
 /// The escape battery: real launcher, real kernel (Landlock, seccomp, namespaces, rlimits), a probe
 /// server of the project's own whose tools try to break out. Every escape must be denied while the
 /// allowed work succeeds. Runs as root here and in CI, so the uid drop path is exercised.
-@Suite(.serialized) struct SandboxEscapeTests {
+@Suite(.serialized, .holdsAThread) struct SandboxEscapeTests {
     static let nproc = 32
 
     func probeServer(_ edit: (inout ServerIsolationConfig) -> Void = { _ in }) -> ServerConfig {

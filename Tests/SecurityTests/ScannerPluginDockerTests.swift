@@ -78,7 +78,7 @@ struct ScannerPluginDockerTests {
 
     @Test("a plugin runs hardened: unprivileged, no network, read-only root; its findings are merged")
     func runsHardened() async throws {
-        try ProbeImage.build()
+        try await Blocking.run { try ProbeImage.build() }  // gcc and docker build: not on the cooperative pool
         let plugin = ScannerPluginConfig(name: "probe", image: ProbeImage.tag, timeout: 30)
         let out = try await DockerScannerRunner().run(plugin, input: ScannerPluginPlanner.input(server: "s", tools: [echo]))
         let findings = try ScannerPluginPlanner.parseOutput(out, plugin: "probe")

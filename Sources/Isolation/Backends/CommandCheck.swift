@@ -63,11 +63,13 @@ extension ContainerLifecycle {
         guard created.status == 0, !id.isEmpty else {
             return .unknown("could not look into image \(image): \(CommandRunner.lastLine(created.stderr) ?? "\(engine.name) create failed")")
         }
-        defer { _ = engine.runBlocking(["rm", "-f", id], environment: env, timeout: 30) }
+        var found: String? = nil
         for candidate in candidates {
             let r = await engine.run(["cp", "\(id):\(candidate)", "-"], environment: env, timeout: 120)
-            if r.status == 0 { return .found(candidate) }
+            if r.status == 0 { found = candidate; break }
         }
+        _ = await engine.run(["rm", "-f", id], environment: env, timeout: 30)
+        if let found { return .found(found) }
         return .missing("command \"\(command)\" is not in image \(image)\(command.contains("/") ? "" : " (looked in its PATH: \(path))"): "
                         + "use an image that has it (isolation.image), or give the path it has inside the image; the server cannot start")
     }

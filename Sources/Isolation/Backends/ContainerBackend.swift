@@ -56,17 +56,17 @@ public struct ContainerBackend: IsolationBackend {
     }
 
     /// The plan's files, its secrets directory, and its egress network once the container is gone.
-    public func cleanUp(_ plan: LaunchPlan) -> [String] {
+    public func cleanUp(_ plan: LaunchPlan) async -> [String] {
         PlannedFiles.remove(plan)
         plan.secrets?.removeDirectory()
         guard let egress = plan.egress, plan.container != nil else { return [] }
         let engine = ContainerLifecycle.engine(of: plan)
-        EgressFence.remove(egress)
+        await Blocking.run { EgressFence.remove(egress) }
         for _ in 0..<40 {
-            let r = engine.runBlocking(["network", "rm", egress.network], environment: plan.environment, timeout: 10)
+            let r = await engine.run(["network", "rm", egress.network], environment: plan.environment, timeout: 10)
             let text = r.stderr.lowercased()
             if r.status == 0 || text.contains("not found") || text.contains("no such") { return [] }
-            usleep(250_000)
+            try? await Task.sleep(nanoseconds: 250_000_000)
         }
         return ["the egress network \(egress.network) could not be removed (still in use?); orphan cleanup removes it at the next start"]
     }

@@ -49,8 +49,8 @@ public protocol IsolationBackend: Sendable {
     func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async
 
     /// After the process is gone: removes what the launch left on the host (files, cgroups).
-    /// Returns warnings for the server's log.
-    func cleanUp(_ plan: LaunchPlan) -> [String]
+    /// Returns warnings for the server's log. Blocking steps run off the cooperative pool.
+    func cleanUp(_ plan: LaunchPlan) async -> [String]
 
     /// A failed start or an exit explained in words (OOM, image missing, engine down), or nil.
     func diagnose(_ plan: LaunchPlan, handle: String?, exitStatus: Int32, stderrTail: [String]) async -> String?
@@ -88,7 +88,7 @@ extension IsolationBackend {
     public func started(_ plan: LaunchPlan, timeout: Double) async -> String? { nil }
     public func initialized(_ plan: LaunchPlan) {}
     public func stop(_ plan: LaunchPlan, handle: String?, grace: Double) async {}
-    public func cleanUp(_ plan: LaunchPlan) -> [String] {
+    public func cleanUp(_ plan: LaunchPlan) async -> [String] {
         PlannedFiles.remove(plan)
         return []
     }

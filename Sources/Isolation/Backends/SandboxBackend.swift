@@ -26,7 +26,8 @@ public struct SandboxBackend: IsolationBackend {
         try PlannedFiles.write(plan)
         guard let egress = plan.egress else { return plan }
         var out = plan
-        out.egress = try SandboxEgress.create(egress, server: plan.egress?.labels["mcpproxy.server"] ?? "?")
+        let server = egress.labels["mcpproxy.server"] ?? "?"
+        out.egress = try await Blocking.run { try SandboxEgress.create(egress, server: server) }
         log("egress: network namespace \(egress.network), gateway \(out.egress?.gateway ?? "?") on \(egress.hostInterface)")
         return out
     }
@@ -34,14 +35,16 @@ public struct SandboxBackend: IsolationBackend {
     /// Namespaces of dead proxies (their names carry the proxy's pid).
     public func cleanupOrphans(instanceID: String, config: ProxyConfig, environment: [String: String],
                                log: @escaping @Sendable (String) -> Void) async -> Int {
-        SandboxEgress.cleanupOrphans(log: log).count
+        await Blocking.run { SandboxEgress.cleanupOrphans(log: log).count }
     }
 
-    public func cleanUp(_ plan: LaunchPlan) -> [String] {
-        PlannedFiles.remove(plan)
-        if let egress = plan.egress { SandboxEgress.remove(egress) }
-        return plan.cgroupDirectories.filter { !SandboxCgroup.remove($0) }.map {
-            "cgroup \($0) of the stopped server could not be removed"
+    public func cleanUp(_ plan: LaunchPlan) async -> [String] {
+        await Blocking.run {
+            PlannedFiles.remove(plan)
+            if let egress = plan.egress { SandboxEgress.remove(egress) }
+            return plan.cgroupDirectories.filter { !SandboxCgroup.remove($0) }.map {
+                "cgroup \($0) of the stopped server could not be removed"
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProxyCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,11 +25,8 @@ public enum CommandRunner {
     /// Runs `executable` with `arguments` off the caller's thread; see `runBlocking`.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String],
                            timeout: Double, input: Data? = nil, onLine: (@Sendable (String) -> Void)? = nil) async -> Result {
-        await withCheckedContinuation { (cont: CheckedContinuation<Result, Never>) in
-            DispatchQueue.global().async {
-                cont.resume(returning: runBlocking(executable, arguments, environment: environment, timeout: timeout,
-                                                   input: input, onLine: onLine))
-            }
+        await Blocking.run {
+            runBlocking(executable, arguments, environment: environment, timeout: timeout, input: input, onLine: onLine)
         }
     }
 
