@@ -244,7 +244,7 @@ public final class ProxyRuntime: Sendable {
         let service = SupervisorService(runtime: self)
         let tokens = TokenWatchService(authenticator: authenticator)
         let handler = self.handler
-        let monitor = RuntimeMonitor(manager: manager, logger: logger, notify: { handler.monitorNotice($0) })
+        let monitor = RuntimeMonitor(manager: manager, logger: logger, denials: egress.denials(), notify: { handler.monitorNotice($0) })
         // Tracing first: services stop in reverse order, so it flushes the others' last spans.
         let tracing = tracingService.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []
         let metricsApp = try await metricsApplication()

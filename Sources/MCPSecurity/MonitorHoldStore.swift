@@ -7,7 +7,7 @@ import ProxyCore
 /// releases it.
 public struct MonitorHold: Sendable, Equatable {
     public var server: String
-    /// The rule that fired (`memory`, `pids`, `cpu`, `crash_loop`).
+    /// The rule that fired (`memory`, `pids`, `cpu`, `crash_loop`, `egress_denied`).
     public var rule: String
     public var reason: String
     /// When it was held, seconds since 1970.

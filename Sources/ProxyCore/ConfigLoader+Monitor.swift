@@ -16,7 +16,8 @@ extension Walker {
         if let x = o["memory"] { m.memory = thresholdRule(x, "\(path).memory", base: m.memory) }
         if let x = o["pids"] { m.pids = thresholdRule(x, "\(path).pids", base: m.pids) }
         if let x = o["cpu"] { m.cpu = thresholdRule(x, "\(path).cpu", base: m.cpu) }
-        if let x = o["crash_loop"] { m.crashLoop = crashLoopRule(x, "\(path).crash_loop", base: m.crashLoop) }
+        if let x = o["crash_loop"] { m.crashLoop = windowRule(x, "\(path).crash_loop", base: m.crashLoop, countKey: "restarts") }
+        if let x = o["egress_denied"] { m.egressDenied = windowRule(x, "\(path).egress_denied", base: m.egressDenied, countKey: "denials") }
         if global, let x = o["events_kept"], let n = int(x, "\(path).events_kept", min: 1) {
             if n > 100_000 { error("\(path).events_kept", "at most 100000") } else { m.eventsKept = n }
         }
@@ -46,13 +47,15 @@ extension Walker {
         return r
     }
 
-    mutating func crashLoopRule(_ v: Any, _ path: String, base: MonitorCrashLoopRule) -> MonitorCrashLoopRule {
+    /// A window rule (`crash_loop`, `egress_denied`): `false` is off; an object's keys replace
+    /// the base's.
+    mutating func windowRule(_ v: Any, _ path: String, base: MonitorWindowRule, countKey: String) -> MonitorWindowRule {
         var r = base
         if let n = v as? NSNumber, CFGetTypeIDIsBool(n) { r.enabled = n.boolValue; return r }
         guard let o = object(v, path) else { return r }
-        unknownKeys(o, MonitorConfig.crashLoopKeys, path)
+        unknownKeys(o, MonitorConfig.windowKeys(countKey), path)
         if let x = o["enabled"], let b = bool(x, "\(path).enabled") { r.enabled = b }
-        if let x = o["restarts"], let n = int(x, "\(path).restarts", min: 1) { r.restarts = n }
+        if let x = o[countKey], let n = int(x, "\(path).\(countKey)", min: 1) { r.count = n }
         if let x = o["window"], let d = duration(x, "\(path).window") {
             if d <= 0 { error("\(path).window", "must be more than 0s") } else { r.window = d }
         }

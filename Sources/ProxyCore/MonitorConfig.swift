@@ -20,6 +20,8 @@ public enum MonitorRuleKind: String, Sendable, Equatable, CaseIterable, Codable 
     case cpu
     /// `restarts` restarts within `window` seconds.
     case crashLoop = "crash_loop"
+    /// `denials` refused egress attempts (docs/egress.md) within `window` seconds.
+    case egressDenied = "egress_denied"
 }
 
 /// One resource rule: `{enabled, share, for, action}`.
@@ -39,15 +41,18 @@ public struct MonitorThresholdRule: Sendable, Equatable {
     }
 }
 
-/// The crash-loop rule: `{enabled, restarts, window, action}`.
-public struct MonitorCrashLoopRule: Sendable, Equatable {
-    public var enabled: Bool = true
-    public var restarts: Int = 5
-    public var window: Double = 600
-    public var action: MonitorAction? = nil
-    public init(enabled: Bool = true, restarts: Int = 5, window: Double = 600, action: MonitorAction? = nil) {
+/// A rule that counts events in a sliding window: `{enabled, COUNT, window, action}`, where COUNT is
+/// `restarts` for `crash_loop` and `denials` for `egress_denied`.
+public struct MonitorWindowRule: Sendable, Equatable {
+    public var enabled: Bool
+    /// Events within `window` that fire the rule.
+    public var count: Int
+    /// Seconds.
+    public var window: Double
+    public var action: MonitorAction?
+    public init(enabled: Bool = true, count: Int, window: Double, action: MonitorAction? = nil) {
         self.enabled = enabled
-        self.restarts = restarts
+        self.count = count
         self.window = window
         self.action = action
     }
@@ -65,7 +70,9 @@ public struct MonitorConfig: Sendable, Equatable {
     public var memory = MonitorThresholdRule(share: 0.9, duration: 30)
     public var pids = MonitorThresholdRule(share: 1.0, duration: 0)
     public var cpu = MonitorThresholdRule(share: 0.95, duration: 60)
-    public var crashLoop = MonitorCrashLoopRule()
+    public var crashLoop = MonitorWindowRule(count: 5, window: 600)
+    /// A server that keeps asking for destinations its allowlist does not name is probing.
+    public var egressDenied = MonitorWindowRule(count: 10, window: 60)
     /// How many recent events `GET /api/v1/events` keeps (global only).
     public var eventsKept: Int = 500
 
@@ -78,12 +85,14 @@ public struct MonitorConfig: Sendable, Equatable {
         case .pids: return pids.action ?? action
         case .cpu: return cpu.action ?? action
         case .crashLoop: return crashLoop.action ?? action
+        case .egressDenied: return egressDenied.action ?? action
         }
     }
 
     /// Keys of `monitor` (global); a server's `monitor` takes all but `interval` and `events_kept`.
-    public static let keys: Set<String> = ["enabled", "interval", "action", "memory", "pids", "cpu", "crash_loop", "events_kept"]
-    public static let serverKeys: Set<String> = ["enabled", "action", "memory", "pids", "cpu", "crash_loop"]
+    public static let keys: Set<String> = ["enabled", "interval", "action", "memory", "pids", "cpu", "crash_loop", "egress_denied", "events_kept"]
+    public static let serverKeys: Set<String> = ["enabled", "action", "memory", "pids", "cpu", "crash_loop", "egress_denied"]
     public static let thresholdKeys: Set<String> = ["enabled", "share", "for", "action"]
-    public static let crashLoopKeys: Set<String> = ["enabled", "restarts", "window", "action"]
+    /// The keys of a window rule whose count is called `countKey`.
+    public static func windowKeys(_ countKey: String) -> Set<String> { ["enabled", countKey, "window", "action"] }
 }

@@ -134,7 +134,7 @@ import ProxyCore
     }
 
     @Test func crashLoopCountsRestartsWithinTheWindow() {
-        var r = MonitorRules(config: config { $0.crashLoop = MonitorCrashLoopRule(restarts: 3, window: 10) })
+        var r = MonitorRules(config: config { $0.crashLoop = MonitorWindowRule(count: 3, window: 10) })
         #expect(r.evaluate(restarts(0, 1)).isEmpty)
         #expect(r.evaluate(restarts(4, 2)).isEmpty)
         let f = r.evaluate(restarts(8, 3))
@@ -145,21 +145,58 @@ import ProxyCore
     }
 
     @Test func restartsSpreadOutDoNotFire() {
-        var r = MonitorRules(config: config { $0.crashLoop = MonitorCrashLoopRule(restarts: 3, window: 10) })
+        var r = MonitorRules(config: config { $0.crashLoop = MonitorWindowRule(count: 3, window: 10) })
         #expect(r.evaluate(restarts(0, 1)).isEmpty)
         #expect(r.evaluate(restarts(11, 2)).isEmpty)
         #expect(r.evaluate(restarts(22, 3)).isEmpty)
     }
 
     @Test func severalRestartsBetweenSamplesCount() {
-        var r = MonitorRules(config: config { $0.crashLoop = MonitorCrashLoopRule(restarts: 3, window: 10) })
+        var r = MonitorRules(config: config { $0.crashLoop = MonitorWindowRule(count: 3, window: 10) })
         #expect(r.evaluate(restarts(5, 3)).map(\.rule) == [.crashLoop])
     }
 
     @Test func theBaselineIsNotCounted() {
-        var r = MonitorRules(config: config { $0.crashLoop = MonitorCrashLoopRule(restarts: 2, window: 10) }, restartsBaseline: 7)
+        var r = MonitorRules(config: config { $0.crashLoop = MonitorWindowRule(count: 2, window: 10) }, restartsBaseline: 7)
         #expect(r.evaluate(restarts(0, 8)).isEmpty)
         #expect(r.evaluate(restarts(1, 9)).map(\.rule) == [.crashLoop])
+    }
+
+    // MARK: denied egress
+
+    func denials(_ at: Double, _ n: Int, last: String? = "other.example:443 (host_not_allowed)") -> MonitorSample {
+        MonitorSample(at: at, running: true, egressDenials: n, lastEgressDenial: last)
+    }
+
+    @Test func deniedEgressCountsWithinTheWindowAndNamesTheLast() {
+        var r = MonitorRules(config: config { $0.egressDenied = MonitorWindowRule(count: 5, window: 10) })
+        #expect(r.evaluate(denials(0, 2)).isEmpty)
+        #expect(r.evaluate(denials(3, 4)).isEmpty)
+        let f = r.evaluate(denials(6, 5))
+        #expect(f.map(\.rule) == [.egressDenied])
+        #expect(f.first?.action == .event)
+        #expect(f.first?.reason == "5 refused egress attempts within 6s, the last other.example:443 (host_not_allowed) (rule egress_denied: 5 denials within 10s)")
+        // Counting starts afresh; old denials leave the window.
+        #expect(r.evaluate(denials(7, 9)).isEmpty)
+        #expect(r.evaluate(denials(30, 10)).isEmpty)
+    }
+
+    @Test func aFloodOfDenialsFiresOnceAndCostsNoMoreThanTheCount() {
+        var r = MonitorRules(config: config { $0.egressDenied = MonitorWindowRule(count: 3, window: 10, action: .hold) })
+        let f = r.evaluate(denials(1, 1_000_000))
+        #expect(f.map(\.rule) == [.egressDenied] && f.first?.action == .hold)
+        #expect(f.first?.reason.hasPrefix("3 refused egress attempts within 0s") == true, "\(f)")
+        #expect(r.evaluate(denials(2, 1_000_000)).isEmpty)
+    }
+
+    @Test func eventsWhileTheMonitorIsOffAreNotCountedLater() {
+        var c = config { $0.egressDenied = MonitorWindowRule(count: 2, window: 100); $0.crashLoop = MonitorWindowRule(count: 2, window: 100) }
+        c.enabled = false
+        var r = MonitorRules(config: c)
+        #expect(r.evaluate(MonitorSample(at: 0, running: true, crashRestarts: 5, egressDenials: 50)).isEmpty)
+        r.config.enabled = true
+        #expect(r.evaluate(MonitorSample(at: 1, running: true, crashRestarts: 5, egressDenials: 50)).isEmpty)
+        #expect(r.evaluate(MonitorSample(at: 2, running: true, crashRestarts: 6, egressDenials: 52)).map(\.rule) == [.egressDenied])
     }
 
     // MARK: actions, switches
@@ -177,19 +214,23 @@ import ProxyCore
 
     @Test(arguments: MonitorRuleKind.allCases)
     func aDisabledRuleNeverFires(_ kind: MonitorRuleKind) {
-        var c = config { $0.memory.duration = 0; $0.cpu.duration = 0; $0.crashLoop = MonitorCrashLoopRule(restarts: 1, window: 10) }
+        var c = config {
+            $0.memory.duration = 0; $0.cpu.duration = 0
+            $0.crashLoop = MonitorWindowRule(count: 1, window: 10); $0.egressDenied = MonitorWindowRule(count: 1, window: 10)
+        }
         switch kind {
         case .memory: c.memory.enabled = false
         case .pids: c.pids.enabled = false
         case .cpu: c.cpu.enabled = false
         case .crashLoop: c.crashLoop.enabled = false
+        case .egressDenied: c.egressDenied.enabled = false
         }
         var r = MonitorRules(config: c)
         _ = r.evaluate(MonitorSample(at: 0, running: true, cpuSeconds: 0))
         let f = r.evaluate(MonitorSample(at: 1, running: true, memoryBytes: 100, memoryLimitBytes: 100, pids: 5, pidsLimit: 5,
-                                         cpuSeconds: 1, crashRestarts: 1))
+                                         cpuSeconds: 1, crashRestarts: 1, egressDenials: 1))
         #expect(!f.map(\.rule).contains(kind))
-        #expect(f.count == 3)
+        #expect(f.count == MonitorRuleKind.allCases.count - 1)
     }
 
     @Test func aDisabledMonitorFiresNothing() {
@@ -227,7 +268,8 @@ import ProxyCore
         #expect(c.memory == MonitorThresholdRule(share: 0.9, duration: 30))
         #expect(c.pids == MonitorThresholdRule(share: 1, duration: 0))
         #expect(c.cpu == MonitorThresholdRule(share: 0.95, duration: 60))
-        #expect(c.crashLoop == MonitorCrashLoopRule(restarts: 5, window: 600))
+        #expect(c.crashLoop == MonitorWindowRule(count: 5, window: 600))
+        #expect(c.egressDenied == MonitorWindowRule(count: 10, window: 60))
     }
 
     @Test func allKeysAndAServerOverride() throws {
@@ -235,9 +277,11 @@ import ProxyCore
         {"monitor": {"interval": "200ms", "action": "hold", "events_kept": 50,
                      "memory": {"share": 0.8, "for": "2s"}, "pids": false,
                      "cpu": {"share": 0.5, "for": "1m", "action": "event"},
-                     "crash_loop": {"restarts": 3, "window": "30s"}},
+                     "crash_loop": {"restarts": 3, "window": "30s"},
+                     "egress_denied": {"denials": 4, "window": "2m", "action": "hold"}},
          "mcpServers": [{"name": "a", "command": "x"},
-                        {"name": "b", "command": "x", "monitor": {"action": "event", "memory": {"for": "9s"}, "crash_loop": false}}]}
+                        {"name": "b", "command": "x", "monitor": {"action": "event", "memory": {"for": "9s"}, "crash_loop": false,
+                                                                  "egress_denied": {"window": "5s"}}}]}
         """#)
         #expect(l.warnings.isEmpty, "\(l.warnings)")
         let g = l.config.monitor
@@ -245,12 +289,14 @@ import ProxyCore
         #expect(g.memory == MonitorThresholdRule(share: 0.8, duration: 2))
         #expect(!g.pids.enabled)
         #expect(g.cpu == MonitorThresholdRule(share: 0.5, duration: 60, action: .event))
-        #expect(g.crashLoop == MonitorCrashLoopRule(restarts: 3, window: 30))
+        #expect(g.crashLoop == MonitorWindowRule(count: 3, window: 30))
+        #expect(g.egressDenied == MonitorWindowRule(count: 4, window: 120, action: .hold))
         #expect(l.config.server(named: "a")?.monitor == nil)
         let b = try #require(l.config.server(named: "b")?.monitor)
         #expect(b.action == .event)
         #expect(b.memory == MonitorThresholdRule(share: 0.8, duration: 9))  // share from the global
         #expect(!b.crashLoop.enabled)
+        #expect(b.egressDenied == MonitorWindowRule(count: 4, window: 5, action: .hold))
         #expect(b.interval == 0.2)
     }
 
@@ -262,6 +308,8 @@ import ProxyCore
         (#"{"monitor":{"cpu":{"for":"soon"}}}"#, "monitor.cpu.for"),
         (#"{"monitor":{"crash_loop":{"restarts":0}}}"#, "monitor.crash_loop.restarts"),
         (#"{"monitor":{"crash_loop":{"window":"0s"}}}"#, "monitor.crash_loop.window"),
+        (#"{"monitor":{"egress_denied":{"denials":0}}}"#, "monitor.egress_denied.denials"),
+        (#"{"monitor":{"egress_denied":{"window":"-1s"}}}"#, "monitor.egress_denied.window"),
         (#"{"monitor":{"events_kept":0}}"#, "monitor.events_kept"),
         (#"{"monitor":[]}"#, "monitor"),
         (#"{"mcpServers":[{"name":"a","command":"x","monitor":{"pids":{"action":"stop"}}}]}"#, "mcpServers[0].monitor.pids.action"),

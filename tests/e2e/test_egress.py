@@ -11,6 +11,7 @@ podman, `cc -static` (scripts/setup.sh).
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -268,3 +269,53 @@ def test_a_killed_proxy_leaves_nothing_after_the_next_start(mode, proxy, probe_i
     wait_until(lambda: not (left & egress_networks(mode)), 60, 0.3, "the orphaned egress network to be removed")
     wait_until(lambda: "mcpproxy-egress" not in fence_rules(), 30, 0.3, "the orphaned firewall rules to be removed")
     assert "removing egress network" in second.all_logs()
+
+
+@pytest.mark.parametrize("mode", ["docker", "sandbox"])
+def test_a_server_that_keeps_asking_for_unlisted_hosts_is_held_by_the_monitor(mode, proxy, probe_image):
+    """The runtime monitor's `egress_denied` rule (docs/monitoring.md): refusals stream from the
+    egress proxy to the monitor; below the count the server runs on, at the count it is held:
+    stopped (its egress network removed), its calls refused with how a person releases it, and
+    evented with the last refused destination."""
+    monitor = {"interval": "200ms", "egress_denied": {"denials": 3, "window": "60s", "action": "hold"}}
+    before = egress_networks(mode)
+    p = proxy(make_config([egress_server(mode, probe_image, [f"{OK_NAME}:8080"])], monitor=monitor,
+                          docker_isolation={"timeout": "60s"}), wait=False)
+    snap = wait_until(lambda: (lambda s: s if s and s.get("state") in ("ready", "failed") else None)(p.server("egr")), 90, 0.3, "egr ready")
+    assert snap["state"] == "ready", (snap.get("last_error"), p.all_logs()[-3000:])
+    assert len(egress_networks(mode) - before) == 1
+
+    def ask(url: str, via: str) -> dict:
+        reply = p.session().call_tool("egr:http_get", {"url": url, "via": via}, timeout=120)
+        assert "result" in reply, reply
+        r = reply["result"].get("structuredContent") or json.loads(reply["result"]["content"][0]["text"])
+        assert r["ok"] is False and "X-Mcpproxy-Egress-Denied: host_not_allowed" in r["response"], r
+        return r
+
+    # Two refusals are below the count: after several samples the server still runs.
+    ask("http://probe-0.invalid/", "proxy")
+    ask("http://probe-1.invalid:443/", "connect")
+    time.sleep(1.5)
+    assert p.server("egr")["state"] == "ready"
+    assert not [e for e in p.rest("GET", "/api/v1/events?server=egr").json()["events"] if e["rule"] == "egress_denied"]
+
+    # The third within the window: held.
+    ask("http://probe-2.invalid:8443/", "connect")
+    held = wait_until(lambda: (lambda s: s if s and s["state"] == "held_by_monitor" else None)(p.server("egr")), 30, 0.2, "egr held")
+    hold = held["monitor_hold"]
+    assert hold["rule"] == "egress_denied", hold
+    assert "3 refused egress attempts" in hold["reason"] and "the last probe-2.invalid:8443 (host_not_allowed)" in hold["reason"], hold
+    events = [e for e in p.rest("GET", "/api/v1/events?server=egr").json()["events"] if e["rule"] == "egress_denied"]
+    assert len(events) == 1 and events[0]["action"] == "hold", events
+    assert "monitor: server egr: rule egress_denied fired (hold)" in p.main_log()
+    # Stopped: the launch's network (or namespace) is gone; calls are refused with the way out.
+    wait_until(lambda: not (egress_networks(mode) - before), 60, 0.3, "the held server's egress network to be removed")
+    reply = p.session().call_tool("egr:env", {})
+    result = reply["result"]
+    assert result.get("isError") is True, reply
+    text = result["content"][0]["text"]
+    assert "held by the runtime monitor" in text and "rule egress_denied" in text and "mcpproxy upstream release egr" in text, text
+    metrics = p.rest("GET", "/metrics").text
+    samples = [s for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name == "mcpproxy_monitor_events_total" and s.labels.get("server") == "egr"]
+    assert [(s.labels["rule"], s.labels["action"], s.value) for s in samples] == [("egress_denied", "hold", 1.0)], samples

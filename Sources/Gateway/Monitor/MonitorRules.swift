@@ -21,10 +21,14 @@ public struct MonitorSample: Sendable, Equatable {
     /// Restarts after a crash or a failed start since the server object was made (only grows
     /// for one server object; the driver makes new rules for a new object).
     public var crashRestarts: Int
+    /// Refused egress attempts of the server since the monitor began (only grows), and the
+    /// last one in words ("host:port (reason)").
+    public var egressDenials: Int
+    public var lastEgressDenial: String?
 
     public init(at: Double, running: Bool, memoryBytes: Double? = nil, memoryLimitBytes: Double? = nil, pids: Double? = nil,
                 pidsLimit: Double? = nil, cpuSeconds: Double? = nil, cpuLimitCores: Double? = nil, busy: Bool = false,
-                crashRestarts: Int = 0) {
+                crashRestarts: Int = 0, egressDenials: Int = 0, lastEgressDenial: String? = nil) {
         self.at = at
         self.running = running
         self.memoryBytes = memoryBytes
@@ -35,6 +39,8 @@ public struct MonitorSample: Sendable, Equatable {
         self.cpuLimitCores = cpuLimitCores
         self.busy = busy
         self.crashRestarts = crashRestarts
+        self.egressDenials = egressDenials
+        self.lastEgressDenial = lastEgressDenial
     }
 }
 
@@ -56,8 +62,8 @@ public struct MonitorFinding: Sendable, Equatable {
 ///
 /// Each resource rule fires once when its condition has held on every sample for its `for`
 /// seconds, and is armed again only after a sample where the condition is false (a server that
-/// stays over a limit is reported once, not every interval). The crash-loop rule fires when
-/// `restarts` crash restarts fall within `window` seconds, then starts counting afresh.
+/// stays over a limit is reported once, not every interval). A window rule (crash loop, denied
+/// egress) fires when its count of events falls within `window` seconds, then counts afresh.
 public struct MonitorRules: Sendable, Equatable {
     public var config: MonitorConfig
     /// When each condition was first seen true in the current streak (nil: false last time).
@@ -65,27 +71,46 @@ public struct MonitorRules: Sendable, Equatable {
     /// Rules that fired in the current streak (re-armed when the condition clears).
     private var fired: Set<MonitorRuleKind> = []
     private var lastCPU: (at: Double, seconds: Double)?
-    private var lastRestarts: Int
-    /// When each counted crash restart was seen.
-    private var restartTimes: [Double] = []
+    private var restarts: WindowCounter
+    private var denials: WindowCounter
 
-    /// - Parameter restartsBaseline: the server's crash restarts when monitoring began (0 for a
-    ///   server object made since).
-    public init(config: MonitorConfig, restartsBaseline: Int = 0) {
+    /// - Parameters:
+    ///   - restartsBaseline: the server's crash restarts when monitoring began (0 for a server
+    ///     object made since).
+    ///   - denialsBaseline: the server's refused egress attempts counted before (by an earlier
+    ///     object of the same name).
+    public init(config: MonitorConfig, restartsBaseline: Int = 0, denialsBaseline: Int = 0) {
         self.config = config
-        self.lastRestarts = restartsBaseline
+        self.restarts = WindowCounter(last: restartsBaseline)
+        self.denials = WindowCounter(last: denialsBaseline)
     }
 
     public static func == (a: MonitorRules, b: MonitorRules) -> Bool {
         a.config == b.config && a.since == b.since && a.fired == b.fired && a.lastCPU?.at == b.lastCPU?.at
-            && a.lastCPU?.seconds == b.lastCPU?.seconds && a.lastRestarts == b.lastRestarts && a.restartTimes == b.restartTimes
+            && a.lastCPU?.seconds == b.lastCPU?.seconds && a.restarts == b.restarts && a.denials == b.denials
     }
 
     /// Judges one sample; returns the rules that fire now.
     public mutating func evaluate(_ s: MonitorSample) -> [MonitorFinding] {
-        guard config.enabled else { reset(); return [] }
+        guard config.enabled else {
+            // Events while off are not counted when the monitor is switched on again.
+            reset()
+            restarts.last = s.crashRestarts
+            denials.last = s.egressDenials
+            return []
+        }
         var out: [MonitorFinding] = []
-        if let f = crashLoop(s) { out.append(f) }
+        let cl = config.crashLoop
+        if let (n, span) = restarts.feed(total: s.crashRestarts, at: s.at, rule: cl) {
+            out.append(MonitorFinding(rule: .crashLoop, action: config.action(of: .crashLoop),
+                                      reason: "\(n) restarts after crashes or failed starts within \(Self.number(span.rounded()))s (rule crash_loop: \(cl.count) restarts within \(Self.number(cl.window))s)"))
+        }
+        let ed = config.egressDenied
+        if let (n, span) = denials.feed(total: s.egressDenials, at: s.at, rule: ed) {
+            let last = s.lastEgressDenial.map { ", the last \($0)" } ?? ""
+            out.append(MonitorFinding(rule: .egressDenied, action: config.action(of: .egressDenied),
+                                      reason: "\(n) refused egress attempts within \(Self.number(span.rounded()))s\(last) (rule egress_denied: \(ed.count) denials within \(Self.number(ed.window))s)"))
+        }
         guard s.running else {
             // A new process gets a new cgroup: streaks and the CPU baseline start again.
             since.removeAll()
@@ -144,26 +169,34 @@ public struct MonitorRules: Sendable, Equatable {
                               reason: "\(what) for \(Self.number(held.rounded()))s (rule \(kind.rawValue):\(share) for \(Self.number(rule.duration))s)")
     }
 
-    private mutating func crashLoop(_ s: MonitorSample) -> MonitorFinding? {
-        let rule = config.crashLoop
-        let added = s.crashRestarts - lastRestarts
-        lastRestarts = s.crashRestarts
-        guard rule.enabled else { restartTimes.removeAll(); return nil }
-        if added > 0 { restartTimes += Array(repeating: s.at, count: added) }
-        restartTimes.removeAll { s.at - $0 > rule.window }
-        guard restartTimes.count >= rule.restarts else { return nil }
-        let n = restartTimes.count
-        let span = s.at - (restartTimes.first ?? s.at)
-        restartTimes.removeAll()
-        return MonitorFinding(rule: .crashLoop, action: config.action(of: .crashLoop),
-                              reason: "\(n) restarts after crashes or failed starts within \(Self.number(span.rounded()))s (rule crash_loop: \(rule.restarts) restarts within \(Self.number(rule.window))s)")
-    }
-
     private mutating func reset() {
         since.removeAll()
         fired.removeAll()
         lastCPU = nil
-        restartTimes.removeAll()
+        restarts.times.removeAll()
+        denials.times.removeAll()
+    }
+
+    /// Counts events of an ever-growing total in a sliding window.
+    struct WindowCounter: Sendable, Equatable {
+        /// The total at the last sample.
+        var last: Int
+        /// When each event in the window was seen.
+        var times: [Double] = []
+
+        /// Takes the total at `at`; returns (events, seconds from the first to now) when the rule
+        /// fires, and then counts afresh.
+        mutating func feed(total: Int, at: Double, rule: MonitorWindowRule) -> (Int, Double)? {
+            let added = total - last
+            last = total
+            guard rule.enabled else { times.removeAll(); return nil }
+            // A flood adds at most what fires the rule (the count, not the flood, is reported).
+            if added > 0 { times += Array(repeating: at, count: min(added, rule.count)) }
+            times.removeAll { at - $0 > rule.window }
+            guard times.count >= rule.count else { return nil }
+            defer { times.removeAll() }
+            return (times.count, at - (times.first ?? at))
+        }
     }
 
     static func bytes(_ b: Double) -> String {

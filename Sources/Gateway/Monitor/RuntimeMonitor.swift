@@ -65,28 +65,52 @@ public final class MonitorEventLog: Sendable {
 /// server's `MonitorRules`, and acts on what fires: a log line, an event in
 /// `GET /api/v1/events`, a notification to the MCP sessions that may use the server, a metric,
 /// and for `action: "hold"` the server goes to `held_by_monitor` (`ServerManager.hold`).
+/// Refused egress attempts arrive as a stream from the egress proxy and are counted per server
+/// between samples.
 public struct RuntimeMonitor: Service {
     let manager: ServerManager
     let log: Logger
     /// Called with each event (the MCP handler turns it into a notification).
     let notify: @Sendable (MonitorEvent) -> Void
+    let denials: AsyncStream<EgressDenial>?
+    let tally = EgressTally()
 
-    public init(manager: ServerManager, logger: Logger, notify: @escaping @Sendable (MonitorEvent) -> Void = { _ in }) {
+    public init(manager: ServerManager, logger: Logger, denials: AsyncStream<EgressDenial>? = nil,
+                notify: @escaping @Sendable (MonitorEvent) -> Void = { _ in }) {
         self.manager = manager
         self.log = logger
+        self.denials = denials
         self.notify = notify
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var state = MonitorState()
-            while !Task.isCancelled {
-                let config = await manager.currentConfig
-                manager.monitorEvents.setCapacity(config.monitor.eventsKept)
-                await tick(&state, config: config)
-                let interval = max(0.1, config.monitor.interval)
-                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            await withDiscardingTaskGroup { group in
+                if let denials {
+                    group.addTask { [tally] in for await d in denials { tally.add(d) } }
+                }
+                var state = MonitorState()
+                while !Task.isCancelled {
+                    let config = await manager.currentConfig
+                    manager.monitorEvents.setCapacity(config.monitor.eventsKept)
+                    await tick(&state, config: config)
+                    let interval = max(0.1, config.monitor.interval)
+                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                }
+                group.cancelAll()
             }
+        }
+    }
+
+    /// Refused egress attempts per server since start, and the last one in words.
+    final class EgressTally: Sendable {
+        private let counts = NIOLockedValueBox<[String: (Int, String)]>([:])
+        func add(_ d: EgressDenial) {
+            let what = "\(d.host.isEmpty ? "an unreadable request" : "\(d.host):\(d.port)") (\(d.reason.rawValue))"
+            counts.withLockedValue { $0[d.server] = (($0[d.server]?.0 ?? 0) + 1, what) }
+        }
+        func get(_ server: String) -> (count: Int, last: String?) {
+            counts.withLockedValue { $0[server].map { ($0.0, $0.1) } ?? (0, nil) }
         }
     }
 
@@ -105,7 +129,8 @@ public struct RuntimeMonitor: Service {
             seen.insert(id)
             guard manager.monitorHold(s.name) == nil, let sc = config.server(named: s.name) else { continue }
             let mc = sc.monitor ?? config.monitor
-            var rules = state.rules[id] ?? MonitorRules(config: mc)
+            let denied = tally.get(s.name)
+            var rules = state.rules[id] ?? MonitorRules(config: mc, denialsBaseline: denied.count)
             rules.config = mc
             let snap = await s.snapshot()
             let running = snap.state == .ready || snap.state == .unresponsive
@@ -116,7 +141,8 @@ public struct RuntimeMonitor: Service {
             let sample = MonitorSample(at: ProcessInfo.processInfo.systemUptime, running: running,
                                        memoryBytes: p.memoryBytes, memoryLimitBytes: p.memoryLimitBytes,
                                        pids: p.pids, pidsLimit: p.pidsLimit, cpuSeconds: p.cpuSeconds, cpuLimitCores: p.cpuLimitCores,
-                                       busy: busy, crashRestarts: snap.crashRestarts)
+                                       busy: busy, crashRestarts: snap.crashRestarts,
+                                       egressDenials: denied.count, lastEgressDenial: denied.last)
             let findings = rules.evaluate(sample)
             state.rules[id] = rules
             for f in findings { await fire(server: s.name, f) }
