@@ -47,6 +47,31 @@ public enum FederatedName {
         return (server, original)
     }
 
+    /// Whether some expansion of the URI template `template` (RFC 6570) can be `uri`. Literal
+    /// parts must match exactly and in order; each `{...}` expression may stand for any text,
+    /// empty included. Broader than RFC 6570 (a simple `{x}` cannot expand to a `/`): it decides
+    /// which reads a held template refuses, so it errs towards refusing.
+    public static func template(_ template: String, mayExpandTo uri: String) -> Bool {
+        var literals: [Substring] = []
+        var rest = template[...]
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            literals.append(rest[..<open])
+            rest = rest[rest.index(after: close)...]
+        }
+        guard !literals.isEmpty else { return template == uri }
+        literals.append(rest)
+        // A glob with `*` between the literals: the first is a prefix, the last a suffix that
+        // does not overlap it, the middle ones found leftmost in order.
+        let first = literals.removeFirst(), last = literals.removeLast()
+        guard uri.hasPrefix(first), uri.count >= first.count + last.count, uri.hasSuffix(last) else { return false }
+        var middle = uri.dropFirst(first.count).dropLast(last.count)
+        for literal in literals where !literal.isEmpty {
+            guard let r = middle.range(of: literal) else { return false }
+            middle = middle[r.upperBound...]
+        }
+        return true
+    }
+
     /// `server:name` split at the first colon (server names cannot hold one).
     public static func split(_ qualified: String) -> (server: String, name: String)? {
         guard let colon = qualified.firstIndex(of: ":"), colon != qualified.startIndex else { return nil }
@@ -200,6 +225,18 @@ extension MCPHandler {
             throw ProxyError(.invalidArgument, "unknown resource: expected a URI from resources/list (mcpproxy://SERVER/...)")
         }
         let server = try await federatedServer(name, for: identity, capability: "resources", what: "resource")
+        // A URI that a held template could produce is not read, unless the server lists it as a
+        // resource of its own that is not held: the held template is how a client learnt it.
+        let templates = await listAll(server, method: "resources/templates/list", key: "resourceTemplates")
+        if let (_, why) = await held(templates, server: name, kind: .resourceTemplate)
+            .sorted(by: { $0.key < $1.key }).first(where: { FederatedName.template($0.key, mayExpandTo: original) }) {
+            let listed = await listAll(server, method: "resources/list", key: "resources")
+            let isListed = listed.contains { $0["uri"]?.stringValue == original }
+            let heldResources = await held(listed, server: name, kind: .resource)
+            if !isListed || heldResources[original] != nil {
+                throw ProxyError(.refused, "resource \"\(uri)\" matches a held resource template: \(why)")
+            }
+        }
         var params = p
         params["uri"] = .string(original)
         return try await forward(id: id, server, method: "resources/read", params: .object(params)) { result in

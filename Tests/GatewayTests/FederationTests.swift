@@ -22,6 +22,28 @@ struct FederationTests {
         #expect(FederatedName.unwrap(uri: "mcpproxy://docs/%zz") == nil)
     }
 
+    @Test(arguments: [
+        ("file:///{path}", "file:///etc/passwd", true),
+        ("file:///{path}", "file:///", true),
+        ("file:///{path}", "file://etc", false),
+        ("users://{id}/profile", "users://42/profile", true),
+        ("users://{id}/profile", "users://42/settings", false),
+        ("users://{id}/profile", "users://profile", false),
+        ("search://x{?q,lang}", "search://x", true),
+        ("search://x{?q,lang}", "search://x?q=1&lang=en", true),
+        ("search://y{?q}", "search://x?q=1", false),
+        ("{+uri}", "anything://at/all", true),
+        ("a://{x}/b/{y}/c", "a://1/b/2/c", true),
+        ("a://{x}/b/{y}/c", "a://1/c/2/b", false),
+        ("ab{x}ba", "aba", false),
+        ("ab{x}ba", "abba", true),
+        ("notes://fixed", "notes://fixed", true),
+        ("notes://fixed", "notes://fixed2", false),
+    ])
+    func templateMatching(template: String, uri: String, matches: Bool) {
+        #expect(FederatedName.template(template, mayExpandTo: uri) == matches)
+    }
+
     @Test func templatesKeepExpressions() throws {
         let t = FederatedName.wrap(server: "s", template: "notes://item/{item_id}{?q,lang}")
         #expect(t == "mcpproxy://s/notes%3A%2F%2Fitem%2F{item_id}{?q,lang}")

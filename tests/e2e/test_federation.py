@@ -169,6 +169,12 @@ def test_prompts_and_templates_are_pinned_and_a_rug_pull_is_held(proxy, tmp_path
     assert statuses[("prompt", "daily")] == "changed" and statuses[("prompt", "weekly")] == "pending", statuses
     assert statuses[("resource_template", "log://{day}")] == "changed", statuses
     assert statuses[("prompt", "review_code")] == "approved", statuses
+    # A URI the held template could produce is not read (a client may still know the template);
+    # a resource the server lists itself is.
+    r = s.request("resources/read", {"uri": _wrap("docs", "log://mon")})
+    assert "error" in r and "matches a held resource template" in r["error"]["message"], r
+    assert "mcpproxy upstream approve docs --resource-template 'log://{day}'" in r["error"]["message"], r
+    assert "result" in s.request("resources/read", {"uri": _wrap("docs", "notes://readme")})
 
     # A person approves: the prompt through the CLI, the template through REST.
     out = p.cli("upstream", "approve", "docs", "--prompt", "daily")
@@ -181,6 +187,8 @@ def test_prompts_and_templates_are_pinned_and_a_rug_pull_is_held(proxy, tmp_path
     assert "docs:daily" in prompts and "docs:weekly" not in prompts and template in templates, (prompts, templates)
     got = s.request("prompts/get", {"name": "docs:daily", "arguments": {"day": "mon"}})
     assert got["result"]["messages"][0]["content"]["text"] == "prompt daily", got
+    read = s.request("resources/read", {"uri": _wrap("docs", "log://mon")})
+    assert read["result"]["contents"][0]["text"] == "from template", read
 
     # Pins outlive the proxy: after a restart the new prompt is still held, the approved ones listed.
     p.stop()
