@@ -392,22 +392,28 @@ struct SupervisorService: Service {
     func run() async throws {
         let log = runtime.logger
         log.info("mcpproxy \(ProxyVersion.current) starting; config \(runtime.options.configPath), data dir \(runtime.options.dataDir), instance \(runtime.instanceID)")
-        await runtime.manager.startAll()
-        // Poll the file: cheap (one stat per 250 ms), and unlike inotify it survives editors
-        // that replace the file by rename and config dirs on network file systems.
-        var ticks = 0
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                try? await Task.sleep(nanoseconds: 250_000_000)
-                ticks += 1
-                if ticks % 120 == 0 { Self.returnFreeMemory() }
-                await runtime.configStore.reloadIfChanged()
+        let manager = runtime.manager
+        // The servers' lifetimes (and everything each one runs) are children of this task.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await manager.run() }
+            await manager.startAll()
+            // Poll the file: cheap (one stat per 250 ms), and unlike inotify it survives editors
+            // that replace the file by rename and config dirs on network file systems.
+            var ticks = 0
+            await withGracefulShutdownHandler {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(nanoseconds: 250_000_000)
+                    ticks += 1
+                    if ticks % 120 == 0 { Self.returnFreeMemory() }
+                    await runtime.configStore.reloadIfChanged()
+                }
+            } onGracefulShutdown: {
+                log.info("shutting down")
             }
-        } onGracefulShutdown: {
-            log.info("shutting down")
+            runtime.gateway.closeAllSessions()
+            await manager.stopAll()
+            await manager.close()
         }
-        runtime.gateway.closeAllSessions()
-        await runtime.manager.stopAll()
         log.info("all servers stopped")
     }
 

@@ -120,6 +120,9 @@ public actor ServerManager {
     public nonisolated let metrics: ProxyMetrics
     /// The runtime monitor's recent events (`GET /api/v1/events`).
     public nonisolated let monitorEvents = MonitorEventLog()
+    /// Every server's `run()` and the manager's own background work (tool refreshes, catalog
+    /// rebuilds) are child tasks of `run()` (the supervisor's): `close()` ends them all.
+    private nonisolated let jobs: Jobs
 
     public init(config: ProxyConfig, configStore: ConfigStore, environment: UpstreamEnvironment, gate: ToolGate, logger: Logger,
                 store: SecurityStore? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
@@ -128,7 +131,9 @@ public actor ServerManager {
         self.configBox = NIOLockedValueBox(config)
         let listenersBox = NIOLockedValueBox<[@Sendable (String, String, RawMessage) -> Void]>([])
         self.notificationListeners = listenersBox
-        self.instances = WorkspaceInstances(environment: environment, logger: logger) { event in
+        let jobs = Jobs()
+        self.jobs = jobs
+        self.instances = WorkspaceInstances(environment: environment, logger: logger, jobs: jobs) { event in
             // A workspace instance's notifications carry `server@workspace`; its tools are
             // compared with the definition's on each call, so list changes need nothing here.
             if case .notification(let key, let method, let message) = event {
@@ -200,7 +205,7 @@ public actor ServerManager {
         try store?.removeMonitorHold(name)
         heldBox.withLockedValue { _ = $0.removeValue(forKey: name) }
         log.notice("server \(name) released from its monitor hold; starting it")
-        if let old = servers.removeValue(forKey: name) { await old.stop() }
+        if let old = servers.removeValue(forKey: name) { await old.stop(); old.close() }
         verdicts.removeValue(forKey: name)
         if let sc = config.server(named: name) { makeServer(sc) }
         rebuildCatalog()
@@ -234,6 +239,18 @@ public actor ServerManager {
         config.servers.compactMap { servers[$0.name] }
     }
 
+    /// The lifetime of every server and of the manager's background work: returns after
+    /// `close()`, once all of it has ended. The supervisor runs it next to its own loop.
+    public nonisolated func run() async { await jobs.run() }
+
+    /// Ends `run()`: every server's lifetime (after `stopAll`, nothing of theirs is running) and
+    /// the manager's own work.
+    public func close() async {
+        await instances.close()
+        for s in servers.values { s.close() }
+        jobs.close()
+    }
+
     /// Starts every configured server.
     public func startAll() {
         for s in config.servers where servers[s.name] == nil { makeServer(s) }
@@ -244,15 +261,17 @@ public actor ServerManager {
         let server = UpstreamServer(config: s, proxyConfig: config, environment: env) { [weak self] event in
             guard let self else { return }
             switch event {
-            case .toolsChanged(let name): Task { await self.refresh(server: name) }
+            case .toolsChanged(let name): self.jobs.spawn { await self.refresh(server: name) }
             case .notification(let name, let method, let message):
                 for f in self.notificationListeners.withLockedValue({ $0 }) { f(name, method, message) }
             case .stateChanged: break
             }
         }
         servers[s.name] = server
+        jobs.spawn { await server.run() }
         // A held server's object exists (listings, release) but does not run.
-        if heldBox.withLockedValue({ $0[s.name] }) != nil { Task { await server.stop() } } else { Task { await server.start() } }
+        let held = heldBox.withLockedValue({ $0[s.name] }) != nil
+        jobs.spawn { if held { await server.stop() } else { await server.start() } }
     }
 
     /// Re-evaluates one server's tools through the gate and rebuilds the catalog.
@@ -280,7 +299,7 @@ public actor ServerManager {
     private func requestRebuild() {
         guard !rebuildScheduled else { return }
         rebuildScheduled = true
-        Task {
+        jobs.spawn {
             try? await Task.sleep(nanoseconds: 20_000_000)
             await self.scheduledRebuild()
         }
@@ -362,6 +381,7 @@ public actor ServerManager {
             servers.removeValue(forKey: name)
             verdicts.removeValue(forKey: name)
             await server.stop()
+            server.close()
             await gate.forget(server: name)
             if heldBox.withLockedValue({ $0.removeValue(forKey: name) }) != nil { try? store?.removeMonitorHold(name) }
         }

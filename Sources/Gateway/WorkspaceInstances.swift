@@ -67,11 +67,15 @@ public actor WorkspaceInstances {
     private let env: UpstreamEnvironment
     private let log: Logger
     private let onEvent: @Sendable (UpstreamEvent) -> Void
-    private var reaper: Task<Void, Never>?
+    /// The manager's jobs: instances' lifetimes, their starts and the idle reaper run there.
+    private let jobs: Jobs
+    private var reaperRunning = false
+    private var closed = false
 
-    init(environment: UpstreamEnvironment, logger: Logger, onEvent: @escaping @Sendable (UpstreamEvent) -> Void) {
+    init(environment: UpstreamEnvironment, logger: Logger, jobs: Jobs, onEvent: @escaping @Sendable (UpstreamEvent) -> Void) {
         self.env = environment
         self.log = logger
+        self.jobs = jobs
         self.onEvent = onEvent
     }
 
@@ -87,13 +91,14 @@ public actor WorkspaceInstances {
             entries[key] = e
             return e.server
         }
-        if let old = entries.removeValue(forKey: key) { Task { await old.server.stop() } }
+        if let old = entries.removeValue(forKey: key) { jobs.spawn { await old.server.stop(); old.server.close() } }
         WorkspaceNames.ensureRoot(env.launchContext().workspaceRoot, isRoot: geteuid() == 0)
         let server = UpstreamServer(config: config, proxyConfig: proxyConfig, environment: env, workspace: key.workspace,
                                     onEvent: onEvent)
         entries[key] = Entry(server: server, usage: .init(lastUsed: now, inFlight: 1, idleTimeout: timeout))
         log.info("starting workspace instance \(key)")
-        Task { await server.start() }
+        jobs.spawn { await server.run() }
+        jobs.spawn { await server.start() }
         ensureReaper()
         return server
     }
@@ -119,6 +124,7 @@ public actor WorkspaceInstances {
             guard let e = entries.removeValue(forKey: key) else { continue }
             log.info("stopping idle workspace instance \(key) (no call for \(Int(e.usage.idleTimeout)) s)")
             await e.server.stop()
+            e.server.close()
         }
         return doomed
     }
@@ -129,28 +135,35 @@ public actor WorkspaceInstances {
         let keys = entries.keys.filter(filter).sorted { $0.description < $1.description }
         await withTaskGroup(of: Void.self) { group in
             for k in keys {
-                if let e = entries.removeValue(forKey: k) { group.addTask { await e.server.stop() } }
+                if let e = entries.removeValue(forKey: k) { group.addTask { await e.server.stop(); e.server.close() } }
             }
         }
         return keys
     }
 
+    /// The idle reaper: one loop among the manager's jobs, from the first instance until close.
     private func ensureReaper() {
-        guard reaper == nil else { return }
-        reaper = Task { [weak self] in
+        guard !reaperRunning, !closed else { return }
+        reaperRunning = jobs.spawn { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }
                 let interval = await self.interval()
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                guard !Task.isCancelled else { return }
                 await self.reap()
             }
         }
     }
     private func interval() -> Double { InstancePolicy.checkInterval(entries.values.map(\.usage.idleTimeout)) }
 
+    /// Stops every instance (the proxy stops).
     func shutdown() async {
-        reaper?.cancel()
-        reaper = nil
         await stop { _ in true }
+    }
+
+    /// No more instances; ends the lifetime of any left (the reaper ends with the manager's jobs).
+    func close() {
+        closed = true
+        for e in entries.values { e.server.close() }
     }
 }

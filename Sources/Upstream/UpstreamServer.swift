@@ -149,12 +149,13 @@ public actor UpstreamServer {
     private var stderrTail: [String] = []
     private var serverInfo: JSONValue?
     private var capabilities: JSONValue?
-    private var launchTask: Task<Void, Never>?
-    private var restartTask: Task<Void, Never>?
-    private var healthTask: Task<Void, Never>?
+    /// Everything the server does in the background (launches, restart backoff, health pings,
+    /// what its process and transport report) runs as child tasks of `run()`, which the
+    /// supervisor runs in its task group; `close()` ends it.
+    private nonisolated let jobs = Jobs()
     /// Lifecycle operations (start, stop, restart, update, enable, failure handling) run one at a
-    /// time, in order: each waits for the one before it (see `serialized`).
-    private var opTail: Task<Void, Never>?
+    /// time, in order: each waits for the baton of the one before it (see `serialized`).
+    private var opTail: Baton?
     /// Tools refresh after list_changed: at most one running and one pending per server.
     private var refreshRunning = false
     private var refreshPending = false
@@ -258,14 +259,34 @@ public actor UpstreamServer {
         if changed { onEvent(.stateChanged(name, s)) }
     }
 
+    /// The server's lifetime: runs its background work until `close()`. The supervisor runs
+    /// it as a child task (ServerManager), so nothing the server started outlives the proxy.
+    public nonisolated func run() async { await jobs.run() }
+
+    /// Ends `run()` (work still running is cancelled). Call after `stop()`, when the server
+    /// object is dropped.
+    public nonisolated func close() { jobs.close() }
+
+    /// Whether `gen` is the running generation (not retired, not stopping).
+    private func isCurrent(_ gen: Int) -> Bool { gen == generation && !stopping }
+
     /// Runs `body` after every lifecycle operation queued before it, and waits for it. The actor
     /// alone does not serialize them: each operation awaits (a stop ladder takes seconds), and
     /// another one entering at that await would launch a second child or lose a state change.
+    /// The operation runs as one of the server's jobs, so a caller that stops waiting (a
+    /// cancelled request) does not cancel a stop ladder half-way; once the server is closed,
+    /// the caller's own task runs it.
     private func serialized(_ body: @escaping @Sendable (UpstreamServer) async -> Void) async {
         let previous = opTail
-        let task = Task { await previous?.value; await body(self) }
-        opTail = task
-        await task.value
+        let mine = Baton()
+        opTail = mine
+        let op: @Sendable () async -> Void = {
+            await previous?.wait()
+            await body(self)
+            mine.signal()
+        }
+        let done = Baton()
+        if jobs.spawn({ await op(); done.signal() }) { await done.wait() } else { await op() }
     }
 
     /// Starts the server (no-op when disabled).
@@ -286,7 +307,7 @@ public actor UpstreamServer {
         generation += 1
         let gen = generation
         setState(.starting)
-        launchTask = Task { await self.runLaunch(gen) }
+        jobs.spawn { await self.runLaunch(gen) }
     }
 
     /// Retires the current generation before tearing it down: every callback of the old child
@@ -294,7 +315,6 @@ public actor UpstreamServer {
     /// proxy's own kill is never reported as the failure.
     private func retire() {
         generation += 1
-        launchTask = nil
     }
 
     private func runLaunch(_ gen: Int) async {
@@ -308,7 +328,6 @@ public actor UpstreamServer {
             env.startLimiter.release()
             slot = false
             guard gen == generation, !stopping else { return }
-            launchTask = nil
             // Recovered: the error shown is the current one, not history (restarts counts those).
             lastError = nil
             readySince = Date()
@@ -375,7 +394,7 @@ public actor UpstreamServer {
             switch method {
             case "notifications/tools/list_changed":
                 if relistScheduled.withLockedValue({ was in defer { was = true }; return was }) { return }
-                Task { await self.toolsListChanged(gen, relistScheduled) }
+                self.jobs.spawn { await self.toolsListChanged(gen, relistScheduled) }
             case "notifications/message", "notifications/resources/list_changed", "notifications/prompts/list_changed",
                  "notifications/resources/updated":
                 report(.notification(serverName, method: method, message))
@@ -390,7 +409,7 @@ public actor UpstreamServer {
         peer.onTimeoutStreak = { [weak self] streak, why in
             guard let self else { return }
             guard streak == 0 || streak >= unresponsiveAfter else { return }
-            Task { await self.timeoutStreakChanged(gen, streak, why) }
+            self.jobs.spawn { await self.timeoutStreakChanged(gen, streak, why) }
         }
         let startupTimeout = config.startupTimeout ?? env.backends.backend(for: decision.mode).startupTimeout(proxyConfig)
         // `${secret:NAME}` values enter here only, for the launcher/transport; `config` (logs,
@@ -436,7 +455,7 @@ public actor UpstreamServer {
                 onStderr: { [weak self] line in
                     logFile.write("\(FileLogHandler.timestamp()) STDERR \(line)")
                     guard let self else { return }
-                    Task { await self.noteStderr(line) }
+                    self.jobs.spawn { await self.noteStderr(line) }
                 },
                 onStdoutClosed: { [weak self] error in
                     guard let self else { return }
@@ -455,7 +474,7 @@ public actor UpstreamServer {
                         self.stdoutFault.withLockedValue { $0 = (gen, why) }
                         peer.fail(ProxyError(.upstreamFailed, "upstream server \"\(self.name)\" \(why)"))
                     }
-                    Task { await self.stdoutClosed(gen, why) }
+                    self.jobs.spawn { await self.stdoutClosed(gen, why) }
                 })
             guard gen == generation, !stopping else {
                 // Stopped or restarted while spawning: this child belongs to nobody.
@@ -465,10 +484,11 @@ public actor UpstreamServer {
             process = proc
             peer.transport = proc
             proc.exitFuture.whenSuccess { status in
-                Task { await self.processExited(gen, status) }
+                self.jobs.spawn { await self.processExited(gen, status) }
             }
-            Task {
-                let id = await backend.started(plan, timeout: startupTimeout)
+            let launched = plan
+            jobs.spawn {
+                let id = await backend.started(launched, timeout: startupTimeout)
                 await self.setContainerID(gen, id)
             }
         case .http:
@@ -487,7 +507,7 @@ public actor UpstreamServer {
             let t = SSETransport(client: env.httpClient, url: url, displayURL: config.url, headers: resolved.headers, traces: env.traces, deliver: { peer.deliver($0) },
                                  onClosed: { [weak self] why in
                                      guard let self else { return }
-                                     Task { await self.transportClosed(gen, why) }
+                                     self.jobs.spawn { await self.transportClosed(gen, why) }
                                  })
             transport = t
             peer.transport = t
@@ -670,15 +690,16 @@ public actor UpstreamServer {
     /// A missed ping counts only while no call is in flight: a server busy with a long call
     /// (a single-threaded one blocks its loop) and whose pipe is open is busy, not dead. Its
     /// calls end by answer or by their own timeout; a pipe that closes is reported at once.
+    /// The loop belongs to generation `gen`: it ends at its next wake-up once that generation is
+    /// retired (stopped, restarted), and at once when the server is closed.
     private func startHealthPings(_ gen: Int) {
-        healthTask?.cancel()
         let interval = proxyConfig.supervision.pingInterval
         let allowed = proxyConfig.supervision.pingMisses
-        healthTask = Task {
+        jobs.spawn {
             var failures = 0
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
-                guard !Task.isCancelled, let peer = self.live.withLockedValue({ $0.peer }) else { return }
+                guard !Task.isCancelled, await self.isCurrent(gen), let peer = self.live.withLockedValue({ $0.peer }) else { return }
                 do {
                     _ = try await peer.request(method: "ping", params: nil, timeout: min(10, max(interval, 1)))
                     failures = 0
@@ -722,8 +743,8 @@ public actor UpstreamServer {
         setState(.restarting)
         log.info("restarting in \(JSONRPCPeer.format(delay)) (attempt \(consecutiveFailures))")
         let gen = generation
-        restartTask?.cancel()
-        restartTask = Task {
+        // A stop meanwhile retires `gen`, and the restart is then nothing (restartAfterBackoff).
+        jobs.spawn {
             try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             guard !Task.isCancelled else { return }
             await self.serialized { await $0.restartAfterBackoff(gen) }
@@ -740,8 +761,6 @@ public actor UpstreamServer {
     /// Tears down the current process/transport: the process's stop ladder and, at the same
     /// time, the backend's own stop (a container's), then the backend's clean-up.
     private func teardown() async {
-        healthTask?.cancel()
-        healthTask = nil
         let peer = live.withLockedValue { l -> JSONRPCPeer? in
             defer { l.peer = nil; l.tools = [] }
             return l.peer
@@ -776,8 +795,6 @@ public actor UpstreamServer {
     private func doStop(disabled: Bool) async {
         stopping = true  // marked before teardown begins: the exit that follows is not a failure
         retire()
-        restartTask?.cancel()
-        restartTask = nil
         await teardown()
         setState(disabled ? .disabled : .stopped)
         onEvent(.toolsChanged(name))
