@@ -76,22 +76,11 @@ public final class ProxyRuntime: Sendable {
     ///   the proxy's log files (one writer per file, so rotation stays consistent).
     public init(options: ServeOptions, makePlugins: (ProxyConfig, LogFiles) throws -> Plugins = { _, _ in Plugins() }) throws {
         self.options = options
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        dataDirLock = try Self.lockDataDir(options.dataDir)
-        logs = LogFiles(directory: (options.dataDir as NSString).appendingPathComponent("logs"))
-        let mainFile = logs.main
-        let level = options.logLevel
-        var logger = Logger(label: "mcpproxy") { label in
-            FileLogHandler(label: label, files: [mainFile], level: level, alsoStderr: true)
-        }
-        logger.logLevel = level
+        let proxyHome = try ProxyHome.open(dataDir: options.dataDir, configPath: options.configPath, logLevel: options.logLevel)
+        dataDirLock = proxyHome.lock
+        logs = proxyHome.logs
+        let logger = proxyHome.logger
         self.logger = logger
-
-        if !fm.fileExists(atPath: options.configPath) {
-            try ConfigFile.writeAtomically(path: options.configPath, data: Data(DefaultConfig.text.utf8))
-            ConsoleSink.standardError.write("mcpproxy: no config found; wrote a commented default config to \(options.configPath)")
-        }
         let (store, config, warnings) = try ConfigStore.load(path: options.configPath, logger: logger)
         for w in warnings { logger.warning("\(options.configPath): \(w.path): \(w.message)") }
         configStore = store
@@ -119,16 +108,16 @@ public final class ProxyRuntime: Sendable {
         }
         let plugins = try makePlugins(config, logs)
 
-        instanceID = String(UUID().uuidString.lowercased().prefix(12)).replacingOccurrences(of: "-", with: "")
-        apiKey = try Self.loadAPIKey(dataDir: options.dataDir, logger: logger)
-
-        let runtimeDir = try Self.makeRuntimeDir(dataDir: options.dataDir, instanceID: instanceID)
+        apiKey = try proxyHome.apiKey()
+        let instance = try InstanceDirectory.make(dataDir: options.dataDir)
+        instanceID = instance.id
+        let runtimeDir = instance.path
         self.runtimeDir = runtimeDir
-        runtimeDirLock = Self.lockRuntimeDir(runtimeDir)
+        runtimeDirLock = instance.lock
         let group = MultiThreadedEventLoopGroup.singleton
         httpClient = HTTPClient(eventLoopGroup: group)
         let dataDir = options.dataDir
-        let instance = instanceID
+        let instanceID = self.instanceID
         let launcher = Self.sandboxLauncherPath()
         let home = ProcessSettings.current.home
         // Confined servers are kept off the proxy's own ports where the mechanism allows it, the
@@ -141,7 +130,7 @@ public final class ProxyRuntime: Sendable {
         var env = UpstreamEnvironment(
             group: group, httpClient: httpClient,
             launchContext: {
-                var c = LaunchContext(dataDir: dataDir, instanceID: instance, proxyPID: getpid(),
+                var c = LaunchContext(dataDir: dataDir, instanceID: instanceID, proxyPID: getpid(),
                                       hostEnvironment: ProcessSettings.current.environment, sandboxLauncher: launcher,
                                       runtimeDir: runtimeDir, homeDir: home,
                                       launchID: String(UUID().uuidString.lowercased().prefix(8)),
@@ -150,7 +139,7 @@ public final class ProxyRuntime: Sendable {
                 c.workspaceRoot = workspaceRoot
                 return c
             },
-            logs: logs, logger: logger, logLevel: level, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
+            logs: logs, logger: logger, logLevel: options.logLevel, maxMessageBytes: max(64 << 20, config.maxRequestBodyBytes),
             backends: plugins.backends)
         env.traces = traces
         let proxyMetrics = metrics
@@ -183,50 +172,11 @@ public final class ProxyRuntime: Sendable {
     /// Per-launch runtime files (cid files, env files, sandbox homes and temp dirs).
     public let runtimeDir: String
 
-    /// The runtime dir. As root, sandboxed servers drop to an unprivileged uid that must reach
-    /// their private dirs, and the data dir (0700, often under /root) is closed to it: use
-    /// /run/mcpproxy/<instance> (0711: traversable, not listable; files inside keep their own
-    /// modes). Otherwise a private dir in the data dir.
-    static func makeRuntimeDir(dataDir: String, instanceID: String) throws -> String {
-        let fm = FileManager.default
-        if getuid() == 0 {
-            for base in ["/run/mcpproxy", "/var/run/mcpproxy"] {
-                var st = stat()
-                if lstat(base, &st) != 0 { mkdir(base, 0o711) }
-                guard lstat(base, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0 else { continue }
-                chmod(base, 0o711)
-                let dir = base + "/" + instanceID
-                if mkdir(dir, 0o711) == 0 || errno == EEXIST { chmod(dir, 0o711); return dir }
-            }
-        }
-        let dir = (dataDir as NSString).appendingPathComponent("run")
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        return dir
-    }
-
     /// The `mcpproxy-sandbox` launcher next to this executable, if present.
     static func sandboxLauncherPath() -> String? {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let candidate = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mcpproxy-sandbox")
         return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-    }
-
-    /// The API key: MCPPROXY_API_KEY, else `<data>/api_key` (created 0600 on first run).
-    static func loadAPIKey(dataDir: String, logger: Logger) throws -> String {
-        if let k = ProcessSettings.current.apiKey { return k }
-        let path = (dataDir as NSString).appendingPathComponent("api_key")
-        if let d = FileManager.default.contents(atPath: path) {
-            let k = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if !k.isEmpty { return k }
-        }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = rng.next() }
-        let key = bytes.map { String(format: "%02x", $0) }.joined()
-        try ConfigFile.writeAtomically(path: path, data: Data((key + "\n").utf8))
-        chmod(path, 0o600)
-        logger.info("generated an API key in \(path)")
-        return key
     }
 
     /// Runs until SIGTERM/SIGINT (HTTP) or end of stdin (stdio).
