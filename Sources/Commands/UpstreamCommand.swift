@@ -182,23 +182,21 @@ struct UpstreamCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a server.")
         @OptionGroup var paths: PathOptions
         @Argument var name: String
-        func run() throws {
-            try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in
-                var e = e ?? [:]; e.removeValue(forKey: "disabled"); e["enabled"] = true; return e
-            }
-            print("enabled \(name)")
-        }
+        func run() throws { try UpstreamCommand.setEnabled(true, name: name, config: paths.resolvedConfig) }
     }
 
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a server.")
         @OptionGroup var paths: PathOptions
         @Argument var name: String
-        func run() throws {
-            try ConfigFile.updateServer(path: paths.resolvedConfig, name: name, create: false) { e in
-                var e = e ?? [:]; e.removeValue(forKey: "disabled"); e["enabled"] = false; return e
-            }
-            print("disabled \(name)")
+        func run() throws { try UpstreamCommand.setEnabled(false, name: name, config: paths.resolvedConfig) }
+    }
+
+    /// `enabled` in the server's config entry (the legacy `disabled` key removed).
+    static func setEnabled(_ enabled: Bool, name: String, config: String) throws {
+        try ConfigFile.updateServer(path: config, name: name, create: false) { e in
+            var e = e ?? [:]; e.removeValue(forKey: "disabled"); e["enabled"] = enabled; return e
         }
+        print("\(enabled ? "enabled" : "disabled") \(name)")
     }
 }
