@@ -74,7 +74,22 @@ public final class MCPHandler: Sendable {
         }
         // Upstream sessions are shared: the request goes to a session with a call in flight on
         // this server (with several, one of them).
-        let caller = callers.withLockedValue { $0[key]?.values.first(where: { $0.session != nil }) }
+        let caller = callers.withLockedValue { $0[key]?.values.first(where: { $0.session != nil || $0.interaction != nil }) }
+        let timeout = settings.withLockedValue { $0.callTimeout }
+        if let interaction = caller?.interaction {
+            // A sessionless client: the question goes back in an input_required result.
+            guard interaction.capabilities?[kind.rawValue] != nil else {
+                return refuse(ProxyError(.unsupported, "the calling client did not declare the \(kind.rawValue) capability"))
+            }
+            do {
+                let answer = try await interaction.ask(method: method, params: request.paramsBytes, timeout: timeout)
+                return answer.withUnsafeBufferPointer { JSONRPC.result(id: upstreamID ?? Array("null".utf8), rawResult: $0) }
+            } catch let e as ProxyError {
+                return refuse(e)
+            } catch {
+                return refuse(ProxyError(.unavailable, "the client's interactive request ended before it answered \(method)"))
+            }
+        }
         guard let caller, let session = caller.session else {
             return refuse(ProxyError(.unavailable, "no client has a call in flight on server \"\(server)\" to answer \(method)"))
         }
@@ -86,7 +101,6 @@ public final class MCPHandler: Sendable {
         var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.utf8) + Array(#","method":"#.utf8) + Array(JSONValue.quoted(method).utf8)
         if let p = request.paramsBytes { out += Array(#","params":"#.utf8) + Array(p) }
         out.append(UInt8(ascii: "}"))
-        let timeout = settings.withLockedValue { $0.callTimeout }
         do {
             let answer = try await session.requestClient(id: id, out, send: caller.notify, timeout: timeout)
             guard let reply = RawMessage(bytes: answer) else {
@@ -132,6 +146,7 @@ public final class MCPHandler: Sendable {
         var sessionKey: String?
         var notify: (@Sendable ([UInt8]) -> Void)?
         var session: MCPSession?
+        var interaction: Interaction?
     }
 
     /// Per server, the sessions with a request in flight there (with a count, one session may
@@ -141,6 +156,8 @@ public final class MCPHandler: Sendable {
         var count: Int
         var notify: @Sendable ([UInt8]) -> Void
         var session: MCPSession?
+        /// A sessionless client's interactive request (questions go back as input_required).
+        var interaction: Interaction?
     }
 
     /// Runs `work` with the current request's session registered as a caller of `server`.
@@ -148,7 +165,7 @@ public final class MCPHandler: Sendable {
         guard let ctx = Self.current, let key = ctx.sessionKey, let notify = ctx.notify else { return try await work() }
         callers.withLockedValue { c in
             let n = c[server]?[key]?.count ?? 0
-            c[server, default: [:]][key] = Caller(count: n + 1, notify: notify, session: ctx.session)
+            c[server, default: [:]][key] = Caller(count: n + 1, notify: notify, session: ctx.session, interaction: ctx.interaction)
         }
         defer {
             callers.withLockedValue { c in
@@ -169,6 +186,10 @@ public final class MCPHandler: Sendable {
         return !sinks.isEmpty
     }
     @TaskLocal static var current: RequestContext?
+    /// The interactive request (SEP-2322) whose call runs in this task, if any.
+    @TaskLocal static var interaction: Interaction?
+    /// Interactive requests of sessionless clients waiting for their retry.
+    let interactions = Interactions()
     /// Upstream progress tokens are the proxy's own (clients share upstream sessions, so their
     /// tokens could collide there).
     static let progressCounter = NIOLockedValueBox(0)
@@ -256,9 +277,12 @@ public final class MCPHandler: Sendable {
         do {
             if Self.forwardedMethods.contains(method) {
                 let toSession: (@Sendable ([UInt8]) -> Void)? = session.map { s in { @Sendable bytes in s.send(bytes) } }
+                let interaction = Self.interaction
+                let quiet: (@Sendable ([UInt8]) -> Void)? = interaction.map { _ in { @Sendable _ in } }
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
-                                         sessionKey: session?.id, notify: related ?? toSession,
-                                         session: session)
+                                         sessionKey: interaction.map { "interaction:\($0.state)" } ?? session?.id,
+                                         notify: related ?? toSession ?? quiet,
+                                         session: session, interaction: interaction)
                 let run: @Sendable () async throws -> [UInt8] = {
                     try await MCPHandler.$current.withValue(ctx) {
                         try await self.forwarded(method, id: id, body: body, env: env, identity: identity)
@@ -380,6 +404,13 @@ public final class MCPHandler: Sendable {
         guard let env = try? JSONRPCEnvelope.parse(body) else { return await handleOne(body, session: session, identity: identity, related: related) }
         guard env.kind == .request, let method = env.method else { return .accepted }
         if !checked, let rejection = Self.modernRejection(body, headers: nil) { return .response(rejection) }
+        if Self.interactiveMethods.contains(method), let id = env.id,
+           let outcome = await interactive(body, env, id: id, method: method, session: session, identity: identity, related: related) {
+            switch outcome {
+            case .response(let bytes): return .response(ModernProtocol.stampResult(bytes, method: method))
+            case let other: return other
+            }
+        }
         switch await handleOne(ModernProtocol.stripEnvelope(body), session: session, identity: identity, related: related) {
         case .response(let bytes): return .response(ModernProtocol.stampResult(bytes, method: method))
         case let other: return other

@@ -163,6 +163,11 @@ public enum ModernProtocol {
         return String(data: data, encoding: .utf8)
     }
 
+    /// The client's capabilities from a modern request's envelope (nil when absent or not JSON).
+    public static func clientCapabilities(_ body: [UInt8], _ env: JSONRPCEnvelope) -> JSONValue? {
+        metaMember(body, env, clientCapabilitiesKey).flatMap { try? JSONValue.parse(Data($0.utf8)) }
+    }
+
     /// The JSON text of `params._meta[key]` (nil when absent).
     static func metaMember(_ body: [UInt8], _ env: JSONRPCEnvelope, _ key: String) -> String? {
         body.withUnsafeBufferPointer { p in

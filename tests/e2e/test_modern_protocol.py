@@ -205,3 +205,129 @@ def test_agent_token_scope_applies_to_sessionless_requests(proxy):
                   {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "call_tool"}, token=token)
     assert other.status == 200, other
     assert other.json()["result"]["isError"] is True, other
+
+
+def _callbacks(seen: dict):
+    try:
+        import mcp.types as types
+    except ImportError:  # pragma: no cover
+        import mcp_types as types
+
+    async def sampling(context, params):
+        seen["sampling"] = params.messages[0].content.text
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
+                                         model="test-model", stop_reason="endTurn")
+
+    async def elicitation(context, params):
+        seen["elicitation"] = params.message
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async def roots(context):
+        seen["roots"] = True
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+    return dict(sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots)
+
+
+def test_sampling_elicitation_and_roots_reach_a_sessionless_client_as_input_required(proxy):
+    """SEP-2322: the SDK 2.3 client in 'auto' mode has no session to receive requests on. The
+    upstream's sampling, elicitation and roots requests (asked one after the other during one
+    tool call) come back as `input_required` results; the client's driver answers each and
+    retries with the requestState, and the upstream's call completes with the client's answers.
+    A server without the grant is still refused; a forged or foreign requestState is refused."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    def flow(name: str) -> dict:
+        return python_server(name, [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", name, "--flow-tools"])
+    p = proxy(make_config([flow("docs") | {"allow_client_requests": ["sampling", "elicitation", "roots"]}, flow("plain")]))
+    seen: dict = {}
+
+    async def body():
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as hc:
+            async with Client(streamable_http_client(p.mcp_url, http_client=hc), **_callbacks(seen)) as client:
+                assert client.protocol_version == MODERN
+                import anyio
+                for _ in range(100):
+                    found = await client.call_tool("retrieve_tools", {"query": "ask the client"})
+                    if "docs:ask_client" in [t["name"] for t in (found.structured_content or {}).get("tools", [])]:
+                        break
+                    await anyio.sleep(0.2)
+                allowed = await client.call_tool("call_tool", {"name": "docs:ask_client", "args": {"question": "6 x 7?"}})
+                refused = await client.call_tool("call_tool", {"name": "plain:sample_only", "args": {"question": "hi"}})
+                return allowed, refused
+    allowed, refused = run_async(body)
+    assert not allowed.is_error, _text(allowed)
+    assert _text(allowed) == "model: forty-two; confirmed: True; roots: file:///work/project", _text(allowed)
+    assert seen == {"sampling": "6 x 7?", "elicitation": "Proceed?", "roots": True}, seen
+    assert _text(refused).startswith("refused:") and "allow_client_requests" in _text(refused), _text(refused)
+
+    # The raw wire: the first answer is input_required with the upstream's request; a retry
+    # with another credential, another tool or a made-up state is refused; the owner's retry
+    # gets the next question.
+    caps = {"sampling": {}, "elicitation": {}, "roots": {}}
+
+    def post(params: dict, token: str, rid: int) -> dict:
+        body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {
+            **params, "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                                "io.modelcontextprotocol/clientCapabilities": caps}}}
+        name = params.get("name", "")
+        r = http("POST", p.mcp_url, json.dumps(body).encode(), {
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": name}, timeout=60)
+        assert r.status == 200, (r.status, r.text)
+        text = r.text
+        if text.lstrip().startswith("event:") or text.lstrip().startswith("data:"):
+            text = [l[5:] for l in text.splitlines() if l.startswith("data:")][-1]
+        return json.loads(text)
+
+    call = {"name": "call_tool", "arguments": {"name": "docs:ask_client", "args": {"question": "raw?"}}}
+    first = post(call, p.api_key, 1)["result"]
+    assert first["resultType"] == "input_required", first
+    [(key, question)] = list(first["inputRequests"].items())
+    assert question["method"] == "sampling/createMessage", question
+    assert question["params"]["messages"][0]["content"]["text"] == "raw?", question
+    state = first["requestState"]
+    assert len(state) > 40, state
+    answer = {"role": "assistant", "content": {"type": "text", "text": "raw answer"}, "model": "m"}
+    token = p.create_token("other-agent", "--intent", "write")
+    foreign = post({**call, "inputResponses": {key: answer}, "requestState": state}, token, 2)
+    assert foreign["error"]["code"] == -32602 and "requestState" in foreign["error"]["message"], foreign
+    other_tool = {"name": "call_tool", "arguments": {"name": "docs:reverse_text", "args": {"text": "x"}}}
+    mismatch = post({**other_tool, "inputResponses": {key: answer}, "requestState": state}, p.api_key, 3)
+    assert "error" in mismatch, mismatch
+    forged = post({**call, "inputResponses": {key: answer}, "requestState": "mcpx-" + "0" * 64}, p.api_key, 4)
+    assert "error" in forged, forged
+    second = post({**call, "inputResponses": {key: answer}, "requestState": state}, p.api_key, 5)["result"]
+    assert second["resultType"] == "input_required", second
+    assert [q["method"] for q in second["inputRequests"].values()] == ["elicitation/create"], second
+
+
+def test_input_required_over_the_stdio_front_end(tmp_path, binaries):
+    """The same multi round-trip through `serve --stdio` with the SDK 2.3 client in 'auto' mode."""
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    server = python_server("docs", [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", "docs", "--flow-tools"])
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(make_config([server | {"allow_client_requests": ["sampling", "elicitation", "roots"]}],
+                                          routing_mode="direct")))
+    params = StdioServerParameters(
+        command=str(bin_dir() / "mcpproxy"),
+        args=["serve", "--stdio", "--config", str(cfg), "--data-dir", str(tmp_path / "data")],
+        env={"HOME": str(tmp_path), "MCPPROXY_API_KEY": "stdio-test-key"})
+    seen: dict = {}
+
+    async def body():
+        async with Client(params, **_callbacks(seen)) as client:
+            assert client.protocol_version == MODERN
+            import anyio
+            for _ in range(100):
+                if "docs__ask_client" in [t.name for t in (await client.list_tools()).tools]:
+                    break
+                await anyio.sleep(0.2)
+            return await client.call_tool("docs__ask_client", {"question": "over stdio?"})
+    result = run_async(body)
+    assert not result.is_error, _text(result)
+    assert _text(result) == "model: forty-two; confirmed: True; roots: file:///work/project", _text(result)
+    assert seen == {"sampling": "over stdio?", "elicitation": "Proceed?", "roots": True}, seen
