@@ -147,9 +147,10 @@ public final class MCPSession: Sendable {
         let event = Self.sseEvent(message)
         for c in state.withLockedValue({ Array($0.streams.values) }) { c.yield(event) }
     }
-    /// One JSON-RPC message as a server-sent event: every SSE reply of the gateway is framed here.
+    /// One JSON-RPC message as a server-sent event: every SSE reply of the gateway is framed here
+    /// (one `data:` line: see `JSONLine`).
     static func sseEvent(_ message: [UInt8]) -> [UInt8] {
-        Array("event: message\ndata: ".utf8) + message + Array("\n\n".utf8)
+        Array("event: message\ndata: ".utf8) + JSONLine.flatten(message) + Array("\n\n".utf8)
     }
     func sendRaw(_ bytes: [UInt8], to id: UUID) { _ = state.withLockedValue { $0.streams[id] }?.yield(bytes) }
 }

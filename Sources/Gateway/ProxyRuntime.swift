@@ -526,7 +526,7 @@ final class StdioWriter: @unchecked Sendable {  // mutable state is guarded by `
             defer { cond.lock(); writing = false; cond.unlock(withValue: queue.isEmpty ? 0 : 1) }
             if lost > 0 { log.warning("the stdio client reads too slowly: dropped \(lost) notifications") }
             for message in batch {
-                var bytes = message
+                var bytes = JSONLine.flatten(message)  // one line per message: see JSONLine
                 bytes.append(0x0A)
                 var offset = 0
                 while offset < bytes.count {

@@ -112,16 +112,17 @@ public final class StdioProcess: UpstreamTransport, @unchecked Sendable {  // @u
         return StdioProcess(pid: pid, channel: channel, stderrChannel: stderrChannel, exitPromise: exitPromise)
     }
 
+    /// Writes `message` as one line (raw CR/LF in it become spaces: see `JSONLine`).
     public func send(_ message: [UInt8]) async throws {
         var buf = channel.allocator.buffer(capacity: message.count + 1)
-        buf.writeBytes(message)
+        buf.writeBytes(JSONLine.flatten(message))
         buf.writeInteger(UInt8(0x0A))
         try await channel.writeAndFlush(buf)
     }
 
     public func sendDetached(_ message: [UInt8], onFailure: @escaping @Sendable (Error) -> Void) {
         var buf = channel.allocator.buffer(capacity: message.count + 1)
-        buf.writeBytes(message)
+        buf.writeBytes(JSONLine.flatten(message))
         buf.writeInteger(UInt8(0x0A))
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenFailure(onFailure)

@@ -75,3 +75,19 @@ import Testing
         #expect(seen == [1, 2, 3])
     }
 }
+
+/// `JSONLine`: every framed message is one line.
+@Suite struct JSONLineTests {
+    @Test func rawLineBreaksBecomeSpacesAndNothingElseChanges() throws {
+        let injected = Array("{\"x\":\n{\"jsonrpc\":\"2.0\",\"id\":\"INJ\",\"method\":\"tools/call\"}\r\n}".utf8)
+        let flat = JSONLine.flatten(injected)
+        #expect(!flat.contains(0x0A) && !flat.contains(0x0D))
+        #expect(flat.count == injected.count)
+        // The value is the same JSON.
+        let a = try JSONSerialization.jsonObject(with: Data(injected)) as? NSDictionary
+        let b = try JSONSerialization.jsonObject(with: Data(flat)) as? NSDictionary
+        #expect(a == b)
+        let plain = Array(#"{"text":"a\nb"}"#.utf8)  // an escaped newline is two bytes, not a line break
+        #expect(JSONLine.flatten(plain) == plain)
+    }
+}

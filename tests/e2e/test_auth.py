@@ -454,3 +454,31 @@ def test_stdio_with_token_file_is_scoped(tmp_path, binaries):
     out = subprocess.run([str(bin_dir() / "mcpproxy"), "serve", "--stdio", "--config", str(cfg), "--data-dir", str(data),
                           "--token-file", str(bad)], env=env, input="", capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "token" in out.stderr.lower(), out
+
+
+def test_raw_line_breaks_in_a_clients_json_cannot_smuggle_a_message_upstream(proxy, tmp_path):
+    """JSON allows line breaks between tokens, and a stdio upstream reads one message per line.
+    A read-only token sends `echo` arguments whose JSON holds a raw line break and, on the next
+    line, a whole `tools/call` of `write_file` (a tool it may not call): the upstream must see one
+    message, the echo, and nothing is written. The same for a client's answer on the
+    2026-07-28 path goes through the same writer."""
+    p = proxy(make_config([fixture_server("fx")]))
+    token = p.create_token("reader", "--servers", "fx", "--intent", "read")
+    s = p.session(token=token)
+    wait_until(lambda: not s.call_tool("fx:echo", {"text": "warm"})["result"].get("isError"), 30, 0.2, "fx ready")
+    target = tmp_path / "smuggled.txt"
+    smuggled = json.dumps({"jsonrpc": "2.0", "id": "smuggled", "method": "tools/call",
+                           "params": {"name": "write_file", "arguments": {"path": str(target), "content": "pwned"}}})
+    for brk in ("\n", "\r\n", "\r"):
+        body = ('{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"call_tool","arguments":'
+                '{"name":"fx:echo","args":{"text":"still one message","x":' + brk + smuggled + brk + '}}}}').encode()
+        r = s.post(body)
+        assert r.status == 200, r
+        text = r.text
+        if "data:" in text:
+            text = [l[5:] for l in text.splitlines() if l.startswith("data:")][-1]
+        reply = json.loads(text)
+        assert reply.get("result", {}).get("isError") is not True, reply
+        assert result_text(reply["result"]) == "still one message", reply
+    time.sleep(0.5)
+    assert not target.exists(), "a message smuggled through a raw line break reached the upstream"
