@@ -98,6 +98,13 @@ let package = Package(
         // The test fixture server: one thread reading stdin in a loop over top-level globals, Swift 5
         // mode (it is never concurrent; Swift 6 would need every global wrapped for nothing).
         .executableTarget(name: "mcpproxy-fixture", swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The credential-check benchmark (docs/benchmarks.md, "Authentication"); not a test.
+        .executableTarget(name: "mcpproxy-bench-auth", dependencies: [
+            "Gateway", "MCPSecurity", "ProxyCore",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The sandbox escape-battery probe: an MCP stdio server whose tools try to break out.
         .executableTarget(name: "mcpproxy-probe",
                           linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"])]),

@@ -48,12 +48,16 @@ public struct RESTAPI: Sendable {
 
     /// Constant-time comparison of two strings' bytes.
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
-        for i in 0..<max(x.count, y.count) {
-            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0xFF)
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+                for i in 0..<max(x.count, y.count) {
+                    diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0xFF)
+                }
+                return diff == 0 && x.count == y.count
+            }
         }
-        return diff == 0 && x.count == y.count
     }
 
     /// The credential a REST request presents: `X-API-Key`, `Authorization: Bearer`, or

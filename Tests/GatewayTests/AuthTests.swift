@@ -266,6 +266,12 @@ struct AgentTokenTests {
         #expect(Authenticator.credential(Self.headers([("Authorization", "Basic abc")])) == nil)
         #expect(Authenticator.credential(Self.headers([("X-API-Key", "k")])) == "k")
         #expect(Authenticator.credential(Self.headers([("Authorization", "Bearer ")])) == nil)
+        #expect(Authenticator.credential(Self.headers([("Authorization", "BEARER abc")])) == "abc")
+        #expect(Authenticator.credential(Self.headers([("Authorization", "\tBearer \t a.b.c\t")])) == "a.b.c")
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Bearerabc")])) == nil)
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Bearer")])) == nil)
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Bearér abc")])) == nil)
+        #expect(Authenticator.credential(Self.headers([("Authorization", "Beare abc")])) == nil)
         #expect(Authenticator.credential(HTTPFields()) == nil)
     }
 

@@ -68,16 +68,26 @@ public final class Authenticator: Sendable {
     /// The credential of a request: `Authorization: Bearer X`, else `X-API-Key: X`. Never the
     /// query string (MCP authorization forbids tokens in URIs; they end up in logs).
     public static func credential(_ headers: HTTPFields) -> String? {
-        if let auth = headers[.authorization] {
-            let parts = auth.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let v = parts[1].trimmingCharacters(in: .whitespaces)
-                return v.isEmpty ? nil : v
-            }
-            return nil
-        }
+        if let auth = headers[.authorization] { return bearer(auth) }
         if let k = headers[apiKeyHeader], !k.isEmpty { return k }
         return nil
+    }
+
+    /// The token of `Bearer TOKEN` (the scheme in any case; spaces or tabs around and between),
+    /// nil for any other form. On UTF-8 bytes: this runs for every request, and Foundation's
+    /// trimming and case folding cost more than the rest of an agent token's check.
+    static func bearer(_ value: String) -> String? {
+        var v = Substring(value).utf8
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+        while let c = v.first, isSpace(c) { v = v.dropFirst() }
+        while let c = v.last, isSpace(c) { v = v.dropLast() }
+        let scheme = Array("bearer".utf8)
+        guard v.count > scheme.count else { return nil }
+        for (i, c) in v.prefix(scheme.count).enumerated() where c | 0x20 != scheme[i] { return nil }
+        var rest = v.dropFirst(scheme.count)
+        guard let c = rest.first, isSpace(c) else { return nil }
+        while let c = rest.first, isSpace(c) { rest = rest.dropFirst() }
+        return rest.isEmpty ? nil : String(Substring(rest))
     }
 
     /// Authenticates a request's headers for `/mcp`.
@@ -93,7 +103,9 @@ public final class Authenticator: Sendable {
     public func authenticate(credential: String, now: Double = Date().timeIntervalSince1970) async -> AuthResult {
         if RESTAPI.constantTimeEqual(credential, adminKey) { return .ok(.admin) }
         if credential.hasPrefix(AgentTokenIssuer.prefix) { return agentToken(credential, now: now) }
-        if let jwt, credential.utf8.count < 16_384, credential.split(separator: ".", omittingEmptySubsequences: false).count == 3 {
+        // Three dot-separated parts (counted on bytes: a Character split of a long token costs
+        // more than the cached check itself).
+        if let jwt, credential.utf8.count < 16_384, credential.utf8.lazy.filter({ $0 == UInt8(ascii: ".") }).count == 2 {
             return await jwtIdentity(credential, verifier: jwt, now: now)
         }
         return .invalid("unknown credential")
