@@ -445,6 +445,7 @@ public actor ServerManager {
 
     /// Stops every server (shutdown).
     public func stopAll() async {
+        shuttingDown = true
         await instances.shutdown()
         await withTaskGroup(of: Void.self) { group in
             for s in servers.values { group.addTask { await s.stop() } }
@@ -571,8 +572,12 @@ public actor ServerManager {
     }
 
     private func notifyListeners() {
+        // Servers stopping with the proxy change no client's tools: a list_changed sent while a
+        // client closes its end crashes some clients (the SDK 1.x stdio reader).
+        guard !shuttingDown else { return }
         for f in listeners.withLockedValue({ $0 }) { f() }
     }
+    private var shuttingDown = false
 
     public func setEnabled(_ name: String, _ enabled: Bool) async throws {
         try ConfigFile.updateServer(path: configPath, name: name, create: false) { entry in
