@@ -50,8 +50,10 @@ public enum FederatedName {
     /// Whether some expansion of the URI template `template` (RFC 6570) can be `uri`. Literal
     /// parts must match exactly and in order; each `{...}` expression may stand for any text,
     /// empty included. Broader than RFC 6570 (a simple `{x}` cannot expand to a `/`): it decides
-    /// which reads a held template refuses, so it errs towards refusing.
+    /// which reads a held template refuses, so it errs towards refusing: case is ignored too (an
+    /// upstream may treat `LOG://` as `log://`).
     public static func template(_ template: String, mayExpandTo uri: String) -> Bool {
+        let template = template.lowercased(), uri = uri.lowercased()
         var literals: [Substring] = []
         var rest = template[...]
         while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {

@@ -21,6 +21,8 @@ final class Interaction: Sendable {
         case input([(key: String, request: [UInt8])])
         /// The call ended with this response (the first request's id).
         case done(MCPHandler.Outcome)
+        /// Another retry of this request is already waiting: one at a time.
+        case busy
     }
 
     let state: String
@@ -34,6 +36,9 @@ final class Interaction: Sendable {
 
     private struct State {
         var asks: [String: CheckedContinuation<[UInt8], Error>] = [:]
+        /// Each pending question, to ask again when a retry does not answer it (its answer may
+        /// have been lost on the way).
+        var questions: [String: [UInt8]] = [:]
         var undelivered: [(key: String, request: [UInt8])] = []
         var outcome: MCPHandler.Outcome?
         var waiter: CheckedContinuation<Event, Never>?
@@ -76,6 +81,7 @@ final class Interaction: Sendable {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], Error>) in
                 let wake = s.withLockedValue { st -> (CheckedContinuation<Event, Never>, Event)? in
                     st.asks[key] = c
+                    st.questions[key] = request
                     st.undelivered.append((key, request))
                     guard let w = st.waiter else { return nil }
                     st.waiter = nil
@@ -89,18 +95,28 @@ final class Interaction: Sendable {
         }
     }
 
-    /// The client's answers from a retry (`inputResponses`: key → result object).
+    /// The client's answers from a retry (`inputResponses`: key → result object). An answer
+    /// that is not a JSON object is no answer; a question still open afterwards is asked again.
     func answer(_ responses: [String: [UInt8]]) {
-        for (key, bytes) in responses { settle(key, .success(bytes)) }
+        for (key, bytes) in responses where bytes.first(where: { !JSONSpan.isSpace($0) }) == UInt8(ascii: "{") {
+            settle(key, .success(bytes))
+        }
+        s.withLockedValue { st in
+            let waiting = Set(st.undelivered.map(\.key))
+            for (key, q) in st.questions.sorted(by: { $0.key < $1.key }) where !waiting.contains(key) {
+                st.undelivered.append((key, q))
+            }
+        }
     }
 
-    /// What the client is to be told next: waits for a question or the call's end. A client
-    /// that goes away while waiting (its request's stream closed) cancels the call, as on any
-    /// sessionless request; the wait then ends with the cancelled call.
+    /// What the client is to be told next: waits for a question or the call's end. If the
+    /// waiting task is cancelled (the stdio front end stopping), the call is cancelled and the
+    /// wait ends with it. (A closed HTTP connection does not cancel the handler yet.)
     func next() async -> Event {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Event, Never>) in
                 let now = s.withLockedValue { st -> Event? in
+                    if st.waiter != nil { return .busy }
                     if !st.undelivered.isEmpty {
                         defer { st.undelivered = [] }
                         return .input(st.undelivered)
@@ -123,7 +139,7 @@ final class Interaction: Sendable {
     /// cancelled.
     func cancel() {
         let (asks, task) = s.withLockedValue { st -> ([CheckedContinuation<[UInt8], Error>], Task<Void, Never>?) in
-            defer { st.asks = [:]; st.undelivered = [] }
+            defer { st.asks = [:]; st.questions = [:]; st.undelivered = [] }
             return (Array(st.asks.values), st.task)
         }
         for c in asks { c.resume(throwing: ProxyError(.cancelled, "the interactive request was abandoned by its client")) }
@@ -142,6 +158,7 @@ final class Interaction: Sendable {
     private func settle(_ key: String, _ r: Result<[UInt8], Error>) {
         let c = s.withLockedValue { st -> CheckedContinuation<[UInt8], Error>? in
             st.undelivered.removeAll { $0.key == key }
+            st.questions.removeValue(forKey: key)
             return st.asks.removeValue(forKey: key)
         }
         c?.resume(with: r)
@@ -152,10 +169,12 @@ final class Interaction: Sendable {
 /// its call ended and the result was collected, or when it expires.
 final class Interactions: Sendable {
     static let capacity = 4096
+    /// Per credential holder: one client cannot use up the table for everyone.
+    static let perIdentity = 64
     private let table = NIOLockedValueBox<[String: (interaction: Interaction, expires: Date)]>([:])
 
-    /// Registers `i`, unless the table is full (the call then runs as before: without
-    /// questions to the client).
+    /// Registers `i`, unless the table, or the caller's share of it, is full (the call then runs
+    /// as before: without questions to the client).
     func add(_ i: Interaction, ttl: Double) -> Bool {
         table.withLockedValue { t in
             let now = Date()
@@ -163,7 +182,8 @@ final class Interactions: Sendable {
             if t.count >= 64 {
                 for (k, v) in t where v.expires < now { v.interaction.cancel(); t.removeValue(forKey: k) }
             }
-            guard t.count < Self.capacity else { return false }
+            guard t.count < Self.capacity,
+                  t.values.lazy.filter({ $0.interaction.identity.key == i.identity.key }).count < Self.perIdentity else { return false }
             t[i.state] = (i, now.addingTimeInterval(ttl))
             return true
         }
@@ -244,6 +264,9 @@ extension MCPHandler {
             case .cancelled(let b): return .cancelled(Self.withID(b, id))
             case .accepted: return .accepted
             }
+        case .busy:
+            return .response(JSONRPC.error(id: id, ProxyError(.invalidArgument,
+                "another retry of this request is still waiting for it: send one retry at a time")))
         case .input(let questions):
             var out = Array(#"{"resultType":"input_required","inputRequests":{"#.utf8)
             for (i, q) in questions.enumerated() {

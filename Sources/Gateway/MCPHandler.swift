@@ -72,9 +72,16 @@ public final class MCPHandler: Sendable {
         if manager.catalog.refusals["\(server):*"] != nil {
             return refuse(ProxyError(.refused, "server \"\(server)\" is quarantined: nothing it sends reaches a client"))
         }
-        // Upstream sessions are shared: the request goes to a session with a call in flight on
-        // this server (with several, one of them).
-        let caller = callers.withLockedValue { $0[key]?.values.first(where: { $0.session != nil || $0.interaction != nil }) }
+        // Upstream sessions are shared, and an upstream's request does not say which call it
+        // belongs to: it may only go to a caller when every caller in flight on this server is
+        // the same credential holder. Otherwise one client could read, and answer, a question
+        // meant for another.
+        let candidates = callers.withLockedValue { ($0[key]?.values).map { Array($0) } ?? [] }
+            .filter { $0.session != nil || $0.interaction != nil }
+        if Set(candidates.map(\.identityKey)).count > 1 {
+            return refuse(ProxyError(.unavailable, "clients with different credentials have calls in flight on server \"\(server)\" (its upstream session is shared), so mcpproxy cannot tell whose call asks \(method) and asks none of them"))
+        }
+        let caller = candidates.first
         let timeout = settings.withLockedValue { $0.callTimeout }
         if let interaction = caller?.interaction {
             // A sessionless client: the question goes back in an input_required result.
@@ -147,6 +154,7 @@ public final class MCPHandler: Sendable {
         var notify: (@Sendable ([UInt8]) -> Void)?
         var session: MCPSession?
         var interaction: Interaction?
+        var identityKey: String = ""
     }
 
     /// Per server, the sessions with a request in flight there (with a count, one session may
@@ -158,6 +166,8 @@ public final class MCPHandler: Sendable {
         var session: MCPSession?
         /// A sessionless client's interactive request (questions go back as input_required).
         var interaction: Interaction?
+        /// Who is calling (`Identity.key`).
+        var identityKey: String
     }
 
     /// Runs `work` with the current request's session registered as a caller of `server`.
@@ -165,7 +175,8 @@ public final class MCPHandler: Sendable {
         guard let ctx = Self.current, let key = ctx.sessionKey, let notify = ctx.notify else { return try await work() }
         callers.withLockedValue { c in
             let n = c[server]?[key]?.count ?? 0
-            c[server, default: [:]][key] = Caller(count: n + 1, notify: notify, session: ctx.session, interaction: ctx.interaction)
+            c[server, default: [:]][key] = Caller(count: n + 1, notify: notify, session: ctx.session, interaction: ctx.interaction,
+                                                  identityKey: ctx.identityKey)
         }
         defer {
             callers.withLockedValue { c in
@@ -282,7 +293,7 @@ public final class MCPHandler: Sendable {
                 let ctx = RequestContext(progressToken: related == nil ? nil : Self.progressToken(body, env), related: related,
                                          sessionKey: interaction.map { "interaction:\($0.state)" } ?? session?.id,
                                          notify: related ?? toSession ?? quiet,
-                                         session: session, interaction: interaction)
+                                         session: session, interaction: interaction, identityKey: identity.key)
                 let run: @Sendable () async throws -> [UInt8] = {
                     try await MCPHandler.$current.withValue(ctx) {
                         try await self.forwarded(method, id: id, body: body, env: env, identity: identity)
@@ -398,7 +409,7 @@ public final class MCPHandler: Sendable {
     /// session would be, with the caller's identity of this request (no session over HTTP:
     /// `session` is nil; stdio passes its pipe's), and its result gets the fields the modern
     /// schema requires. The modern protocol has no client notifications: they are accepted and
-    /// dropped (cancellation is closing the request's stream).
+    /// dropped (in 2026-07-28 cancellation is closing the request's stream; not noticed here yet).
     public func handleModern(_ body: [UInt8], checked: Bool, session: MCPSession?, identity: Identity,
                              related: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
         guard let env = try? JSONRPCEnvelope.parse(body) else { return await handleOne(body, session: session, identity: identity, related: related) }

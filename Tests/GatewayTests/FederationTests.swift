@@ -39,6 +39,8 @@ struct FederationTests {
         ("ab{x}ba", "abba", true),
         ("notes://fixed", "notes://fixed", true),
         ("notes://fixed", "notes://fixed2", false),
+        ("log://{day}", "LOG://mon", true),
+        ("Log://{day}", "log://mon", true),
     ])
     func templateMatching(template: String, uri: String, matches: Bool) {
         #expect(FederatedName.template(template, mayExpandTo: uri) == matches)

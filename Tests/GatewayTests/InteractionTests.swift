@@ -32,6 +32,37 @@ import Testing
         #expect(text(MCPHandler.withID(bytes, Array("9".utf8))).contains(#""id":9"#))
     }
 
+    @Test func aQuestionLeftUnansweredByARetryIsAskedAgainAndOneRetryWaitsAtATime() async throws {
+        let i = Interaction(identity: Self.alice, method: "tools/call", target: "t", capabilities: nil)
+        let answered = AsyncStream<Void>.makeStream()
+        i.start {
+            let a = try? await i.ask(method: "roots/list", params: nil, timeout: 30)
+            answered.continuation.finish()
+            return .response(Array(#"{"jsonrpc":"2.0","id":1,"result":"#.utf8) + (a ?? Array("null".utf8)) + [UInt8(ascii: "}")])
+        }
+        guard case .input(let first) = await i.next(), let key = first.first?.key else { Issue.record("expected a question"); return }
+        // A retry whose answer is not an object (or was lost) gets the same question again.
+        i.answer([key: Array("5".utf8)])
+        guard case .input(let again) = await i.next() else { Issue.record("expected the question again"); return }
+        #expect(again.map(\.key) == [key])
+        // While one retry waits, a second one with the same state is turned away.
+        async let waiting = i.next()
+        try await Task.sleep(nanoseconds: 50_000_000)
+        guard case .busy = await i.next() else { Issue.record("expected busy"); return }
+        i.answer([key: Array(#"{"roots":[]}"#.utf8)])
+        for await _ in answered.stream {}
+        guard case .done = await waiting else { Issue.record("expected the end"); return }
+    }
+
+    @Test func oneIdentityCannotFillTheTable() {
+        let table = Interactions()
+        for _ in 0..<Interactions.perIdentity {
+            #expect(table.add(Interaction(identity: Self.alice, method: "tools/call", target: nil, capabilities: nil), ttl: 60))
+        }
+        #expect(!table.add(Interaction(identity: Self.alice, method: "tools/call", target: nil, capabilities: nil), ttl: 60))
+        #expect(table.add(Interaction(identity: Self.bob, method: "tools/call", target: nil, capabilities: nil), ttl: 60))
+    }
+
     @Test func anUnansweredQuestionTimesOutUpstream() async {
         let i = Interaction(identity: Self.alice, method: "tools/call", target: "t", capabilities: nil)
         await #expect(throws: ProxyError.self) {

@@ -331,3 +331,63 @@ def test_input_required_over_the_stdio_front_end(tmp_path, binaries):
     assert not result.is_error, _text(result)
     assert _text(result) == "model: forty-two; confirmed: True; roots: file:///work/project", _text(result)
     assert seen == {"sampling": "over stdio?", "elicitation": "Proceed?", "roots": True}, seen
+
+
+def test_a_question_is_never_put_to_another_credential_holder(proxy):
+    """Upstream sessions are shared and an upstream's request does not say which call asks it.
+    Token A parks an interactive call whose question it does not answer; token B, with a
+    session that declared sampling, then calls a tool on the same server that asks too: B's
+    question must not reach A (nor A's reach B), so it is refused upstream while another
+    credential holder has a call in flight there; A's pending question is still its own."""
+    def flow(name: str) -> dict:
+        return python_server(name, [str(SERVERS_DIR / "py_upstream.py"), "--transport", "stdio", "--name", name, "--flow-tools"])
+    p = proxy(make_config([flow("docs") | {"allow_client_requests": ["sampling", "elicitation", "roots"]}]))
+    # The flow tools carry no annotations, so MCP counts them as destructive.
+    a = p.create_token("agent-a", "--intent", "destructive")
+    b = p.create_token("agent-b", "--intent", "destructive")
+    caps = {"sampling": {}, "elicitation": {}, "roots": {}}
+    call = {"name": "call_tool", "arguments": {"name": "docs:ask_client", "args": {"question": "for A only"}}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        **call, "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": caps}}}
+    hdr = {"Authorization": f"Bearer {a}", "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+           "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "call_tool"}
+
+    def post(message: dict) -> dict:
+        r = http("POST", p.mcp_url, json.dumps(message).encode(), hdr, timeout=60)
+        assert r.status == 200, (r.status, r.text)
+        text = r.text
+        if "data:" in text:
+            text = [l[5:] for l in text.splitlines() if l.startswith("data:")][-1]
+        return json.loads(text)
+
+    def first():
+        res = post(body).get("result", {})
+        return res if res.get("resultType") == "input_required" else None
+    parked = wait_until(first, 30, 0.3, "A's interactive call to ask its question")
+    [(key, question)] = list(parked["inputRequests"].items())
+    assert question["params"]["messages"][0]["content"]["text"] == "for A only", question
+
+    seen: dict = {}
+    try:
+        import mcp.types as types
+    except ImportError:  # pragma: no cover
+        import mcp_types as types
+
+    async def sampling(context, params):
+        seen["b"] = params.messages[0].content.text
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="B's answer"), model="m")
+
+    async def as_b():
+        from e2e_support import mcp_client_session
+        async with mcp_client_session(p.mcp_url, token=b, sampling_callback=sampling) as s:
+            return await s.call_tool("call_tool", {"name": "docs:sample_only", "args": {"question": "for B only"}})
+    result = run_async(as_b)
+    text = _text(result)
+    assert text.startswith("refused:") and "different credentials" in text, text
+    assert "b" not in seen, seen
+    # A's retry still gets A's own question, and answering it completes A's call.
+    answer = {"role": "assistant", "content": {"type": "text", "text": "A's answer"}, "model": "m"}
+    retry = {**body, "id": 2, "params": {**body["params"], "inputResponses": {key: answer}, "requestState": parked["requestState"]}}
+    nxt = post(retry)["result"]
+    assert nxt["resultType"] == "input_required", nxt
+    assert [q["method"] for q in nxt["inputRequests"].values()] == ["elicitation/create"], nxt
