@@ -373,6 +373,30 @@ async def mcp_client_session(mcp_url: str, token: str | None = None, auth: Any =
                 yield session
 
 
+def client_callbacks(seen: dict) -> dict:
+    """SDK client callbacks for sampling ("forty-two"), elicitation (accept, ok) and roots
+    (file:///work/project) that record what they were asked in `seen`; as keyword arguments for
+    `ClientSession` or `Client` (SDK 1.x and 2.x)."""
+    try:
+        import mcp.types as types
+    except ImportError:  # pragma: no cover
+        import mcp_types as types
+
+    async def sampling(context, params):
+        seen["sampling"] = params.messages[0].content.text
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
+                                         model="test-model", stop_reason="endTurn")
+
+    async def elicitation(context, params):
+        seen["elicitation"] = params.message
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async def roots(context):
+        seen["roots"] = True
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+    return dict(sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots)
+
+
 def run_async(coro_factory: Callable[[], Any], timeout: float = 90) -> Any:
     """Runs an async test body with a hard bound on its duration."""
     async def bounded():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from e2e_support import (SERVERS_DIR, bin_dir, fixture_server, http, make_config, python_server, run_async,
+from e2e_support import (SERVERS_DIR, bin_dir, client_callbacks, fixture_server, http, make_config, python_server, run_async,
                          wait_until)
 
 MODERN = "2026-07-28"
@@ -207,27 +207,6 @@ def test_agent_token_scope_applies_to_sessionless_requests(proxy):
     assert other.json()["result"]["isError"] is True, other
 
 
-def _callbacks(seen: dict):
-    try:
-        import mcp.types as types
-    except ImportError:  # pragma: no cover
-        import mcp_types as types
-
-    async def sampling(context, params):
-        seen["sampling"] = params.messages[0].content.text
-        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
-                                         model="test-model", stop_reason="endTurn")
-
-    async def elicitation(context, params):
-        seen["elicitation"] = params.message
-        return types.ElicitResult(action="accept", content={"ok": True})
-
-    async def roots(context):
-        seen["roots"] = True
-        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
-    return dict(sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots)
-
-
 def test_sampling_elicitation_and_roots_reach_a_sessionless_client_as_input_required(proxy):
     """SEP-2322: the SDK 2.3 client in 'auto' mode has no session to receive requests on. The
     upstream's sampling, elicitation and roots requests (asked one after the other during one
@@ -245,7 +224,7 @@ def test_sampling_elicitation_and_roots_reach_a_sessionless_client_as_input_requ
 
     async def body():
         async with create_mcp_http_client(headers={"Authorization": f"Bearer {p.api_key}"}) as hc:
-            async with Client(streamable_http_client(p.mcp_url, http_client=hc), **_callbacks(seen)) as client:
+            async with Client(streamable_http_client(p.mcp_url, http_client=hc), **client_callbacks(seen)) as client:
                 assert client.protocol_version == MODERN
                 import anyio
                 for _ in range(100):
@@ -319,7 +298,7 @@ def test_input_required_over_the_stdio_front_end(tmp_path, binaries):
     seen: dict = {}
 
     async def body():
-        async with Client(params, **_callbacks(seen)) as client:
+        async with Client(params, **client_callbacks(seen)) as client:
             assert client.protocol_version == MODERN
             import anyio
             for _ in range(100):

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from e2e_support import SERVERS_DIR, bin_dir, make_config, mcp_client_session, python_server, run_async, wait_until
+from e2e_support import SERVERS_DIR, bin_dir, client_callbacks, make_config, mcp_client_session, python_server, run_async, wait_until
 
 
 def _py(name: str) -> dict:
@@ -205,31 +205,12 @@ def _sdk_client(p, **callbacks):
 
 
 def test_sampling_elicitation_and_roots_reach_the_calling_client_when_allowed(proxy):
-    try:
-        import mcp.types as types
-    except ImportError:  # pragma: no cover
-        import mcp_types as types
-    seen = {}
-
-    async def sampling(context, params):
-        seen["sampling"] = params.messages[0].content.text
-        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
-                                         model="test-model", stop_reason="endTurn")
-
-    async def elicitation(context, params):
-        seen["elicitation"] = params.message
-        return types.ElicitResult(action="accept", content={"ok": True})
-
-    async def roots(context):
-        seen["roots"] = True
-        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
-
+    seen: dict = {}
     p = proxy(make_config([_py("docs") | {"allow_client_requests": ["sampling", "elicitation", "roots"]},
                            _py("plain")]))
 
     async def body():
-        async with _sdk_client(p, sampling_callback=sampling, elicitation_callback=elicitation,
-                               list_roots_callback=roots) as s:
+        async with _sdk_client(p, **client_callbacks(seen)) as s:
             allowed = await s.call_tool("call_tool", {"name": "docs:ask_client", "args": {"question": "6 x 7?"}})
             refused = await s.call_tool("call_tool", {"name": "plain:sample_only", "args": {"question": "hi"}})
             return allowed, refused
