@@ -380,7 +380,16 @@ public struct HTTPGateway: Sendable {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let (events, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        // A comment every few seconds: a client that went away is noticed by the failed write
+        // (and its call cancelled upstream) even while the call sends nothing.
+        let keepalive = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: Self.streamKeepaliveSeconds * 1_000_000_000)
+                if !Task.isCancelled { sink.yield(Array(": keepalive\n\n".utf8)) }
+            }
+        }
         let work = Task {
+            defer { keepalive.cancel() }
             let outcome = await ServiceContext.$current.withValue(parent) {
                 await run({ sink.yield(MCPSession.sseEvent($0)) })
             }
@@ -401,6 +410,9 @@ public struct HTTPGateway: Sendable {
         }
         return Response(status: .ok, headers: headers, body: responseBody)
     }
+
+    /// Seconds between the keepalive comments of a streamed reply.
+    static let streamKeepaliveSeconds: UInt64 = 5
 
     /// Whether a body may carry `_meta.progressToken` (a byte search; the handler parses it).
     static func asksForProgress(_ body: [UInt8]) -> Bool {

@@ -84,6 +84,31 @@ def test_cancel_over_http_stops_the_upstream_call(proxy, tmp_path):
     assert "42" in json.dumps(reply), reply
 
 
+def test_a_client_that_goes_away_cancels_its_streamed_call(proxy, tmp_path):
+    """A POST answered as an event stream (the client accepts SSE and asked for progress) gets a
+    keepalive comment every few seconds, so a client that closes its connection is noticed even
+    while the call sends nothing, and the call is cancelled upstream."""
+    import socket
+    from urllib.parse import urlsplit
+    p = proxy(make_config([_py("docs")]))
+    marker = tmp_path / "gone-marker"
+    s = p.session()
+    wait_until(lambda: "42" in json.dumps(s.call_tool("docs:multiply", {"a": 6, "b": 7})), 30, 0.2, "docs ready")
+    body = json.dumps({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+        "name": "call_tool", "arguments": {"name": "docs:wait_for_cancel", "args": {"marker": str(marker)}},
+        "_meta": {"progressToken": "gone"}}}).encode()
+    u = urlsplit(p.mcp_url)
+    headers = {**s.headers("application/json, text/event-stream"), "Host": f"{u.hostname}:{u.port}",
+               "Content-Length": str(len(body))}
+    sock = socket.create_connection((u.hostname, u.port), timeout=10)
+    sock.sendall((f"POST {u.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200"), "the stream did not start"
+    time.sleep(1.5)  # the call is in flight upstream
+    sock.close()
+    wait_until(lambda: marker.exists() and marker.read_text() == "cancelled", 30, 0.2,
+               "the upstream to see the call of a departed client cancelled")
+
+
 class _StdioClient:
     """`mcpproxy serve --stdio` spoken in raw JSON lines: every message it writes is kept in
     `lines`; `answer` (optional) is called with each server-to-client request and returns the
