@@ -48,10 +48,7 @@ final class Interaction: Sendable {
     private let s = NIOLockedValueBox(State())
 
     init(identity: Identity, method: String, target: String?, capabilities: JSONValue?) {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = rng.next() }
-        self.state = "mcpx-" + bytes.map { String(format: "%02x", $0) }.joined()
+        self.state = "mcpx-" + ConsoleSessions.randomToken()
         self.identity = identity
         self.method = method
         self.target = target

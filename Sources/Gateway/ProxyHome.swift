@@ -50,10 +50,7 @@ struct ProxyHome {
             let k = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !k.isEmpty { return k }
         }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = rng.next() }
-        let key = bytes.map { String(format: "%02x", $0) }.joined()
+        let key = ConsoleSessions.randomToken()
         try ConfigFile.writeAtomically(path: path, data: Data((key + "\n").utf8))
         chmod(path, 0o600)
         logger.info("generated an API key in \(path)")

@@ -40,7 +40,8 @@ public final class ConsoleSessions: Sendable {
         self.now = now
     }
 
-    /// 256 random bits from the system's CSPRNG, as 64 hex characters.
+    /// 256 random bits from the system's CSPRNG, as 64 hex characters (also the admin API key
+    /// and the input-required states).
     static func randomToken() -> String {
         var rng = SystemRandomNumberGenerator()
         var out = ""
